@@ -1,0 +1,475 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - what umm's subsystems share and nobody outside sees.
+ *
+ * Names follow Linux's mm/ so that a reader who knows rmap.c, memory.c and
+ * page_alloc.c finds things where they expect them.
+ */
+#ifndef UMM_INTERNAL_H
+#define UMM_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <umm/umm.h>
+
+#include "list.h"
+#include "rbtree.h"
+
+#define PAGE_SHIFT	UMM_PAGE_SHIFT
+#define PAGE_SIZE	((uint64_t)UMM_PAGE_SIZE)
+#define PAGE_MASK	(~(PAGE_SIZE - 1))
+#define PAGE_ALIGN(x)	(((x) + PAGE_SIZE - 1) & PAGE_MASK)
+#define PAGE_ALIGNED(x)	(((x) & (PAGE_SIZE - 1)) == 0)
+
+#define likely(x)	__builtin_expect(!!(x), 1)
+#define unlikely(x)	__builtin_expect(!!(x), 0)
+#define READ_ONCE(x)	atomic_load_explicit(&(x), memory_order_relaxed)
+#define WRITE_ONCE(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
+#define min_t(t, a, b)	((t)(a) < (t)(b) ? (t)(a) : (t)(b))
+#define max_t(t, a, b)	((t)(a) > (t)(b) ? (t)(a) : (t)(b))
+
+#ifndef container_of
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+#endif
+
+/*
+ * VM_BUG_ON: an invariant the code relies on.  A violated one is a bug in
+ * umm, never bad input, so aborting (with a message) is right.
+ */
+void umm_bug(const char *file, int line, const char *expr) __attribute__((noreturn));
+#define VM_BUG_ON(cond) do { if (unlikely(cond)) umm_bug(__FILE__, __LINE__, #cond); } while (0)
+
+/* ------------------------------------------------------------------ */
+/* Locks                                                               */
+
+/* A test-and-test-and-set spinlock that yields when it has spun a while. */
+typedef struct { _Atomic int locked; } spinlock_t;
+void spin_lock_slow(spinlock_t *l);
+static inline void spin_lock_init(spinlock_t *l) { atomic_init(&l->locked, 0); }
+static inline void spin_lock(spinlock_t *l)
+{
+	if (likely(!atomic_exchange_explicit(&l->locked, 1, memory_order_acquire)))
+		return;
+	spin_lock_slow(l);
+}
+static inline bool spin_trylock(spinlock_t *l)
+{
+	return !atomic_load_explicit(&l->locked, memory_order_relaxed) &&
+	       !atomic_exchange_explicit(&l->locked, 1, memory_order_acquire);
+}
+static inline void spin_unlock(spinlock_t *l)
+{
+	atomic_store_explicit(&l->locked, 0, memory_order_release);
+}
+
+/* ------------------------------------------------------------------ */
+/* Physical memory: frames and their descriptors (phys.c)              */
+
+/* struct umm_page flags (a 32-bit word so the page lock can be a futex) */
+enum pageflags {
+	PG_locked	= 1u << 0,	/* page lock held */
+	PG_waiters	= 1u << 1,	/* someone sleeps on the page lock */
+	PG_reserved	= 1u << 2,	/* the zero frame: never freed */
+	PG_zeroed	= 1u << 3,	/* contents known to be zero (fresh host memory) */
+	PG_dirty	= 1u << 4,
+	PG_swapbacked	= 1u << 5,	/* anon or shmem: needs swap to be evicted */
+	PG_mlocked	= 1u << 6,
+	PG_lru		= 1u << 7,
+	PG_active	= 1u << 8,
+	PG_referenced	= 1u << 9,
+	PG_swapcache	= 1u << 10,
+	PG_writeback	= 1u << 11,
+	PG_buddy	= 1u << 12,	/* on a free list or a per-CPU cache */
+};
+
+/* page->mapping low bits, as Linux tags them */
+#define PAGE_MAPPING_ANON	0x1UL
+#define PAGE_MAPPING_MOVABLE	0x2UL
+#define PAGE_MAPPING_KSM	(PAGE_MAPPING_ANON | PAGE_MAPPING_MOVABLE)
+#define PAGE_MAPPING_FLAGS	(PAGE_MAPPING_ANON | PAGE_MAPPING_MOVABLE)
+
+/* The kernel's struct page: one per frame, indexed by pfn. */
+struct umm_page {
+	_Atomic uint32_t flags;
+	_Atomic int32_t _refcount;
+	_Atomic int32_t _mapcount;	/* -1: not mapped */
+	uint16_t node;
+	uint16_t machine;		/* index in the machine registry (memory.c) */
+	_Atomic uintptr_t mapping;	/* anon_vma | address_space | stable_node, tagged */
+	uint64_t index;			/* page offset within the mapping */
+	struct list_head lru;
+	uint64_t private;		/* swap entry while in the swap cache */
+};
+
+struct pcp {				/* a per-CPU cache of free frames */
+	spinlock_t lock;
+	unsigned int count;
+	uint32_t pfns[128];
+	_Atomic uint64_t events[16];	/* vm event counters, summed on read */
+} __attribute__((aligned(64)));
+
+enum vm_event {
+	PGFAULT, PGFAULT_ZERO, PGFAULT_ANON, PGFAULT_SHMEM, PGFAULT_COW, PGFAULT_REUSE,
+	PGALLOC, PGFREE, TLB_FLUSH, TLB_WAIT, NR_VM_EVENTS
+};
+
+/*
+ * A memory node: its frames [start_pfn, end_pfn) and two free lists.
+ * "warm" frames still have host memory behind them (a deque: allocation
+ * and frees at the head, trimming takes the coldest from the tail); "cold"
+ * frames had their host memory punched out and read as zero.
+ */
+struct umm_node {
+	pthread_mutex_t lock;
+	uint64_t start_pfn, end_pfn;
+	uint32_t *warm;			/* ring of pfns */
+	uint64_t warm_head, warm_count, cap;
+	uint32_t *cold;			/* stack of pfns */
+	uint64_t cold_count;
+	uint32_t trimming[1024];	/* frames being punched: free, on no list */
+	unsigned int nr_trimming;
+	uint64_t warm_high, warm_low;	/* trim above high, down to low */
+	uint64_t wmark_min, wmark_low, wmark_high;	/* for reclaim */
+	_Atomic uint64_t nr_free;
+};
+
+struct umm {
+	struct umm_config cfg;
+	int machine_id;			/* slot in the registry GUP'd pages find us by */
+	int memfd;
+	char *arena;			/* nr_frames * PAGE_SIZE, MAP_SHARED of memfd */
+	uint64_t nr_frames;
+	struct umm_page *pages;		/* descriptors, indexed by pfn */
+	struct umm_node nodes[64];
+	unsigned int nr_nodes;
+	struct pcp *pcps;
+	unsigned int nr_pcps;
+	bool prefault;
+
+	/* returning host memory of free frames, in the background */
+	pthread_t trim_thread;
+	bool trim_started, trim_stop;
+	pthread_mutex_t trim_lock;
+	pthread_cond_t trim_cond;
+	_Atomic uint64_t nr_returned;
+
+	pthread_mutex_t mm_lock;	/* protects mm_list, as_list */
+	struct list_head mm_list;
+	struct list_head as_list;	/* address_spaces (shmem objects, files) */
+	uint64_t nr_mms;
+
+	umm_log_fn log_fn;
+	void *log_ctx;
+	_Atomic long nr_pgtables;
+};
+
+#define ZERO_PFN 0
+
+static inline struct umm_page *pfn_to_page(struct umm *u, uint64_t pfn) { return &u->pages[pfn]; }
+static inline uint64_t page_to_pfn(struct umm *u, const struct umm_page *p) { return (uint64_t)(p - u->pages); }
+static inline void *page_address(struct umm *u, const struct umm_page *p)
+{
+	return u->arena + (page_to_pfn(u, p) << PAGE_SHIFT);
+}
+static inline int page_mapcount(struct umm_page *p) { return atomic_load(&p->_mapcount) + 1; }
+static inline int page_count(struct umm_page *p) { return atomic_load(&p->_refcount); }
+static inline bool PageAnon(struct umm_page *p) { return atomic_load_explicit(&p->mapping, memory_order_relaxed) & PAGE_MAPPING_ANON; }
+static inline bool PageKsm(struct umm_page *p)
+{
+	return (atomic_load_explicit(&p->mapping, memory_order_relaxed) & PAGE_MAPPING_FLAGS) == PAGE_MAPPING_KSM;
+}
+static inline bool PageReserved(struct umm_page *p) { return atomic_load_explicit(&p->flags, memory_order_relaxed) & PG_reserved; }
+static inline void SetPageFlag(struct umm_page *p, uint32_t f) { atomic_fetch_or(&p->flags, f); }
+static inline void ClearPageFlag(struct umm_page *p, uint32_t f) { atomic_fetch_and(&p->flags, ~f); }
+static inline bool TestPageFlag(struct umm_page *p, uint32_t f) { return atomic_load(&p->flags) & f; }
+
+static inline void get_page(struct umm_page *p) { atomic_fetch_add_explicit(&p->_refcount, 1, memory_order_relaxed); }
+void put_page(struct umm *u, struct umm_page *p);
+void free_unref_page(struct umm *u, struct umm_page *p);
+
+#define ALLOC_ZERO 0x1			/* the caller wants zeroed contents */
+struct umm_page *alloc_page(struct umm *u, int nid, unsigned int flags);
+unsigned int cpu_pcp_index(struct umm *u);
+static inline void count_vm_event(struct umm *u, enum vm_event e)
+{
+	atomic_fetch_add_explicit(&u->pcps[cpu_pcp_index(u)].events[e], 1, memory_order_relaxed);
+}
+uint64_t sum_vm_event(struct umm *u, enum vm_event e);
+int phys_init(struct umm *u);
+void phys_exit(struct umm *u);
+void phys_mark_free_frames(struct umm *u, uint8_t *is_free);
+uint64_t phys_nr_free(struct umm *u);
+uint64_t phys_nr_free_resident(struct umm *u);
+
+int machine_register(struct umm *u);
+void machine_unregister(struct umm *u);
+void umm_log(struct umm *u, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ */
+/* Page tables (pgtable.c)                                             */
+
+typedef uint64_t pte_t;
+
+/* PTE bits, x86-64 layout */
+#define _PAGE_PRESENT	(1ULL << 0)
+#define _PAGE_RW	(1ULL << 1)
+#define _PAGE_USER	(1ULL << 2)
+#define _PAGE_ACCESSED	(1ULL << 5)
+#define _PAGE_DIRTY	(1ULL << 6)
+#define _PAGE_PROTNONE	(1ULL << 8)	/* mapped, but no CPU access (PROT_NONE) */
+#define _PAGE_SPECIAL	(1ULL << 9)	/* no struct page behind it: the zero frame */
+#define _PAGE_SOFT_DIRTY (1ULL << 11)
+#define PTE_PFN_MASK	0x000ffffffffff000ULL
+
+static inline bool pte_none(pte_t p) { return p == 0; }
+static inline bool pte_present(pte_t p) { return p & (_PAGE_PRESENT | _PAGE_PROTNONE); }
+static inline bool pte_write(pte_t p) { return p & _PAGE_RW; }
+static inline bool pte_young(pte_t p) { return p & _PAGE_ACCESSED; }
+static inline bool pte_dirty(pte_t p) { return p & _PAGE_DIRTY; }
+static inline bool pte_special(pte_t p) { return p & _PAGE_SPECIAL; }
+static inline bool pte_protnone(pte_t p) { return (p & (_PAGE_PRESENT | _PAGE_PROTNONE)) == _PAGE_PROTNONE; }
+static inline uint64_t pte_pfn(pte_t p) { return (p & PTE_PFN_MASK) >> PAGE_SHIFT; }
+static inline pte_t pfn_pte(uint64_t pfn, pte_t prot) { return (pfn << PAGE_SHIFT) | prot; }
+
+#define PTRS_PER_TABLE	512
+#define PGDIR_SHIFT	39
+#define PUD_SHIFT	30
+#define PMD_SHIFT	21
+#define PMD_SIZE	(1ULL << PMD_SHIFT)
+#define PMD_MASK	(~(PMD_SIZE - 1))
+
+/*
+ * One page-table page.  Level 4 is the PGD, level 1 holds PTEs.  Upper
+ * levels store pointers to the next table (0 = none).  Each PTE table has
+ * its own lock (split PTL); upper levels are changed under
+ * mm->page_table_lock.
+ */
+struct pt_page {
+	_Atomic uint64_t e[PTRS_PER_TABLE];
+	spinlock_t ptl;
+	int level;
+};
+
+struct umm_mm;
+struct vm_area_struct;
+
+/* Walk to the PTE for @addr, allocating tables if @alloc.  NULL: none / -ENOMEM. */
+_Atomic pte_t *pte_offset(struct umm_mm *mm, uint64_t addr, bool alloc, struct pt_page **ptp);
+/* Lockless walk for CPU accesses: acquire loads only; call inside an access section. */
+static inline _Atomic pte_t *pte_offset_lockless(struct pt_page *pgd, uint64_t addr)
+{
+	struct pt_page *t = pgd;
+	int shift;
+
+	for (shift = PGDIR_SHIFT; shift > PAGE_SHIFT; shift -= 9) {
+		uintptr_t next = atomic_load_explicit(&t->e[(addr >> shift) & 511], memory_order_acquire);
+		if (!next)
+			return NULL;
+		t = (struct pt_page *)next;
+	}
+	return &t->e[(addr >> PAGE_SHIFT) & 511];
+}
+struct pt_page *pt_alloc(struct umm_mm *mm, int level);
+void pt_free(struct umm_mm *mm, struct pt_page *t);
+struct mmu_gather;
+void free_pgtables(struct mmu_gather *tlb, uint64_t floor, uint64_t ceiling, uint64_t start, uint64_t end);
+/* Call @fn for every present or swap PTE of [start, end) with its table's lock held. */
+typedef int (*pte_fn)(struct umm_mm *mm, uint64_t addr, _Atomic pte_t *ptep, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* TLB shootdown and the gather (tlb.c)                                */
+
+/*
+ * A thread that accesses address spaces is a "CPU".  It announces each
+ * access (an odd sequence number, the mm it is in) so that a PTE change can
+ * wait for the accesses that may still use the old PTE: see tlb.c.
+ */
+struct umm_cpu {
+	_Atomic uint64_t seq;			/* odd inside an access section */
+	_Atomic(struct umm_mm *) mm;
+	_Atomic int in_use;
+	int index;
+} __attribute__((aligned(128)));
+
+extern __thread struct umm_cpu *umm_this_cpu;
+struct umm_cpu *umm_cpu_register(void);
+static inline struct umm_cpu *this_cpu(void)
+{
+	struct umm_cpu *c = umm_this_cpu;
+	return likely(c) ? c : umm_cpu_register();
+}
+static inline void cpu_access_begin(struct umm_cpu *c, struct umm_mm *mm)
+{
+	atomic_store_explicit(&c->mm, mm, memory_order_release);
+	/* full barrier: the flusher's PTE store and our PTE load are ordered */
+	atomic_fetch_add_explicit(&c->seq, 1, memory_order_seq_cst);
+}
+static inline void cpu_access_end(struct umm_cpu *c)
+{
+	uint64_t s = atomic_load_explicit(&c->seq, memory_order_relaxed);
+	atomic_store_explicit(&c->seq, s + 1, memory_order_release);
+}
+void flush_tlb_mm(struct umm_mm *mm);
+
+#define MMU_GATHER_BATCH 512
+struct mmu_gather {
+	struct umm_mm *mm;
+	bool need_flush;
+	bool fullmm;
+	unsigned int nr_pages, nr_tables;
+	struct umm_page *pages[MMU_GATHER_BATCH];
+	struct pt_page *tables[64];
+};
+void tlb_gather_mmu(struct mmu_gather *tlb, struct umm_mm *mm, bool fullmm);
+void tlb_remove_page(struct mmu_gather *tlb, struct umm_page *page);
+void tlb_remove_table(struct mmu_gather *tlb, struct pt_page *t);
+void tlb_flush_mmu(struct mmu_gather *tlb);
+void tlb_finish_mmu(struct mmu_gather *tlb);
+
+/* ------------------------------------------------------------------ */
+/* Address spaces and VMAs (mmap.c)                                    */
+
+#define VM_READ		0x00000001UL
+#define VM_WRITE	0x00000002UL
+#define VM_EXEC		0x00000004UL
+#define VM_SHARED	0x00000008UL
+#define VM_MAYREAD	0x00000010UL
+#define VM_MAYWRITE	0x00000020UL
+#define VM_MAYEXEC	0x00000040UL
+#define VM_MAYSHARE	0x00000080UL
+#define VM_LOCKED	0x00002000UL
+#define VM_DONTCOPY	0x00020000UL
+#define VM_MERGEABLE	0x80000000UL
+#define VM_ACCESS_FLAGS	(VM_READ | VM_WRITE | VM_EXEC)
+
+enum { MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES, NR_MM_COUNTERS };
+
+struct address_space;
+struct anon_vma;
+
+struct vm_area_struct {
+	uint64_t vm_start, vm_end;
+	struct umm_mm *vm_mm;
+	unsigned long vm_flags;
+	uint64_t vm_pgoff;			/* in pages */
+	struct address_space *vm_shared;	/* shmem object or file; NULL: anonymous */
+	struct anon_vma *anon_vma;
+	struct list_head anon_vma_chain;	/* anon_vma_chain.same_vma */
+	struct rb_node vm_rb;
+};
+
+struct umm_mm {
+	struct umm *u;
+	struct pt_page *pgd;
+	pthread_rwlock_t mmap_lock;
+	spinlock_t page_table_lock;		/* upper page-table levels, anon_vma_prepare */
+	struct rb_root mm_rb;			/* VMAs by address */
+	unsigned long map_count;
+	uint64_t total_vm, locked_vm;		/* pages; under mmap_lock */
+	_Atomic long rss[NR_MM_COUNTERS];
+	_Atomic long nr_ptes;
+	_Atomic int mm_users;			/* address space users */
+	_Atomic int mm_count;			/* references to the struct */
+	uint64_t mmap_base;
+	bool dead;
+	struct list_head mmlist;		/* in umm->mm_list */
+	_Atomic(void *) notifier_subscriptions;	/* MMU notifiers (mmu_notifier.c) */
+};
+
+static inline void add_mm_counter(struct umm_mm *mm, int member, long v)
+{
+	atomic_fetch_add_explicit(&mm->rss[member], v, memory_order_relaxed);
+}
+static inline uint64_t vma_pages(const struct vm_area_struct *v) { return (v->vm_end - v->vm_start) >> PAGE_SHIFT; }
+static inline uint64_t linear_page_index(const struct vm_area_struct *v, uint64_t addr)
+{
+	return ((addr - v->vm_start) >> PAGE_SHIFT) + v->vm_pgoff;
+}
+static inline bool vma_is_anonymous(const struct vm_area_struct *v) { return !v->vm_shared; }
+static inline int mm_counter_of(const struct vm_area_struct *v) { return v->vm_shared ? MM_SHMEMPAGES : MM_ANONPAGES; }
+
+struct vm_area_struct *find_vma(struct umm_mm *mm, uint64_t addr);
+void mmgrab(struct umm_mm *mm);
+void mmdrop(struct umm_mm *mm);
+
+/* ------------------------------------------------------------------ */
+/* Faults and zap (memory.c)                                           */
+
+#define FAULT_FLAG_WRITE 0x1
+int handle_mm_fault(struct vm_area_struct *vma, uint64_t addr, unsigned int flags);
+void unmap_vmas(struct mmu_gather *tlb, struct vm_area_struct *vma, uint64_t start, uint64_t end);
+int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src);
+void change_protection(struct vm_area_struct *vma, uint64_t start, uint64_t end, unsigned long newflags);
+int move_page_tables(struct vm_area_struct *vma, uint64_t old_addr, struct vm_area_struct *new_vma,
+		     uint64_t new_addr, uint64_t len);
+int populate_vma_range(struct umm_mm *mm, uint64_t start, uint64_t end);
+struct umm_page *vm_normal_page(struct umm *u, pte_t pte);
+
+/* ------------------------------------------------------------------ */
+/* Reverse mapping (rmap.c)                                            */
+
+struct anon_vma {
+	struct anon_vma *root;
+	struct anon_vma *parent;
+	_Atomic int refcount;
+	pthread_rwlock_t rwsem;			/* the root's serialises the tree */
+};
+
+int anon_vma_prepare(struct vm_area_struct *vma);
+int anon_vma_fork(struct vm_area_struct *vma, struct vm_area_struct *pvma);
+void anon_vma_clone_ref(struct vm_area_struct *dst, struct vm_area_struct *src);
+void unlink_anon_vmas(struct vm_area_struct *vma);
+void page_add_new_anon_rmap(struct umm_page *page, struct vm_area_struct *vma, uint64_t addr);
+void page_add_file_rmap(struct umm_page *page, struct vm_area_struct *vma);
+void page_dup_rmap(struct umm_page *page);
+void page_remove_rmap(struct umm_page *page, struct vm_area_struct *vma);
+
+/* ------------------------------------------------------------------ */
+/* Page cache (filemap.c): shared anonymous memory now, real files later */
+
+struct radix_node;
+struct radix_root {
+	struct radix_node *node;
+	unsigned int height;
+};
+void *radix_lookup(struct radix_root *r, uint64_t index);
+int radix_insert(struct radix_root *r, uint64_t index, void *item);
+void *radix_delete(struct radix_root *r, uint64_t index);
+typedef void (*radix_fn)(uint64_t index, void *item, void *arg);
+void radix_for_each(struct radix_root *r, radix_fn fn, void *arg);
+void radix_free(struct radix_root *r);
+
+struct address_space {
+	struct umm *u;
+	_Atomic int refcount;
+	pthread_mutex_t i_pages_lock;
+	struct radix_root i_pages;
+	uint64_t nrpages;
+	struct list_head as_list;		/* in umm->as_list */
+};
+
+struct address_space *shmem_create(struct umm *u);
+void mapping_get(struct address_space *as);
+void mapping_put(struct address_space *as);
+/* Find or create the page at @index; returns it with a reference. */
+int shmem_get_page(struct address_space *as, uint64_t index, struct umm_page **pagep);
+
+/* ------------------------------------------------------------------ */
+/* MMU notifiers (mmu_notifier.c): the one-pointer test on every path  */
+
+static inline bool mm_has_notifiers(struct umm_mm *mm)
+{
+	return unlikely(atomic_load_explicit(&mm->notifier_subscriptions,
+					     memory_order_relaxed) != NULL);
+}
+
+#endif /* UMM_INTERNAL_H */

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: MIT
+/*
+ * notyet.c - entry points of the API contract whose subsystems are not
+ * built yet (MMU notifiers, KSM, reclaim/swap/migration, file mappings).
+ * They exist so that programs written against the whole contract link;
+ * each returns -ENOSYS (or does nothing, for void functions) until its
+ * subsystem lands and replaces it here.
+ */
+#include "internal.h"
+
+int umm_file_open(struct umm *u, const char *path, int open_flags, struct umm_file **out)
+{
+	return -ENOSYS;
+}
+void umm_file_put(struct umm_file *f) { }
+int umm_msync(struct umm_mm *mm, uint64_t addr, uint64_t len, int flags) { return -ENOSYS; }
+
+int umm_mmu_notifier_register(struct umm_mmu_notifier *sub, struct umm_mm *mm) { return -ENOSYS; }
+void umm_mmu_notifier_unregister(struct umm_mmu_notifier *sub, struct umm_mm *mm) { }
+int umm_mmu_notifier_get(const struct umm_mmu_notifier_ops *ops, struct umm_mm *mm,
+			 struct umm_mmu_notifier **out)
+{
+	return -ENOSYS;
+}
+void umm_mmu_notifier_put(struct umm_mmu_notifier *sub) { }
+void umm_mmu_notifier_synchronize(struct umm *u) { }
+int umm_mmu_interval_notifier_insert(struct umm_mmu_interval_notifier *sub, struct umm_mm *mm,
+				     uint64_t start, uint64_t length,
+				     const struct umm_mmu_interval_notifier_ops *ops)
+{
+	return -ENOSYS;
+}
+void umm_mmu_interval_notifier_remove(struct umm_mmu_interval_notifier *sub) { }
+unsigned long umm_mmu_interval_read_begin(struct umm_mmu_interval_notifier *sub) { return 0; }
+bool umm_mmu_interval_read_retry(struct umm_mmu_interval_notifier *sub, unsigned long seq) { return true; }
+bool umm_mmu_interval_check_retry(struct umm_mmu_interval_notifier *sub, unsigned long seq) { return true; }
+void umm_mmu_interval_set_seq(struct umm_mmu_interval_notifier *sub, unsigned long seq) { }
+
+int umm_ksm_get_params(struct umm *u, struct umm_ksm_params *p) { return -ENOSYS; }
+int umm_ksm_set_params(struct umm *u, const struct umm_ksm_params *p) { return -ENOSYS; }
+int umm_ksm_set_run(struct umm *u, int run) { return -ENOSYS; }
+int umm_ksm_scan(struct umm *u, unsigned long nr_pages) { return -ENOSYS; }
+void umm_ksm_get_stats(struct umm *u, struct umm_ksm_stats *s)
+{
+	if (s)
+		memset(s, 0, sizeof(*s));
+}
+int umm_mm_set_merge_any(struct umm_mm *mm, bool on) { return -ENOSYS; }
+void umm_mm_get_ksm_stat(struct umm_mm *mm, struct umm_mm_ksm_stat *st)
+{
+	if (st)
+		memset(st, 0, sizeof(*st));
+}
+
+int umm_reclaim(struct umm *u, unsigned long nr_pages, unsigned long *nr_reclaimed) { return -ENOSYS; }
+int umm_move_pages(struct umm_mm *mm, unsigned long count, const uint64_t *addrs,
+		   const int *nodes, int *status)
+{
+	return -ENOSYS;
+}

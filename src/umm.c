@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: MIT
+/*
+ * umm.c - the machine: create, destroy, figures, and the checks of
+ * DESIGN.md's counting invariants (umm_validate, umm_leak_check).
+ */
+#include <stdio.h>
+
+#include "internal.h"
+
+void umm_bug(const char *file, int line, const char *expr)
+{
+	fprintf(stderr, "umm: BUG at %s:%d: %s\n", file, line, expr);
+	abort();
+}
+
+void umm_log(struct umm *u, int level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (!u->log_fn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	u->log_fn(u->log_ctx, level, msg);
+}
+
+void umm_set_log(struct umm *u, umm_log_fn fn, void *ctx)
+{
+	if (!u)
+		return;
+	u->log_fn = fn;
+	u->log_ctx = ctx;
+}
+
+void umm_config_init(struct umm_config *cfg)
+{
+	if (!cfg)
+		return;
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->phys_bytes = 256ULL << 20;
+	cfg->nr_nodes = 1;
+}
+
+#define UMM_CONFIG_KNOWN (UMM_CONFIG_SHAREABLE | UMM_CONFIG_NOTIFIER_CHECKER | UMM_CONFIG_PREFAULT)
+#define MIN_FRAMES_PER_NODE 16
+
+int umm_create(const struct umm_config *cfg, struct umm **out)
+{
+	struct umm_config def;
+	struct umm *u;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	if (!cfg) {
+		umm_config_init(&def);
+		cfg = &def;
+	}
+	if ((cfg->flags & ~UMM_CONFIG_KNOWN) || !cfg->nr_nodes || cfg->nr_nodes > 64)
+		return -EINVAL;
+	if ((cfg->phys_bytes >> PAGE_SHIFT) < 1 + (uint64_t)MIN_FRAMES_PER_NODE * cfg->nr_nodes ||
+	    (cfg->phys_bytes >> PAGE_SHIFT) > UINT32_MAX)
+		return -EINVAL;
+	if (cfg->swap_path || cfg->swap_bytes)
+		return -ENOSYS;		/* swap arrives with reclaim */
+
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	u->cfg = *cfg;
+	u->cfg.phys_bytes &= PAGE_MASK;
+	u->cfg.swap_path = NULL;
+	u->prefault = cfg->flags & UMM_CONFIG_PREFAULT;
+	pthread_mutex_init(&u->mm_lock, NULL);
+	INIT_LIST_HEAD(&u->mm_list);
+	INIT_LIST_HEAD(&u->as_list);
+	u->machine_id = machine_register(u);
+	if (u->machine_id < 0) {
+		err = u->machine_id;
+		goto out_free;
+	}
+	err = phys_init(u);
+	if (err)
+		goto out_unregister;
+	*out = u;
+	return 0;
+
+out_unregister:
+	machine_unregister(u);
+out_free:
+	pthread_mutex_destroy(&u->mm_lock);
+	free(u);
+	return err;
+}
+
+static void log_leak(void *ctx, uint64_t pfn, int refcount, int mapcount, unsigned long flags)
+{
+	struct umm *u = ctx;
+
+	umm_log(u, UMM_LOG_ERR, "leaked frame: pfn %llu refcount %d mapcount %d flags %#lx",
+		(unsigned long long)pfn, refcount, mapcount, flags);
+}
+
+void umm_destroy(struct umm *u)
+{
+	long leaked;
+
+	if (!u)
+		return;
+	/* exit whatever the user left alive */
+	for (;;) {
+		struct umm_mm *mm = NULL;
+
+		pthread_mutex_lock(&u->mm_lock);
+		if (!list_empty(&u->mm_list))
+			mm = list_first_entry(&u->mm_list, struct umm_mm, mmlist);
+		pthread_mutex_unlock(&u->mm_lock);
+		if (!mm)
+			break;
+		atomic_store(&mm->mm_users, 1);
+		umm_mm_exit(mm);
+	}
+	leaked = umm_leak_check(u, log_leak, u);
+	if (leaked)
+		umm_log(u, UMM_LOG_ERR, "%ld frames leaked at destroy", leaked);
+	/* shmem objects can only outlive their mappings through a leak */
+	while (!list_empty(&u->as_list)) {
+		struct address_space *as = list_first_entry(&u->as_list, struct address_space, as_list);
+
+		atomic_store(&as->refcount, 1);
+		mapping_put(as);
+	}
+	phys_exit(u);
+	machine_unregister(u);
+	pthread_mutex_destroy(&u->mm_lock);
+	free(u);
+}
+
+void umm_get_stat(struct umm *u, struct umm_stat *st)
+{
+	if (!u || !st)
+		return;
+	memset(st, 0, sizeof(*st));
+	st->nr_frames = u->nr_frames;
+	st->nr_free = phys_nr_free(u);
+	st->nr_free_resident = phys_nr_free_resident(u);
+	st->nr_returned = atomic_load(&u->nr_returned);
+	pthread_mutex_lock(&u->mm_lock);
+	st->nr_mms = u->nr_mms;
+	pthread_mutex_unlock(&u->mm_lock);
+	st->nr_pgtables = (uint64_t)atomic_load(&u->nr_pgtables);
+	st->nr_tlb_flushes = sum_vm_event(u, TLB_FLUSH);
+	st->nr_tlb_waits = sum_vm_event(u, TLB_WAIT);
+	st->pgfault = sum_vm_event(u, PGFAULT);
+	st->pgfault_zero = sum_vm_event(u, PGFAULT_ZERO);
+	st->pgfault_anon = sum_vm_event(u, PGFAULT_ANON);
+	st->pgfault_shmem = sum_vm_event(u, PGFAULT_SHMEM);
+	st->pgfault_cow = sum_vm_event(u, PGFAULT_COW);
+	st->pgfault_reuse = sum_vm_event(u, PGFAULT_REUSE);
+	st->pgalloc = sum_vm_event(u, PGALLOC);
+	st->pgfree = sum_vm_event(u, PGFREE);
+}
+
+/* ---- invariant checks ---- */
+
+struct census {
+	struct umm *u;
+	int32_t *maps;		/* PTEs mapping each frame */
+	int32_t *cache;		/* page-cache references to each frame */
+	char *msg;
+	size_t msglen;
+	int err;
+};
+
+static void census_fail(struct census *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void census_fail(struct census *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->err)
+		return;
+	c->err = -EUCLEAN;
+	if (c->msg && c->msglen) {
+		va_start(ap, fmt);
+		vsnprintf(c->msg, c->msglen, fmt, ap);
+		va_end(ap);
+	}
+}
+
+/* Walk @t (level @level, covering from @base), counting mapped frames. */
+static void census_walk(struct census *c, struct umm_mm *mm, struct pt_page *t, int level,
+			uint64_t base, long *rss, long *tables)
+{
+	(*tables)++;
+	for (unsigned int i = 0; i < PTRS_PER_TABLE; i++) {
+		uint64_t addr = base + ((uint64_t)i << (PAGE_SHIFT + 9 * (level - 1)));
+		uint64_t e = atomic_load(&t->e[i]);
+		struct vm_area_struct *vma;
+
+		if (!e)
+			continue;
+		if (level > 1) {
+			census_walk(c, mm, (struct pt_page *)e, level - 1, addr, rss, tables);
+			continue;
+		}
+		vma = find_vma(mm, addr);
+		if (!vma || vma->vm_start > addr) {
+			census_fail(c, "mm %p: PTE %#llx at %#llx outside any VMA", (void *)mm,
+				    (unsigned long long)e, (unsigned long long)addr);
+			continue;
+		}
+		if (!pte_present(e))
+			continue;
+		if (pte_pfn(e) >= c->u->nr_frames) {
+			census_fail(c, "mm %p: PTE %#llx at %#llx: pfn out of range", (void *)mm,
+				    (unsigned long long)e, (unsigned long long)addr);
+			continue;
+		}
+		if (pte_special(e)) {
+			if (pte_pfn(e) != ZERO_PFN || pte_write(e))
+				census_fail(c, "mm %p: bad special PTE %#llx at %#llx", (void *)mm,
+					    (unsigned long long)e, (unsigned long long)addr);
+			continue;
+		}
+		if (pte_pfn(e) == ZERO_PFN) {
+			census_fail(c, "mm %p: zero frame mapped as a normal page at %#llx", (void *)mm,
+				    (unsigned long long)addr);
+			continue;
+		}
+		if (pte_write(e) && !(vma->vm_flags & VM_WRITE))
+			census_fail(c, "mm %p: writable PTE at %#llx in a read-only VMA", (void *)mm,
+				    (unsigned long long)addr);
+		c->maps[pte_pfn(e)]++;
+		rss[mm_counter_of(vma)]++;
+	}
+}
+
+static void census_cache(uint64_t index, void *item, void *arg)
+{
+	struct census *c = arg;
+
+	c->cache[page_to_pfn(c->u, item)]++;
+}
+
+int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
+{
+	struct census c = { .u = u, .msg = msg, .msglen = msglen };
+	uint8_t *is_free;
+	struct umm_mm *mm;
+	struct address_space *as;
+	uint64_t nr_free = 0;
+
+	if (!u || (flags & ~UMM_VALIDATE_EXACT))
+		return -EINVAL;
+	if (msg && msglen)
+		msg[0] = 0;
+	c.maps = calloc(u->nr_frames, sizeof(int32_t));
+	c.cache = calloc(u->nr_frames, sizeof(int32_t));
+	is_free = calloc(u->nr_frames, 1);
+	if (!c.maps || !c.cache || !is_free) {
+		free(c.maps);
+		free(c.cache);
+		free(is_free);
+		return -ENOMEM;
+	}
+
+	pthread_mutex_lock(&u->mm_lock);
+	list_for_each_entry(mm, &u->mm_list, mmlist) {
+		long rss[NR_MM_COUNTERS] = { 0 }, tables = 0;
+		uint64_t total = 0;
+
+		pthread_rwlock_rdlock(&mm->mmap_lock);
+		for (struct rb_node *n = rb_first(&mm->mm_rb); n; n = rb_next(n)) {
+			struct vm_area_struct *v = rb_entry(n, struct vm_area_struct, vm_rb);
+			struct rb_node *nx = rb_next(n);
+
+			total += vma_pages(v);
+			if (v->vm_start >= v->vm_end || !PAGE_ALIGNED(v->vm_start | v->vm_end))
+				census_fail(&c, "mm %p: bad VMA [%#llx, %#llx)", (void *)mm,
+					    (unsigned long long)v->vm_start, (unsigned long long)v->vm_end);
+			if (nx && rb_entry(nx, struct vm_area_struct, vm_rb)->vm_start < v->vm_end)
+				census_fail(&c, "mm %p: VMAs overlap at %#llx", (void *)mm,
+					    (unsigned long long)v->vm_start);
+		}
+		if (total != mm->total_vm)
+			census_fail(&c, "mm %p: total_vm %llu, VMAs cover %llu pages", (void *)mm,
+				    (unsigned long long)mm->total_vm, (unsigned long long)total);
+		census_walk(&c, mm, mm->pgd, 4, 0, rss, &tables);
+		for (int i = 0; i < NR_MM_COUNTERS; i++)
+			if (rss[i] != atomic_load(&mm->rss[i]))
+				census_fail(&c, "mm %p: rss counter %d is %ld, page tables hold %ld",
+					    (void *)mm, i, atomic_load(&mm->rss[i]), rss[i]);
+		if (tables != atomic_load(&mm->nr_ptes))
+			census_fail(&c, "mm %p: %ld page-table pages counted, %ld reachable", (void *)mm,
+				    atomic_load(&mm->nr_ptes), tables);
+		pthread_rwlock_unlock(&mm->mmap_lock);
+	}
+	list_for_each_entry(as, &u->as_list, as_list) {
+		pthread_mutex_lock(&as->i_pages_lock);
+		radix_for_each(&as->i_pages, census_cache, &c);
+		pthread_mutex_unlock(&as->i_pages_lock);
+	}
+	pthread_mutex_unlock(&u->mm_lock);
+
+	phys_mark_free_frames(u, is_free);
+	for (uint64_t pfn = 1; pfn < u->nr_frames; pfn++) {
+		struct umm_page *p = pfn_to_page(u, pfn);
+		int ref = page_count(p), maps = page_mapcount(p);
+		int want = c.maps[pfn] + c.cache[pfn];
+
+		if (is_free[pfn]) {
+			nr_free++;
+			if (is_free[pfn] > 1 || ref || maps || !TestPageFlag(p, PG_buddy))
+				census_fail(&c, "pfn %llu: free (%d times) but refcount %d mapcount %d",
+					    (unsigned long long)pfn, is_free[pfn], ref, maps);
+			continue;
+		}
+		if (maps != c.maps[pfn])
+			census_fail(&c, "pfn %llu: mapcount %d, but %d PTEs map it",
+				    (unsigned long long)pfn, maps, c.maps[pfn]);
+		if (ref < want || (ref > want && (flags & UMM_VALIDATE_EXACT)) || (!ref && !want))
+			census_fail(&c, "pfn %llu: refcount %d, expected %s%d (%d PTEs, %d cache)",
+				    (unsigned long long)pfn, ref, flags & UMM_VALIDATE_EXACT ? "" : ">= ",
+				    want, c.maps[pfn], c.cache[pfn]);
+	}
+	if (nr_free != phys_nr_free(u))
+		census_fail(&c, "free lists hold %llu frames, counters say %llu",
+			    (unsigned long long)nr_free, (unsigned long long)phys_nr_free(u));
+	free(c.maps);
+	free(c.cache);
+	free(is_free);
+	return c.err;
+}
+
+long umm_leak_check(struct umm *u, umm_leak_fn cb, void *ctx)
+{
+	uint8_t *is_free;
+	int32_t *held;
+	struct address_space *as;
+	struct census c = { .u = u };
+	long leaked = 0;
+	bool mms;
+
+	if (!u)
+		return -EINVAL;
+	is_free = calloc(u->nr_frames, 1);
+	held = calloc(u->nr_frames, sizeof(int32_t));
+	if (!is_free || !held) {
+		free(is_free);
+		free(held);
+		return -ENOMEM;
+	}
+	c.cache = held;
+	pthread_mutex_lock(&u->mm_lock);
+	mms = !list_empty(&u->mm_list);
+	list_for_each_entry(as, &u->as_list, as_list) {
+		pthread_mutex_lock(&as->i_pages_lock);
+		radix_for_each(&as->i_pages, census_cache, &c);
+		pthread_mutex_unlock(&as->i_pages_lock);
+	}
+	pthread_mutex_unlock(&u->mm_lock);
+	phys_mark_free_frames(u, is_free);
+	for (uint64_t pfn = 1; pfn < u->nr_frames; pfn++) {
+		struct umm_page *p = pfn_to_page(u, pfn);
+
+		if (is_free[pfn] || held[pfn] || (mms && page_mapcount(p) > 0))
+			continue;
+		leaked++;
+		if (cb)
+			cb(ctx, pfn, page_count(p), page_mapcount(p), atomic_load(&p->flags));
+	}
+	free(is_free);
+	free(held);
+	return leaked;
+}
