@@ -51,9 +51,9 @@ all: $(BUILD)/libumm.a $(BUILD)/libumm.so $(BUILD)/umm $(BUILD)/umm-uninstalled.
 
 lib: $(BUILD)/libumm.a
 
-$(BUILD)/obj/%.o: src/%.c $(HDRS)
+$(BUILD)/obj/%.o: src/%.c $(HDRS) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/libumm.a: $(LIB_OBJS)
 	@rm -f $@

@@ -198,6 +198,8 @@ void free_unref_page(struct umm *u, struct umm_page *p);
 
 #define ALLOC_ZERO 0x1			/* the caller wants zeroed contents */
 struct umm_page *alloc_page(struct umm *u, int nid, unsigned int flags);
+void clear_page(void *dst);
+void copy_page(void *dst, const void *src);
 unsigned int cpu_pcp_index(struct umm *u);
 static inline void count_vm_event(struct umm *u, enum vm_event e)
 {

@@ -151,7 +151,7 @@ static int wp_page_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 	if (!new)
 		goto oom;
 	if (old)
-		memcpy(page_address(u, new), page_address(u, old), PAGE_SIZE);
+		copy_page(page_address(u, new), page_address(u, old));
 
 	entry = pfn_pte(page_to_pfn(u, new), vma_pte_prot(vma->vm_flags) | _PAGE_RW |
 			_PAGE_ACCESSED | _PAGE_DIRTY);

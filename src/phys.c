@@ -26,6 +26,7 @@
  * PG_zeroed marks frames known to be zero (fresh host memory), so that a
  * fault needing a zeroed frame skips the clear.
  */
+#include <emmintrin.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
@@ -123,6 +124,42 @@ static void node_give(struct umm *u, struct umm_node *n, const uint32_t *pfns, u
 		trim_kick(u);
 }
 
+/* ---- clearing and copying frames ---- */
+
+/*
+ * A frame being cleared or copied is rarely in the cache: streaming
+ * stores skip the read-for-ownership and halve the cost (what the
+ * kernel's clear_page_erms gets from the hardware).  The sfence orders
+ * them before the PTE that publishes the frame.
+ */
+void clear_page(void *dst)
+{
+	__m128i z = _mm_setzero_si128();
+
+	for (size_t i = 0; i < PAGE_SIZE; i += 64) {
+		_mm_stream_si128((__m128i *)((char *)dst + i), z);
+		_mm_stream_si128((__m128i *)((char *)dst + i + 16), z);
+		_mm_stream_si128((__m128i *)((char *)dst + i + 32), z);
+		_mm_stream_si128((__m128i *)((char *)dst + i + 48), z);
+	}
+	_mm_sfence();
+}
+
+void copy_page(void *dst, const void *src)
+{
+	for (size_t i = 0; i < PAGE_SIZE; i += 64) {
+		const __m128i *s = (const __m128i *)((const char *)src + i);
+		__m128i a = _mm_loadu_si128(s), b = _mm_loadu_si128(s + 1);
+		__m128i c = _mm_loadu_si128(s + 2), d = _mm_loadu_si128(s + 3);
+
+		_mm_stream_si128((__m128i *)((char *)dst + i), a);
+		_mm_stream_si128((__m128i *)((char *)dst + i + 16), b);
+		_mm_stream_si128((__m128i *)((char *)dst + i + 32), c);
+		_mm_stream_si128((__m128i *)((char *)dst + i + 48), d);
+	}
+	_mm_sfence();
+}
+
 /* ---- allocation ---- */
 
 static struct umm_page *prep_new_page(struct umm *u, uint32_t pfn, unsigned int flags)
@@ -134,7 +171,7 @@ static struct umm_page *prep_new_page(struct umm *u, uint32_t pfn, unsigned int 
 	atomic_store_explicit(&p->flags, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->_refcount, 1, memory_order_relaxed);
 	if ((flags & ALLOC_ZERO) && !(old & PG_zeroed))
-		memset(page_address(u, p), 0, PAGE_SIZE);
+		clear_page(page_address(u, p));
 	return p;
 }
 
