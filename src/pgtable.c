@@ -13,7 +13,7 @@
 
 struct pt_page *pt_alloc(struct umm_mm *mm, int level)
 {
-	struct pt_page *t = aligned_alloc(64, sizeof(*t));
+	struct pt_page *t = aligned_alloc(64, (sizeof(*t) + 63) & ~(size_t)63);
 
 	if (!t)
 		return NULL;

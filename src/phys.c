@@ -440,7 +440,7 @@ int phys_init(struct umm *u)
 	u->nr_pcps = (unsigned int)get_nprocs_conf();
 	if (u->nr_pcps < 1)
 		u->nr_pcps = 1;
-	u->pcps = aligned_alloc(64, sizeof(struct pcp) * u->nr_pcps);
+	u->pcps = aligned_alloc(64, sizeof(struct pcp) * u->nr_pcps);	/* struct pcp is 64-aligned */
 	if (!u->pcps)
 		goto out_pages;
 	memset(u->pcps, 0, sizeof(struct pcp) * u->nr_pcps);
