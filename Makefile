@@ -60,7 +60,8 @@ $(BUILD)/libumm.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/libumm.so: $(LIB_OBJS) src/libumm.map
-	$(CC) -shared -o $@ $(LIB_OBJS) -Wl,--version-script=src/libumm.map -Wl,-soname,libumm.so.0 $(LIBS)
+	$(CC) -shared -o $(BUILD)/libumm.so.0 $(LIB_OBJS) -Wl,--version-script=src/libumm.map -Wl,-soname,libumm.so.0 $(LIBS)
+	ln -sf libumm.so.0 $@
 
 $(BUILD)/umm: $(CLI_SRCS) $(CLIENT_SRCS) $(BUILD)/libumm.a $(HDRS) $(wildcard clients/*.h tools/umm/*.h)
 	$(CC) $(ALL_CFLAGS) -Iclients -o $@ $(CLI_SRCS) $(CLIENT_SRCS) $(BUILD)/libumm.a $(LIBS) -lm
@@ -108,7 +109,7 @@ bench: all $(BENCHES)
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/umm $(DESTDIR)$(PREFIX)/bin
 	install -m 644 $(BUILD)/libumm.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/libumm.so $(DESTDIR)$(PREFIX)/lib/libumm.so.0
+	install -m 755 $(BUILD)/libumm.so.0 $(DESTDIR)$(PREFIX)/lib/libumm.so.0
 	ln -sf libumm.so.0 $(DESTDIR)$(PREFIX)/lib/libumm.so
 	install -m 644 include/umm/*.h $(DESTDIR)$(PREFIX)/include/umm/
 	install -m 755 $(BUILD)/umm $(DESTDIR)$(PREFIX)/bin/

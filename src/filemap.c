@@ -166,9 +166,9 @@ struct address_space *shmem_create(struct umm *u)
 	as->u = u;
 	atomic_init(&as->refcount, 1);
 	pthread_mutex_init(&as->i_pages_lock, NULL);
-	pthread_mutex_lock(&u->mm_lock);
+	pthread_mutex_lock(&u->as_lock);
 	list_add_tail(&as->as_list, &u->as_list);
-	pthread_mutex_unlock(&u->mm_lock);
+	pthread_mutex_unlock(&u->as_lock);
 	return as;
 }
 
@@ -193,9 +193,9 @@ void mapping_put(struct address_space *as)
 
 	if (atomic_fetch_sub(&as->refcount, 1) != 1)
 		return;
-	pthread_mutex_lock(&u->mm_lock);
+	pthread_mutex_lock(&u->as_lock);
 	list_del_init(&as->as_list);
-	pthread_mutex_unlock(&u->mm_lock);
+	pthread_mutex_unlock(&u->as_lock);
 	radix_for_each(&as->i_pages, release_cached_page, as);
 	radix_free(&as->i_pages);
 	pthread_mutex_destroy(&as->i_pages_lock);

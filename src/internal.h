@@ -45,8 +45,8 @@
  * VM_BUG_ON: an invariant the code relies on.  A violated one is a bug in
  * umm, never bad input, so aborting (with a message) is right.
  */
-void umm_bug(const char *file, int line, const char *expr) __attribute__((noreturn));
-#define VM_BUG_ON(cond) do { if (unlikely(cond)) umm_bug(__FILE__, __LINE__, #cond); } while (0)
+void vm_bug(const char *file, int line, const char *expr) __attribute__((noreturn));
+#define VM_BUG_ON(cond) do { if (unlikely(cond)) vm_bug(__FILE__, __LINE__, #cond); } while (0)
 
 /* ------------------------------------------------------------------ */
 /* Locks                                                               */
@@ -162,8 +162,9 @@ struct umm {
 	pthread_cond_t trim_cond;
 	_Atomic uint64_t nr_returned;
 
-	pthread_mutex_t mm_lock;	/* protects mm_list, as_list */
+	pthread_mutex_t mm_lock;	/* protects mm_list; taken outside mmap_lock */
 	struct list_head mm_list;
+	pthread_mutex_t as_lock;	/* protects as_list; innermost, may nest in mmap_lock */
 	struct list_head as_list;	/* address_spaces (shmem objects, files) */
 	uint64_t nr_mms;
 
@@ -214,7 +215,7 @@ uint64_t phys_nr_free_resident(struct umm *u);
 
 int machine_register(struct umm *u);
 void machine_unregister(struct umm *u);
-void umm_log(struct umm *u, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void machine_log(struct umm *u, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ------------------------------------------------------------------ */
 /* Page tables (pgtable.c)                                             */
@@ -302,12 +303,12 @@ struct umm_cpu {
 	int index;
 } __attribute__((aligned(128)));
 
-extern __thread struct umm_cpu *umm_this_cpu;
-struct umm_cpu *umm_cpu_register(void);
+extern __thread struct umm_cpu *current_cpu;
+struct umm_cpu *cpu_register(void);
 static inline struct umm_cpu *this_cpu(void)
 {
-	struct umm_cpu *c = umm_this_cpu;
-	return likely(c) ? c : umm_cpu_register();
+	struct umm_cpu *c = current_cpu;
+	return likely(c) ? c : cpu_register();
 }
 static inline void cpu_access_begin(struct umm_cpu *c, struct umm_mm *mm)
 {

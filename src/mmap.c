@@ -483,7 +483,7 @@ out_unlock:
 /* Validate a (start, len) range argument the way munmap/mprotect/madvise do. */
 static int check_range(uint64_t start, uint64_t len, uint64_t *end)
 {
-	if (!PAGE_ALIGNED(start))
+	if (!PAGE_ALIGNED(start) || PAGE_ALIGN(len) < len)
 		return -EINVAL;
 	len = PAGE_ALIGN(len);
 	if (start + len < start || start + len > UMM_TASK_SIZE)

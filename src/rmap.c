@@ -11,6 +11,10 @@
  *           mm->page_table_lock or pte table lock (pt_page->ptl)
  *             per-CPU free-list lock (pcp->lock), then node->lock
  *
+ * umm->mm_lock (the list of address spaces) is taken outside mmap_lock;
+ * umm->as_lock (the list of page-cache objects) nests inside everything but
+ * the free-list locks.
+ *
  * Access sections (tlb.c) take no lock at all; flush_tlb_mm() may be called
  * with any of the above held because it only waits for sections.
  *

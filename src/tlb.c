@@ -65,7 +65,7 @@ static pthread_mutex_t cpu_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t cpu_key;
 static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
 
-__thread struct umm_cpu *umm_this_cpu;
+__thread struct umm_cpu *current_cpu;
 
 static inline struct umm_cpu *cpu_slot(int i)
 {
@@ -87,11 +87,11 @@ static void cpu_key_init(void)
 }
 
 /*
- * umm_cpu_register - give the calling thread a CPU slot.
+ * cpu_register - give the calling thread a CPU slot.
  * A slot is never freed, only recycled, so flushers may read any slot
  * below nr_cpu_slots without locks.
  */
-struct umm_cpu *umm_cpu_register(void)
+struct umm_cpu *cpu_register(void)
 {
 	struct umm_cpu *c = NULL;
 	int n;
@@ -122,7 +122,7 @@ struct umm_cpu *umm_cpu_register(void)
 	atomic_store(&c->in_use, 1);
 	pthread_mutex_unlock(&cpu_lock);
 	pthread_setspecific(cpu_key, c);
-	umm_this_cpu = c;
+	current_cpu = c;
 	return c;
 }
 
@@ -134,7 +134,7 @@ struct umm_cpu *umm_cpu_register(void)
  */
 void flush_tlb_mm(struct umm_mm *mm)
 {
-	struct umm_cpu *self = umm_this_cpu;
+	struct umm_cpu *self = current_cpu;
 	struct umm *u = mm->u;
 	bool waited = false;
 	int n;

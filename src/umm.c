@@ -7,13 +7,13 @@
 
 #include "internal.h"
 
-void umm_bug(const char *file, int line, const char *expr)
+void vm_bug(const char *file, int line, const char *expr)
 {
 	fprintf(stderr, "umm: BUG at %s:%d: %s\n", file, line, expr);
 	abort();
 }
 
-void umm_log(struct umm *u, int level, const char *fmt, ...)
+void machine_log(struct umm *u, int level, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -60,7 +60,7 @@ int umm_create(const struct umm_config *cfg, struct umm **out)
 	}
 	if ((cfg->flags & ~UMM_CONFIG_KNOWN) || !cfg->nr_nodes || cfg->nr_nodes > 64)
 		return -EINVAL;
-	if ((cfg->phys_bytes >> PAGE_SHIFT) < 1 + (uint64_t)MIN_FRAMES_PER_NODE * cfg->nr_nodes ||
+	if ((cfg->phys_bytes >> PAGE_SHIFT) < (uint64_t)MIN_FRAMES_PER_NODE * cfg->nr_nodes ||
 	    (cfg->phys_bytes >> PAGE_SHIFT) > UINT32_MAX)
 		return -EINVAL;
 	if (cfg->swap_path || cfg->swap_bytes)
@@ -74,6 +74,7 @@ int umm_create(const struct umm_config *cfg, struct umm **out)
 	u->cfg.swap_path = NULL;
 	u->prefault = cfg->flags & UMM_CONFIG_PREFAULT;
 	pthread_mutex_init(&u->mm_lock, NULL);
+	pthread_mutex_init(&u->as_lock, NULL);
 	INIT_LIST_HEAD(&u->mm_list);
 	INIT_LIST_HEAD(&u->as_list);
 	u->machine_id = machine_register(u);
@@ -99,7 +100,7 @@ static void log_leak(void *ctx, uint64_t pfn, int refcount, int mapcount, unsign
 {
 	struct umm *u = ctx;
 
-	umm_log(u, UMM_LOG_ERR, "leaked frame: pfn %llu refcount %d mapcount %d flags %#lx",
+	machine_log(u, UMM_LOG_ERR, "leaked frame: pfn %llu refcount %d mapcount %d flags %#lx",
 		(unsigned long long)pfn, refcount, mapcount, flags);
 }
 
@@ -124,7 +125,7 @@ void umm_destroy(struct umm *u)
 	}
 	leaked = umm_leak_check(u, log_leak, u);
 	if (leaked)
-		umm_log(u, UMM_LOG_ERR, "%ld frames leaked at destroy", leaked);
+		machine_log(u, UMM_LOG_ERR, "%ld frames leaked at destroy", leaked);
 	/* shmem objects can only outlive their mappings through a leak */
 	while (!list_empty(&u->as_list)) {
 		struct address_space *as = list_first_entry(&u->as_list, struct address_space, as_list);
@@ -135,6 +136,7 @@ void umm_destroy(struct umm *u)
 	phys_exit(u);
 	machine_unregister(u);
 	pthread_mutex_destroy(&u->mm_lock);
+	pthread_mutex_destroy(&u->as_lock);
 	free(u);
 }
 
@@ -297,11 +299,13 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 				    atomic_load(&mm->nr_ptes), tables);
 		pthread_rwlock_unlock(&mm->mmap_lock);
 	}
+	pthread_mutex_lock(&u->as_lock);
 	list_for_each_entry(as, &u->as_list, as_list) {
 		pthread_mutex_lock(&as->i_pages_lock);
 		radix_for_each(&as->i_pages, census_cache, &c);
 		pthread_mutex_unlock(&as->i_pages_lock);
 	}
+	pthread_mutex_unlock(&u->as_lock);
 	pthread_mutex_unlock(&u->mm_lock);
 
 	phys_mark_free_frames(u, is_free);
@@ -355,12 +359,14 @@ long umm_leak_check(struct umm *u, umm_leak_fn cb, void *ctx)
 	c.cache = held;
 	pthread_mutex_lock(&u->mm_lock);
 	mms = !list_empty(&u->mm_list);
+	pthread_mutex_unlock(&u->mm_lock);
+	pthread_mutex_lock(&u->as_lock);
 	list_for_each_entry(as, &u->as_list, as_list) {
 		pthread_mutex_lock(&as->i_pages_lock);
 		radix_for_each(&as->i_pages, census_cache, &c);
 		pthread_mutex_unlock(&as->i_pages_lock);
 	}
-	pthread_mutex_unlock(&u->mm_lock);
+	pthread_mutex_unlock(&u->as_lock);
 	phys_mark_free_frames(u, is_free);
 	for (uint64_t pfn = 1; pfn < u->nr_frames; pfn++) {
 		struct umm_page *p = pfn_to_page(u, pfn);
