@@ -1,0 +1,596 @@
+// SPDX-License-Identifier: MIT
+/*
+ * t_phys.c - the frame arena: concurrent allocation and freeing, free counts,
+ * memory nodes, host memory given back (and kept with UMM_CONFIG_PREFAULT),
+ * the leak check, and configuration errors.
+ */
+#include <pthread.h>
+
+#include <umm/umm.h>
+
+#include "tap.h"
+
+#define PS	UMM_PAGE_SIZE
+#define PG(n)	((uint64_t)(n) * PS)
+#define BASE	0x200000000ULL
+#define AT(n)	(BASE + PG(n))
+#define MiB	(1024ULL * 1024)
+
+#define RW	(UMM_PROT_READ | UMM_PROT_WRITE)
+#define PRIV	(UMM_MAP_PRIVATE | UMM_MAP_ANONYMOUS)
+
+/* ---- helpers ---- */
+
+static bool machine_valid(struct umm *u)
+{
+	char msg[256] = "";
+	int r = umm_validate(u, UMM_VALIDATE_EXACT, msg, sizeof(msg));
+
+	if (r)
+		TAP_DIAG("umm_validate: %d: %s", r, msg);
+	return r == 0;
+}
+
+static int make_machine(size_t phys, unsigned int nodes, unsigned int flags, struct umm **u)
+{
+	struct umm_config cfg;
+
+	umm_config_init(&cfg);
+	cfg.phys_bytes = phys;
+	cfg.nr_nodes = nodes;
+	cfg.flags = flags;
+	*u = NULL;
+	return umm_create(&cfg, u);
+}
+
+static struct umm_stat ustat(struct umm *u)
+{
+	struct umm_stat st;
+
+	memset(&st, 0xff, sizeof(st));
+	umm_get_stat(u, &st);
+	return st;
+}
+
+static int map_at(struct umm_mm *mm, uint64_t addr, uint64_t n, int prot, int flags)
+{
+	uint64_t out = 0;
+	int r = umm_mmap(mm, addr, PG(n), prot, flags | UMM_MAP_FIXED, NULL, 0, &out);
+
+	return r == 0 && out != addr ? -EADDRNOTAVAIL : r;
+}
+
+static void pat_fill(uint64_t *w, uint64_t addr, uint64_t tag)
+{
+	for (size_t i = 0; i < PS / 8; i++)
+		w[i] = (addr + i * 8) * 0x9e3779b97f4a7c15ULL ^ tag;
+}
+
+/* Write pattern @tag to @n pages at @addr; return pages written or -errno. */
+static long write_pat(struct umm_mm *mm, uint64_t addr, uint64_t n, uint64_t tag)
+{
+	uint64_t w[PS / 8];
+
+	for (uint64_t p = 0; p < n; p++) {
+		pat_fill(w, addr + PG(p), tag);
+		ssize_t r = umm_write(mm, addr + PG(p), w, PS);
+		if (r != PS)
+			return r < 0 ? r : -EIO;
+	}
+	return n;
+}
+
+static bool check_pat(struct umm_mm *mm, uint64_t addr, uint64_t n, uint64_t tag)
+{
+	uint64_t w[PS / 8], want[PS / 8];
+
+	for (uint64_t p = 0; p < n; p++) {
+		if (umm_read(mm, addr + PG(p), w, PS) != PS)
+			return false;
+		pat_fill(want, addr + PG(p), tag);
+		if (memcmp(w, want, PS))
+			return false;
+	}
+	return true;
+}
+
+static uint64_t pfn_at(struct umm_mm *mm, uint64_t addr)
+{
+	struct umm_pageinfo pi;
+
+	if (umm_pagemap(mm, addr, &pi) || !(pi.flags & UMM_PI_PRESENT))
+		return ~0ull;
+	return pi.pfn;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The process's resident shared memory (the arena is a shared memfd), bytes. */
+static long long rss_shmem(void)
+{
+	char line[256];
+	long long kb = -1;
+	FILE *fp = fopen("/proc/self/status", "r");
+
+	if (!fp)
+		return -1;
+	while (fgets(line, sizeof(line), fp))
+		if (sscanf(line, "RssShmem: %lld kB", &kb) == 1)
+			break;
+	fclose(fp);
+	return kb < 0 ? -1 : kb * 1024;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* ---- concurrency ---- */
+
+struct worker {
+	pthread_t tid;
+	struct umm *u;
+	struct umm_mm *mm;	/* own mm, or NULL: create one per round */
+	uint64_t base;
+	int id, rounds, pages;
+	int err;
+};
+
+/* Rounds of: (mm,) map, write, check, unmap (, exit). */
+static void *worker_own_mm(void *arg)
+{
+	struct worker *w = arg;
+
+	for (int r = 0; r < w->rounds && !w->err; r++) {
+		struct umm_mm *mm;
+		long n;
+
+		if ((w->err = umm_mm_create(w->u, &mm)))
+			break;
+		if ((w->err = map_at(mm, BASE, w->pages, RW, PRIV)) == 0) {
+			n = write_pat(mm, BASE, w->pages, w->id * 1000 + r);
+			if (n < 0)
+				w->err = (int)n;
+			else if (!check_pat(mm, BASE, w->pages, w->id * 1000 + r))
+				w->err = -EILSEQ;
+			/* Every other round: leave the pages to exit_mmap. */
+			if (!w->err && (r & 1))
+				w->err = umm_munmap(mm, BASE, PG(w->pages));
+		}
+		umm_mm_exit(mm);
+	}
+	return NULL;
+}
+
+static bool test_concurrent_mms_alloc_and_free(void)
+{
+	int nthreads = tap_short() ? 4 : 8;
+	int rounds = tap_short() ? 6 : 60;
+	struct worker w[8];
+	struct umm_stat st0, st1;
+	struct umm *u;
+
+	ASSERT_OK(make_machine(32 * MiB, 1, 0, &u));
+	st0 = ustat(u);
+	for (int i = 0; i < nthreads; i++) {
+		w[i] = (struct worker){ .u = u, .id = i, .rounds = rounds, .pages = 256 };
+		ASSERT_EQ(pthread_create(&w[i].tid, NULL, worker_own_mm, &w[i]), 0);
+	}
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(w[i].tid, NULL);
+	for (int i = 0; i < nthreads; i++) {
+		if (w[i].err)
+			TAP_DIAG("worker %d: %d (%s)", i, w[i].err, strerror(-w[i].err));
+		ASSERT_EQ(w[i].err, 0);
+	}
+	st1 = ustat(u);
+	ASSERT_GE(st1.pgalloc - st0.pgalloc, (uint64_t)nthreads * rounds * 256);
+	ASSERT_EQ(st1.pgalloc - st0.pgalloc, st1.pgfree - st0.pgfree);
+	ASSERT_EQ(st1.nr_free, st0.nr_free);
+	ASSERT_EQ(st1.nr_mms, 0);
+	ASSERT_TRUE(machine_valid(u));
+	ASSERT_EQ(umm_leak_check(u, NULL, NULL), 0);
+	umm_destroy(u);
+	return true;
+}
+
+/* Threads fault disjoint pages of one mm. */
+static void *worker_shared_mm(void *arg)
+{
+	struct worker *w = arg;
+	long n = write_pat(w->mm, w->base, w->pages, w->id);
+
+	if (n < 0)
+		w->err = (int)n;
+	else if (!check_pat(w->mm, w->base, w->pages, w->id))
+		w->err = -EILSEQ;
+	return NULL;
+}
+
+static bool test_concurrent_faults_in_one_mm_get_distinct_frames(void)
+{
+	int nthreads = tap_short() ? 4 : 8, per = tap_short() ? 128 : 1024;
+	int total = nthreads * per;
+	struct worker w[8];
+	struct umm_mm_stat ms;
+	struct umm_stat st;
+	struct umm_mm *mm;
+	struct umm *u;
+	uint64_t *pfns;
+
+	ASSERT_OK(make_machine(64 * MiB, 1, 0, &u));
+	ASSERT_OK(umm_mm_create(u, &mm));
+	ASSERT_OK(map_at(mm, BASE, total, RW, PRIV));
+	for (int i = 0; i < nthreads; i++) {
+		/* Interleave the threads' ranges so they share page tables. */
+		w[i] = (struct worker){ .u = u, .mm = mm, .id = i + 1, .pages = per,
+					.base = AT((uint64_t)i * per) };
+		ASSERT_EQ(pthread_create(&w[i].tid, NULL, worker_shared_mm, &w[i]), 0);
+	}
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(w[i].tid, NULL);
+	for (int i = 0; i < nthreads; i++)
+		ASSERT_EQ(w[i].err, 0);
+	umm_mm_get_stat(mm, &ms);
+	ASSERT_EQ(ms.rss_anon, total);
+	st = ustat(u);
+	pfns = calloc(total, sizeof(*pfns));
+	ASSERT_TRUE(pfns != NULL);
+	for (int i = 0; i < total; i++) {
+		pfns[i] = pfn_at(mm, AT(i));
+		ASSERT_TRUE(pfns[i] != 0 && pfns[i] < st.nr_frames);
+	}
+	qsort(pfns, total, sizeof(*pfns), cmp_u64);
+	for (int i = 1; i < total; i++)
+		ASSERT_NE(pfns[i], pfns[i - 1]);
+	free(pfns);
+	for (int i = 0; i < nthreads; i++)
+		ASSERT_TRUE(check_pat(mm, w[i].base, per, w[i].id));
+	ASSERT_TRUE(machine_valid(u));
+	umm_mm_exit(mm);
+	ASSERT_EQ(umm_leak_check(u, NULL, NULL), 0);
+	umm_destroy(u);
+	return true;
+}
+
+/* ---- free counts ---- */
+
+static bool test_nr_free_returns_after_munmap(void)
+{
+	struct umm_stat st0, st1;
+	struct umm_mm *mm;
+	struct umm *u;
+
+	ASSERT_OK(make_machine(16 * MiB, 1, 0, &u));
+	ASSERT_OK(umm_mm_create(u, &mm));
+	st0 = ustat(u);
+	ASSERT_EQ(st0.nr_frames, 16 * MiB / PS);
+	ASSERT_TRUE(st0.nr_free < st0.nr_frames);	/* the zero frame is never free */
+	ASSERT_GE(st0.nr_free, st0.nr_frames - 16);
+	ASSERT_EQ(st0.nr_mms, 1);
+	ASSERT_OK(map_at(mm, BASE, 1000, RW, PRIV));
+	ASSERT_EQ(write_pat(mm, BASE, 1000, 1), 1000);
+	st1 = ustat(u);
+	ASSERT_TRUE(st1.nr_free <= st0.nr_free - 1000);
+	ASSERT_GE(st1.pgalloc - st0.pgalloc, 1000);
+	ASSERT_OK(umm_munmap(mm, BASE, PG(1000)));
+	st1 = ustat(u);
+	ASSERT_EQ(st1.nr_free, st0.nr_free);
+	ASSERT_TRUE(machine_valid(u));
+	umm_mm_exit(mm);
+	ASSERT_EQ(ustat(u).nr_mms, 0);
+	ASSERT_EQ(ustat(u).nr_free, st0.nr_free);
+	ASSERT_EQ(umm_leak_check(u, NULL, NULL), 0);
+	umm_destroy(u);
+	return true;
+}
+
+/* ---- nodes ---- */
+
+static bool test_two_nodes(void)
+{
+	const int n = 400;	/* more than one node's 256 frames */
+	uint64_t pfns[400];
+	struct umm_stat st;
+	struct umm_mm *mm;
+	struct umm *u;
+	int low = 0, high = 0;
+
+	ASSERT_OK(make_machine(2 * MiB, 2, 0, &u));
+	st = ustat(u);
+	ASSERT_EQ(st.nr_frames, 512);
+	ASSERT_OK(umm_mm_create(u, &mm));
+	ASSERT_OK(map_at(mm, BASE, n, RW, PRIV));
+	ASSERT_EQ(write_pat(mm, BASE, n, 1), n);
+	for (int i = 0; i < n; i++) {
+		pfns[i] = pfn_at(mm, AT(i));
+		ASSERT_TRUE(pfns[i] != 0 && pfns[i] < st.nr_frames);
+		if (pfns[i] < st.nr_frames / 2)
+			low++;
+		else
+			high++;
+	}
+	TAP_DIAG("%d frames from the low half, %d from the high half", low, high);
+	ASSERT_TRUE(low > 0 && high > 0);
+	qsort(pfns, n, sizeof(*pfns), cmp_u64);
+	for (int i = 1; i < n; i++)
+		ASSERT_NE(pfns[i], pfns[i - 1]);
+	ASSERT_TRUE(check_pat(mm, BASE, n, 1));
+	ASSERT_TRUE(machine_valid(u));
+	umm_mm_exit(mm);
+	ASSERT_EQ(ustat(u).nr_free, st.nr_free);
+	ASSERT_EQ(umm_leak_check(u, NULL, NULL), 0);
+	umm_destroy(u);
+	return true;
+}
+
+static bool test_many_nodes_from_threads(void)
+{
+	int nthreads = 4, rounds = tap_short() ? 2 : 10;
+	struct worker w[4];
+	struct umm_stat st0;
+	struct umm *u;
+
+	ASSERT_OK(make_machine(8 * MiB, 4, 0, &u));
+	st0 = ustat(u);
+	for (int i = 0; i < nthreads; i++) {
+		w[i] = (struct worker){ .u = u, .id = i, .rounds = rounds, .pages = 400 };
+		ASSERT_EQ(pthread_create(&w[i].tid, NULL, worker_own_mm, &w[i]), 0);
+	}
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(w[i].tid, NULL);
+	for (int i = 0; i < nthreads; i++)
+		ASSERT_EQ(w[i].err, 0);
+	ASSERT_EQ(ustat(u).nr_free, st0.nr_free);
+	ASSERT_TRUE(machine_valid(u));
+	ASSERT_EQ(umm_leak_check(u, NULL, NULL), 0);
+	umm_destroy(u);
+	return true;
+}
+
+/* ---- host memory ---- */
+
+static bool test_host_memory_given_back(void)
+{
+	uint64_t phys = tap_short() ? 32 * MiB : 128 * MiB, len = phys / 2;
+	uint64_t npages = len / PS;
+	long long r0, r1, r2 = -1;
+	struct umm_stat st0, st1;
+	struct umm_mm *mm;
+	struct umm *u;
+
+	ASSERT_OK(make_machine(phys, 1, 0, &u));
+	ASSERT_OK(umm_mm_create(u, &mm));
+	r0 = rss_shmem();
+	ASSERT_GE(r0, 0);
+	st0 = ustat(u);
+	ASSERT_OK(map_at(mm, BASE, npages, RW, PRIV));
+	ASSERT_EQ(write_pat(mm, BASE, npages, 1), npages);
+	r1 = rss_shmem();
+	TAP_DIAG("RssShmem %lld KiB -> %lld KiB after writing %" PRIu64 " KiB",
+		 r0 / 1024, r1 / 1024, len / 1024);
+	ASSERT_GE(r1 - r0, (long long)(len * 9 / 10));
+	ASSERT_OK(umm_munmap(mm, BASE, len));
+	for (int i = 0; i < 100; i++) {
+		r2 = rss_shmem();
+		if (r1 - r2 >= (long long)(len * 3 / 4))
+			break;
+		sleep_ms(20);
+	}
+	st1 = ustat(u);
+	TAP_DIAG("RssShmem %lld KiB after munmap; nr_returned %" PRIu64 " -> %" PRIu64,
+		 r2 / 1024, st0.nr_returned, st1.nr_returned);
+	ASSERT_GE(r1 - r2, (long long)(len * 3 / 4));
+	ASSERT_GE(st1.nr_returned - st0.nr_returned, npages * 3 / 4);
+	ASSERT_TRUE(st1.nr_free_resident <= st1.nr_free);
+	ASSERT_TRUE(st1.nr_free_resident < st1.nr_free - npages / 2);
+	umm_mm_exit(mm);
+	ASSERT_EQ(umm_leak_check(u, NULL, NULL), 0);
+	umm_destroy(u);
+	return true;
+}
+
+static bool test_prefault_keeps_arena_resident(void)
+{
+	uint64_t phys = tap_short() ? 16 * MiB : 64 * MiB;
+	long long r0, r1, r2, r3;
+	struct umm_stat st;
+	struct umm_mm *mm;
+	struct umm *u;
+
+	r0 = rss_shmem();
+	ASSERT_GE(r0, 0);
+	ASSERT_OK(make_machine(phys, 1, UMM_CONFIG_PREFAULT, &u));
+	r1 = rss_shmem();
+	TAP_DIAG("RssShmem %lld KiB -> %lld KiB for a %" PRIu64 " KiB prefaulted arena",
+		 r0 / 1024, r1 / 1024, phys / 1024);
+	ASSERT_GE(r1 - r0, (long long)(phys * 9 / 10));
+	ASSERT_OK(umm_mm_create(u, &mm));
+	ASSERT_OK(map_at(mm, BASE, phys / 4 / PS, RW, PRIV));
+	ASSERT_EQ(write_pat(mm, BASE, phys / 4 / PS, 1), phys / 4 / PS);
+	ASSERT_OK(umm_munmap(mm, BASE, phys / 4));
+	sleep_ms(200);
+	r2 = rss_shmem();
+	st = ustat(u);
+	ASSERT_GE(r2 - r0, (long long)(phys * 9 / 10));
+	ASSERT_EQ(st.nr_returned, 0);
+	ASSERT_EQ(st.nr_free_resident, st.nr_free);
+	umm_mm_exit(mm);
+	umm_destroy(u);
+	/* Destroying the machine gives the arena back. */
+	r3 = rss_shmem();
+	ASSERT_TRUE(r3 - r0 < (long long)(phys / 10));
+	return true;
+}
+
+/* ---- the leak check ---- */
+
+struct leaks {
+	int n;
+	uint64_t pfn[8];
+};
+
+static void on_leak(void *ctx, uint64_t pfn, int refcount, int mapcount, unsigned long flags)
+{
+	struct leaks *l = ctx;
+
+	if (l->n < 8)
+		l->pfn[l->n] = pfn;
+	l->n++;
+}
+
+static bool test_leak_check_sees_held_reference(void)
+{
+	struct leaks l = { 0 };
+	struct umm_page *pg;
+	struct umm_stat st0;
+	struct umm_mm *mm;
+	struct umm *u;
+	uint64_t pfn;
+
+	ASSERT_OK(make_machine(4 * MiB, 1, 0, &u));
+	ASSERT_OK(umm_mm_create(u, &mm));
+	st0 = ustat(u);
+	ASSERT_OK(map_at(mm, BASE, 4, RW, PRIV));
+	ASSERT_EQ(write_pat(mm, BASE, 4, 1), 4);
+	ASSERT_OK(umm_get_user_page(mm, AT(2), UMM_GUP_WRITE, &pg));
+	pfn = umm_page_pfn(pg);
+	ASSERT_EQ(pfn, pfn_at(mm, AT(2)));
+	umm_mm_exit(mm);
+
+	/* The mm is gone, the frame is not: the reference keeps it. */
+	ASSERT_EQ(umm_leak_check(u, on_leak, &l), 1);
+	ASSERT_EQ(l.n, 1);
+	ASSERT_EQ(l.pfn[0], pfn);
+	ASSERT_EQ(ustat(u).nr_free, st0.nr_free - 1);
+	/* ... and still holds the data. */
+	{
+		uint64_t w[PS / 8];
+
+		pat_fill(w, AT(2), 1);
+		ASSERT_TRUE(memcmp(umm_page_address(pg), w, PS) == 0);
+	}
+	umm_put_page(pg);
+	l.n = 0;
+	ASSERT_EQ(umm_leak_check(u, on_leak, &l), 0);
+	ASSERT_EQ(l.n, 0);
+	ASSERT_EQ(ustat(u).nr_free, st0.nr_free);
+	umm_destroy(u);
+	return true;
+}
+
+/* ---- configuration ---- */
+
+static bool test_config_defaults(void)
+{
+	struct umm_config cfg;
+	struct umm_stat st;
+	struct umm *u;
+
+	memset(&cfg, 0xa5, sizeof(cfg));
+	umm_config_init(&cfg);
+	ASSERT_EQ(cfg.phys_bytes, 256 * MiB);
+	ASSERT_EQ(cfg.nr_nodes, 1);
+	ASSERT_TRUE(cfg.swap_path == NULL);
+	ASSERT_EQ(cfg.swap_bytes, 0);
+	ASSERT_EQ(cfg.flags, 0);
+	ASSERT_OK(umm_create(&cfg, &u));
+	st = ustat(u);
+	ASSERT_EQ(st.nr_frames, 256 * MiB / PS);
+	ASSERT_EQ(st.nr_mms, 0);
+	ASSERT_EQ(st.pgfault, 0);
+	umm_destroy(u);
+	return true;
+}
+
+static bool test_config_smallest_machine(void)
+{
+	struct umm_mm *mm;
+	struct umm *u;
+
+	/* 16 frames per node is the least that works. */
+	ASSERT_OK(make_machine(16 * PS, 1, 0, &u));
+	ASSERT_EQ(ustat(u).nr_frames, 16);
+	ASSERT_OK(umm_mm_create(u, &mm));
+	ASSERT_OK(map_at(mm, BASE, 1, RW, PRIV));
+	ASSERT_EQ(write_pat(mm, BASE, 1, 1), 1);
+	ASSERT_TRUE(check_pat(mm, BASE, 1, 1));
+	umm_mm_exit(mm);
+	umm_destroy(u);
+	ASSERT_OK(make_machine(32 * PS, 2, 0, &u));
+	umm_destroy(u);
+	ASSERT_OK(make_machine(64 * 16 * PS, 64, 0, &u));
+	ASSERT_EQ(ustat(u).nr_frames, 64 * 16);
+	umm_destroy(u);
+	return true;
+}
+
+static bool test_config_errors(void)
+{
+	struct umm *u;
+
+	ASSERT_ERR(make_machine(4096, 1, 0, &u), EINVAL);
+	ASSERT_ERR(make_machine(0, 1, 0, &u), EINVAL);
+	ASSERT_ERR(make_machine(15 * PS, 1, 0, &u), EINVAL);
+	ASSERT_ERR(make_machine(31 * PS, 2, 0, &u), EINVAL);	/* < 16 per node */
+	ASSERT_ERR(make_machine(64 * MiB, 65, 0, &u), EINVAL);
+	ASSERT_ERR(make_machine(64 * MiB, 100, 0, &u), EINVAL);
+	ASSERT_ERR(make_machine(64 * MiB, 1, 0x80000000u, &u), EINVAL);
+	ASSERT_ERR(make_machine(64 * MiB, 1, 0x100, &u), EINVAL);
+	return true;
+}
+
+static bool test_config_zero_nodes(void)
+{
+	struct umm_config cfg;
+	struct umm *u;
+	int r;
+
+	/*
+	 * nr_nodes 0 in an otherwise valid config: either taken as one node or
+	 * refused, never a crash or a machine without memory.
+	 */
+	umm_config_init(&cfg);
+	cfg.phys_bytes = 1 * MiB;
+	cfg.nr_nodes = 0;
+	r = umm_create(&cfg, &u);
+	TAP_DIAG("nr_nodes 0: %d", r);
+	if (r == 0) {
+		struct umm_mm *mm;
+
+		ASSERT_EQ(ustat(u).nr_frames, 256);
+		ASSERT_OK(umm_mm_create(u, &mm));
+		ASSERT_OK(map_at(mm, BASE, 1, RW, PRIV));
+		ASSERT_EQ(write_pat(mm, BASE, 1, 1), 1);
+		umm_mm_exit(mm);
+		umm_destroy(u);
+	} else {
+		ASSERT_EQ(r, -EINVAL);
+	}
+	return true;
+}
+
+int main(void)
+{
+	RUN_TEST(test_concurrent_mms_alloc_and_free);
+	RUN_TEST(test_concurrent_faults_in_one_mm_get_distinct_frames);
+	RUN_TEST(test_nr_free_returns_after_munmap);
+	RUN_TEST(test_two_nodes);
+	RUN_TEST(test_many_nodes_from_threads);
+	RUN_TEST(test_host_memory_given_back);
+	RUN_TEST(test_prefault_keeps_arena_resident);
+	RUN_TEST(test_leak_check_sees_held_reference);
+	RUN_TEST(test_config_defaults);
+	RUN_TEST(test_config_smallest_machine);
+	RUN_TEST(test_config_errors);
+	RUN_TEST(test_config_zero_nodes);
+	return tap_done();
+}
