@@ -135,8 +135,10 @@ struct umm_node {
 	uint64_t warm_head, warm_count, cap;
 	uint32_t *cold;			/* stack of pfns */
 	uint64_t cold_count;
-	uint32_t trimming[1024];	/* frames being punched: free, on no list */
-	unsigned int nr_trimming;
+	uint32_t *zeroed;		/* stack of pfns cleared in the background */
+	uint64_t zeroed_count;
+	uint32_t inflight[1024];	/* frames being punched or cleared: free, on no list */
+	unsigned int nr_inflight;
 	uint64_t warm_high, warm_low;	/* trim above high, down to low */
 	uint64_t wmark_min, wmark_low, wmark_high;	/* for reclaim */
 	_Atomic uint64_t nr_free;
@@ -155,7 +157,7 @@ struct umm {
 	unsigned int nr_pcps;
 	bool prefault;
 
-	/* returning host memory of free frames, in the background */
+	/* returning host memory of free frames and clearing them, in the background */
 	pthread_t trim_thread;
 	bool trim_started, trim_stop;
 	pthread_mutex_t trim_lock;
