@@ -246,12 +246,25 @@ static void census_cache(uint64_t index, void *item, void *arg)
 	c->cache[page_to_pfn(c->u, item)]++;
 }
 
+/* Count the page-cache references every frame holds. */
+static void census_page_cache(struct census *c)
+{
+	struct address_space *as;
+
+	pthread_mutex_lock(&c->u->as_lock);
+	list_for_each_entry(as, &c->u->as_list, as_list) {
+		pthread_mutex_lock(&as->i_pages_lock);
+		radix_for_each(&as->i_pages, census_cache, c);
+		pthread_mutex_unlock(&as->i_pages_lock);
+	}
+	pthread_mutex_unlock(&c->u->as_lock);
+}
+
 int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 {
 	struct census c = { .u = u, .msg = msg, .msglen = msglen };
 	uint8_t *is_free;
 	struct umm_mm *mm;
-	struct address_space *as;
 	uint64_t nr_free = 0;
 
 	if (!u || (flags & ~UMM_VALIDATE_EXACT))
@@ -299,13 +312,7 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 				    atomic_load(&mm->nr_ptes), tables);
 		pthread_rwlock_unlock(&mm->mmap_lock);
 	}
-	pthread_mutex_lock(&u->as_lock);
-	list_for_each_entry(as, &u->as_list, as_list) {
-		pthread_mutex_lock(&as->i_pages_lock);
-		radix_for_each(&as->i_pages, census_cache, &c);
-		pthread_mutex_unlock(&as->i_pages_lock);
-	}
-	pthread_mutex_unlock(&u->as_lock);
+	census_page_cache(&c);
 	pthread_mutex_unlock(&u->mm_lock);
 
 	phys_mark_free_frames(u, is_free);
@@ -342,7 +349,6 @@ long umm_leak_check(struct umm *u, umm_leak_fn cb, void *ctx)
 {
 	uint8_t *is_free;
 	int32_t *held;
-	struct address_space *as;
 	struct census c = { .u = u };
 	long leaked = 0;
 	bool mms;
@@ -360,13 +366,7 @@ long umm_leak_check(struct umm *u, umm_leak_fn cb, void *ctx)
 	pthread_mutex_lock(&u->mm_lock);
 	mms = !list_empty(&u->mm_list);
 	pthread_mutex_unlock(&u->mm_lock);
-	pthread_mutex_lock(&u->as_lock);
-	list_for_each_entry(as, &u->as_list, as_list) {
-		pthread_mutex_lock(&as->i_pages_lock);
-		radix_for_each(&as->i_pages, census_cache, &c);
-		pthread_mutex_unlock(&as->i_pages_lock);
-	}
-	pthread_mutex_unlock(&u->as_lock);
+	census_page_cache(&c);
 	phys_mark_free_frames(u, is_free);
 	for (uint64_t pfn = 1; pfn < u->nr_frames; pfn++) {
 		struct umm_page *p = pfn_to_page(u, pfn);
