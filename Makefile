@@ -17,7 +17,7 @@ ifneq ($(DEPS_OK),ok)
 $(error dependencies missing, see the message above)
 endif
 
-PKGS    := liburcu libxxhash
+PKGS    := liburcu-bp libxxhash
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 

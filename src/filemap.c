@@ -8,6 +8,10 @@
  * The index is a radix tree of 64-way nodes whose height grows with the
  * largest index, protected by the object's i_pages_lock.
  */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "internal.h"
 
 #define RADIX_SHIFT	6
@@ -155,21 +159,30 @@ void radix_free(struct radix_root *r)
 	r->height = 0;
 }
 
-/* ---- shmem objects ---- */
+/* ---- address_space objects: shmem and host files ---- */
 
-struct address_space *shmem_create(struct umm *u)
+static struct address_space *mapping_alloc(struct umm *u, int fd)
 {
 	struct address_space *as = calloc(1, sizeof(*as));
 
 	if (!as)
 		return NULL;
 	as->u = u;
+	as->fd = fd;
 	atomic_init(&as->refcount, 1);
 	pthread_mutex_init(&as->i_pages_lock, NULL);
+	pthread_mutex_init(&as->writeback_lock, NULL);
+	pthread_rwlock_init(&as->i_mmap_rwsem, NULL);
+	as->i_mmap = RB_ROOT;
 	pthread_mutex_lock(&u->as_lock);
 	list_add_tail(&as->as_list, &u->as_list);
 	pthread_mutex_unlock(&u->as_lock);
 	return as;
+}
+
+struct address_space *shmem_create(struct umm *u)
+{
+	return mapping_alloc(u, -1);
 }
 
 void mapping_get(struct address_space *as)
@@ -182,32 +195,75 @@ static void release_cached_page(uint64_t index, void *item, void *arg)
 	struct address_space *as = arg;
 	struct umm_page *page = item;
 
+	VM_BUG_ON(page_mapcount(page) > 0);
 	atomic_store_explicit(&page->mapping, 0, memory_order_relaxed);
 	put_page(as->u, page);
 }
 
-/* Drop a reference; the last one truncates the cache (shmem evict_inode). */
+/*
+ * mapping_put - drop a reference.  The last one (no VMA maps the object and
+ * no umm_file names it) writes dirty file pages back and truncates the
+ * cache: nothing written through a shared mapping is lost.
+ */
 void mapping_put(struct address_space *as)
 {
 	struct umm *u = as->u;
 
 	if (atomic_fetch_sub(&as->refcount, 1) != 1)
 		return;
+	if (!mapping_is_shmem(as)) {
+		filemap_write_range(as, 0, UINT64_MAX);
+		close(as->fd);
+	}
 	pthread_mutex_lock(&u->as_lock);
 	list_del_init(&as->as_list);
 	pthread_mutex_unlock(&u->as_lock);
 	radix_for_each(&as->i_pages, release_cached_page, as);
 	radix_free(&as->i_pages);
 	pthread_mutex_destroy(&as->i_pages_lock);
+	pthread_mutex_destroy(&as->writeback_lock);
+	pthread_rwlock_destroy(&as->i_mmap_rwsem);
 	free(as);
 }
 
+/* Pages a fault may reach: shmem objects have no end; files end at EOF. */
+uint64_t mapping_nr_pages(struct address_space *as)
+{
+	if (mapping_is_shmem(as))
+		return UINT64_MAX;
+	return PAGE_ALIGN((uint64_t)atomic_load(&as->size)) >> PAGE_SHIFT;
+}
+
+/* Fill a new page-cache frame from the file; the tail past EOF reads zero. */
+static int read_page(struct address_space *as, struct umm_page *page, uint64_t index)
+{
+	char *dst = page_address(as->u, page);
+	size_t done = 0;
+
+	while (done < PAGE_SIZE) {
+		ssize_t n = pread(as->fd, dst + done, PAGE_SIZE - done,
+				  (off_t)((index << PAGE_SHIFT) + done));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -EIO;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	if (done < PAGE_SIZE)
+		memset(dst + done, 0, PAGE_SIZE - done);
+	return 0;
+}
+
 /*
- * shmem_get_page - the page at @index of a shmem object, created zeroed if
- * absent.  Return: 0 and *@pagep with a reference the caller owns, or
- * -ENOMEM.
+ * filemap_get_page - the page at @index of @as: from the cache, or a new
+ * frame (zeroed for shmem, read from the file otherwise) added to it.
+ * Return: 0 and *@pagep with a reference the caller owns; -ENOMEM, -EIO.
  */
-int shmem_get_page(struct address_space *as, uint64_t index, struct umm_page **pagep)
+int filemap_get_page(struct address_space *as, uint64_t index, struct umm_page **pagep)
 {
 	struct umm *u = as->u;
 	struct umm_page *page, *new = NULL;
@@ -238,11 +294,161 @@ int shmem_get_page(struct address_space *as, uint64_t index, struct umm_page **p
 			return 0;
 		}
 		pthread_mutex_unlock(&as->i_pages_lock);
-		new = alloc_page(u, -1, ALLOC_ZERO);
+		new = alloc_page(u, -1, mapping_is_shmem(as) ? ALLOC_ZERO : 0);
 		if (!new)
 			return -ENOMEM;
+		if (!mapping_is_shmem(as)) {
+			err = read_page(as, new, index);
+			if (err) {
+				put_page(u, new);
+				return err;
+			}
+		}
 		new->index = index;
 		atomic_store_explicit(&new->mapping, (uintptr_t)as, memory_order_relaxed);
-		SetPageFlag(new, PG_swapbacked);
+		if (mapping_is_shmem(as))
+			SetPageFlag(new, PG_swapbacked);
 	}
+}
+
+/* ---- writeback ---- */
+
+struct wb_batch {
+	uint64_t first, last;
+	struct umm_page **pages;
+	size_t nr, cap;
+};
+
+static void collect_page(uint64_t index, void *item, void *arg)
+{
+	struct wb_batch *b = arg;
+
+	if (index < b->first || index > b->last)
+		return;
+	if (b->nr == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		struct umm_page **p = realloc(b->pages, cap * sizeof(*p));
+
+		if (!p)
+			return;		/* the page stays dirty for the next pass */
+		b->pages = p;
+		b->cap = cap;
+	}
+	get_page(item);
+	b->pages[b->nr++] = item;
+}
+
+static int write_page(struct address_space *as, struct umm_page *page)
+{
+	uint64_t pos = page->index << PAGE_SHIFT;
+	int64_t size = atomic_load(&as->size);
+	const char *src = page_address(as->u, page);
+	size_t len, done = 0;
+
+	if ((int64_t)pos >= size)
+		return 0;	/* wholly past EOF: nothing of it belongs to the file */
+	len = (size_t)min_t(int64_t, PAGE_SIZE, size - (int64_t)pos);
+	while (done < len) {
+		ssize_t n = pwrite(as->fd, src + done, len - done, (off_t)(pos + done));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -EIO;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * filemap_write_range - write back the dirty pages of [first, last]: each
+ * page is locked, cleaned in every PTE that maps it (page_mkclean, which
+ * also collects PTE dirty bits), and written if dirty.
+ * Return: 0 or -EIO (the pages that failed stay dirty).
+ */
+int filemap_write_range(struct address_space *as, uint64_t first, uint64_t last)
+{
+	struct wb_batch b = { .first = first, .last = last };
+	int err = 0;
+
+	if (mapping_is_shmem(as) || !as->writable)
+		return 0;
+	pthread_mutex_lock(&as->writeback_lock);
+	pthread_mutex_lock(&as->i_pages_lock);
+	radix_for_each(&as->i_pages, collect_page, &b);
+	pthread_mutex_unlock(&as->i_pages_lock);
+	for (size_t i = 0; i < b.nr; i++) {
+		struct umm_page *page = b.pages[i];
+
+		lock_page(page);
+		page_mkclean(page);
+		if (atomic_fetch_and(&page->flags, ~PG_dirty) & PG_dirty) {
+			if (write_page(as, page)) {
+				SetPageFlag(page, PG_dirty);
+				err = -EIO;
+			}
+		}
+		unlock_page(page);
+		put_page(as->u, page);
+	}
+	pthread_mutex_unlock(&as->writeback_lock);
+	free(b.pages);
+	return err;
+}
+
+/* ---- the public file API ---- */
+
+struct umm_file {
+	struct address_space *as;
+};
+
+struct address_space *file_mapping(struct umm_file *f)
+{
+	return f->as;
+}
+
+int umm_file_open(struct umm *u, const char *path, int open_flags, struct umm_file **out)
+{
+	struct umm_file *f;
+	struct stat st;
+	int fd, acc = open_flags & O_ACCMODE;
+
+	if (!u || !path || !out || (acc != O_RDONLY && acc != O_RDWR) ||
+	    (open_flags & ~(O_ACCMODE | O_CREAT | O_TRUNC | O_CLOEXEC)))
+		return -EINVAL;
+	fd = open(path, open_flags | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		int err = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+
+		close(fd);
+		return err;
+	}
+	f = calloc(1, sizeof(*f));
+	if (f)
+		f->as = mapping_alloc(u, fd);
+	if (!f || !f->as) {
+		free(f);
+		close(fd);
+		return -ENOMEM;
+	}
+	f->as->writable = acc == O_RDWR;
+	atomic_store(&f->as->size, (int64_t)st.st_size);
+	*out = f;
+	return 0;
+}
+
+void umm_file_put(struct umm_file *f)
+{
+	if (!f)
+		return;
+	mapping_put(f->as);
+	free(f);
+}
+
+int64_t umm_file_size(struct umm_file *f)
+{
+	return f ? atomic_load(&f->as->size) : -EINVAL;
 }

@@ -20,6 +20,9 @@
 
 #include <umm/umm.h>
 
+#include <urcu-bp.h>
+
+#include "interval_tree.h"
 #include "list.h"
 #include "rbtree.h"
 
@@ -47,6 +50,27 @@
  */
 void vm_bug(const char *file, int line, const char *expr) __attribute__((noreturn));
 #define VM_BUG_ON(cond) do { if (unlikely(cond)) vm_bug(__FILE__, __LINE__, #cond); } while (0)
+
+/* ------------------------------------------------------------------ */
+/* RCU (liburcu, bulletproof flavour: any thread may read)              */
+
+/*
+ * TSan cannot see liburcu's grace periods, so under TSan each read-side
+ * exit "releases" a marker that every deferred free "acquires": the
+ * happens-before edge RCU guarantees, made visible to the checker.
+ */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+extern char rcu_tsan_marker;
+#define rcu_tsan_release() __tsan_release(&rcu_tsan_marker)
+#define rcu_tsan_acquire() __tsan_acquire(&rcu_tsan_marker)
+#else
+#define rcu_tsan_release() do { } while (0)
+#define rcu_tsan_acquire() do { } while (0)
+#endif
+static inline void umm_rcu_read_lock(void) { rcu_read_lock(); }
+static inline void umm_rcu_read_unlock(void) { rcu_tsan_release(); rcu_read_unlock(); }
 
 /* ------------------------------------------------------------------ */
 /* Locks                                                               */
@@ -118,7 +142,7 @@ struct pcp {				/* a per-CPU cache of free frames */
 } __attribute__((aligned(64)));
 
 enum vm_event {
-	PGFAULT, PGFAULT_ZERO, PGFAULT_ANON, PGFAULT_SHMEM, PGFAULT_COW, PGFAULT_REUSE,
+	PGFAULT, PGFAULT_ZERO, PGFAULT_ANON, PGFAULT_SHMEM, PGFAULT_FILE, PGFAULT_COW, PGFAULT_REUSE,
 	PGALLOC, PGFREE, TLB_FLUSH, TLB_WAIT, NR_VM_EVENTS
 };
 
@@ -364,10 +388,11 @@ struct anon_vma;
 struct vm_area_struct {
 	uint64_t vm_start, vm_end;
 	struct umm_mm *vm_mm;
-	unsigned long vm_flags;
+	unsigned long vm_flags;			/* changed under the rmap locks too */
 	uint64_t vm_pgoff;			/* in pages */
-	struct address_space *vm_shared;	/* shmem object or file; NULL: anonymous */
-	struct anon_vma *anon_vma;
+	struct address_space *vm_mapping;	/* file or shmem object; NULL: anonymous */
+	struct interval_tree_node shared;	/* in vm_mapping->i_mmap */
+	struct anon_vma *anon_vma;		/* where new anonymous pages go */
 	struct list_head anon_vma_chain;	/* anon_vma_chain.same_vma */
 	struct rb_node vm_rb;
 };
@@ -399,8 +424,12 @@ static inline uint64_t linear_page_index(const struct vm_area_struct *v, uint64_
 {
 	return ((addr - v->vm_start) >> PAGE_SHIFT) + v->vm_pgoff;
 }
-static inline bool vma_is_anonymous(const struct vm_area_struct *v) { return !v->vm_shared; }
-static inline int mm_counter_of(const struct vm_area_struct *v) { return v->vm_shared ? MM_SHMEMPAGES : MM_ANONPAGES; }
+static inline bool vma_is_anonymous(const struct vm_area_struct *v) { return !v->vm_mapping; }
+static inline void vma_set_shared_range(struct vm_area_struct *v)
+{
+	v->shared.start = v->vm_pgoff;
+	v->shared.last = v->vm_pgoff + vma_pages(v) - 1;
+}
 
 struct vm_area_struct *find_vma(struct umm_mm *mm, uint64_t addr);
 void mmgrab(struct umm_mm *mm);
@@ -423,17 +452,49 @@ struct umm_page *vm_normal_page(struct umm *u, pte_t pte);
 /* Reverse mapping (rmap.c)                                            */
 
 struct anon_vma {
-	struct anon_vma *root;
-	struct anon_vma *parent;
+	struct anon_vma *root;			/* of the fork lineage; its rwsem rules */
+	struct anon_vma *parent;		/* the anon_vma this one was forked from */
 	_Atomic int refcount;
-	pthread_rwlock_t rwsem;			/* the root's serialises the tree */
+	unsigned long num_children;		/* anon_vmas forked from this one */
+	unsigned long num_active_vmas;		/* VMAs whose ->anon_vma is this */
+	pthread_rwlock_t rwsem;
+	struct rb_root rb_root;			/* interval tree of anon_vma_chain.itn */
+	struct rcu_head rcu;
+};
+
+struct anon_vma_chain {
+	struct vm_area_struct *vma;
+	struct anon_vma *anon_vma;
+	struct list_head same_vma;		/* in vma->anon_vma_chain */
+	struct interval_tree_node itn;		/* in anon_vma->rb_root: the VMA's pgoffs */
+};
+
+struct rmap_walk_control {
+	void *arg;
+	/* false stops the walk */
+	bool (*rmap_one)(struct umm_page *page, struct vm_area_struct *vma, uint64_t addr, void *arg);
+	bool (*done)(struct umm_page *page);
 };
 
 int anon_vma_prepare(struct vm_area_struct *vma);
+int anon_vma_clone(struct vm_area_struct *dst, struct vm_area_struct *src);
 int anon_vma_fork(struct vm_area_struct *vma, struct vm_area_struct *pvma);
-void anon_vma_clone_ref(struct vm_area_struct *dst, struct vm_area_struct *src);
 void unlink_anon_vmas(struct vm_area_struct *vma);
+void put_anon_vma(struct anon_vma *av);
+void vma_rmap_pre_update(struct vm_area_struct *vma);
+void vma_rmap_post_update(struct vm_area_struct *vma);
+void vma_rmap_lock(struct vm_area_struct *vma);
+void vma_rmap_unlock(struct vm_area_struct *vma);
 void page_add_new_anon_rmap(struct umm_page *page, struct vm_area_struct *vma, uint64_t addr);
+void page_move_anon_rmap(struct umm_page *page, struct vm_area_struct *vma);
+int rmap_walk(struct umm_page *page, struct rmap_walk_control *rwc);
+int page_referenced(struct umm_page *page);
+int page_mkclean(struct umm_page *page);
+bool try_to_unmap(struct umm_page *page);
+int page_rmap_count(struct umm_page *page);
+bool trylock_page(struct umm_page *page);
+void lock_page(struct umm_page *page);
+void unlock_page(struct umm_page *page);
 void page_add_file_rmap(struct umm_page *page, struct vm_area_struct *vma);
 void page_dup_rmap(struct umm_page *page);
 void page_remove_rmap(struct umm_page *page, struct vm_area_struct *vma);
@@ -460,13 +521,33 @@ struct address_space {
 	struct radix_root i_pages;
 	uint64_t nrpages;
 	struct list_head as_list;		/* in umm->as_list */
+	pthread_rwlock_t i_mmap_rwsem;
+	struct rb_root i_mmap;			/* interval tree of vma->shared */
+	int fd;					/* host file; -1 for shmem */
+	bool writable;				/* opened O_RDWR */
+	_Atomic int64_t size;			/* bytes (files) */
+	pthread_mutex_t writeback_lock;
 };
+
+static inline bool mapping_is_shmem(const struct address_space *as) { return as->fd < 0; }
+/* Which RSS counter a mapped page counts in. */
+static inline int mm_counter(struct umm_page *page)
+{
+	uintptr_t m = atomic_load_explicit(&page->mapping, memory_order_relaxed);
+
+	if (m & PAGE_MAPPING_ANON)
+		return MM_ANONPAGES;
+	return m && mapping_is_shmem((struct address_space *)m) ? MM_SHMEMPAGES : MM_FILEPAGES;
+}
 
 struct address_space *shmem_create(struct umm *u);
 void mapping_get(struct address_space *as);
 void mapping_put(struct address_space *as);
-/* Find or create the page at @index; returns it with a reference. */
-int shmem_get_page(struct address_space *as, uint64_t index, struct umm_page **pagep);
+/* Find (reading in, for files) or create the page at @index; returns it with a reference. */
+int filemap_get_page(struct address_space *as, uint64_t index, struct umm_page **pagep);
+uint64_t mapping_nr_pages(struct address_space *as);	/* pages a fault may reach */
+struct address_space *file_mapping(struct umm_file *f);
+int filemap_write_range(struct address_space *as, uint64_t first, uint64_t last);
 
 /* ------------------------------------------------------------------ */
 /* MMU notifiers (mmu_notifier.c): the one-pointer test on every path  */

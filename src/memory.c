@@ -101,20 +101,67 @@ static int do_anonymous_page(struct vm_area_struct *vma, uint64_t addr, _Atomic 
 	return 0;
 }
 
-static int do_shared_fault(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *ptep,
-			   struct pt_page *pt, unsigned int flags)
+/*
+ * do_cow_fault - a write to a private file mapping where nothing is mapped
+ * yet: the page cache's copy becomes this mapping's own anonymous page.
+ */
+static int do_cow_fault(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *ptep,
+			struct pt_page *pt, struct umm_page *cache)
 {
 	struct umm_mm *mm = vma->vm_mm;
 	struct umm *u = mm->u;
 	struct umm_page *page;
 	pte_t entry;
+
+	if (anon_vma_prepare(vma) || !(page = alloc_page(u, -1, 0))) {
+		put_page(u, cache);
+		return -ENOMEM;
+	}
+	copy_page(page_address(u, page), page_address(u, cache));
+	put_page(u, cache);
+	entry = pfn_pte(page_to_pfn(u, page), vma_pte_prot(vma->vm_flags) | _PAGE_RW |
+			_PAGE_ACCESSED | _PAGE_DIRTY);
+	spin_lock(&pt->ptl);
+	if (!pte_none(ptep_get(ptep))) {
+		spin_unlock(&pt->ptl);
+		put_page(u, page);
+		return 0;
+	}
+	page_add_new_anon_rmap(page, vma, addr);
+	add_mm_counter(mm, MM_ANONPAGES, 1);
+	atomic_store_explicit(ptep, entry, memory_order_seq_cst);
+	spin_unlock(&pt->ptl);
+	count_vm_event(u, PGFAULT_COW);
+	return 0;
+}
+
+/*
+ * do_fault - first touch of a file or shmem mapping: map the page-cache
+ * page (writable only in a shared writable mapping; a private mapping gets
+ * it read-only, and a write copies it).  Past EOF there is nothing to map:
+ * -EFAULT (SIGBUS on Linux).
+ */
+static int do_fault(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *ptep,
+		    struct pt_page *pt, unsigned int flags)
+{
+	struct umm_mm *mm = vma->vm_mm;
+	struct umm *u = mm->u;
+	struct address_space *as = vma->vm_mapping;
+	uint64_t index = linear_page_index(vma, addr);
+	bool shared = vma->vm_flags & VM_SHARED;
+	struct umm_page *page;
+	pte_t entry;
 	int err;
 
-	err = shmem_get_page(vma->vm_shared, linear_page_index(vma, addr), &page);
+	if (index >= mapping_nr_pages(as))
+		return -EFAULT;
+	err = filemap_get_page(as, index, &page);
 	if (err)
 		return err;
+	if ((flags & FAULT_FLAG_WRITE) && !shared)
+		return do_cow_fault(vma, addr, ptep, pt, page);
 	entry = pfn_pte(page_to_pfn(u, page), vma_pte_prot(vma->vm_flags) | _PAGE_ACCESSED);
-	if (vma->vm_flags & VM_WRITE)
+	if (shared && (vma->vm_flags & VM_WRITE))
 		entry |= _PAGE_RW;
 	if (flags & FAULT_FLAG_WRITE)
 		entry |= _PAGE_DIRTY;
@@ -125,10 +172,10 @@ static int do_shared_fault(struct vm_area_struct *vma, uint64_t addr, _Atomic pt
 		return 0;
 	}
 	page_add_file_rmap(page, vma);
-	add_mm_counter(mm, MM_SHMEMPAGES, 1);
+	add_mm_counter(mm, mm_counter(page), 1);
 	atomic_store_explicit(ptep, entry, memory_order_seq_cst);	/* the cache's ref moves to the PTE */
 	spin_unlock(&pt->ptl);
-	count_vm_event(u, PGFAULT_SHMEM);
+	count_vm_event(u, mapping_is_shmem(as) ? PGFAULT_SHMEM : PGFAULT_FILE);
 	return 0;
 }
 
@@ -164,8 +211,12 @@ static int wp_page_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 		return 0;
 	}
 	page_add_new_anon_rmap(new, vma, addr);
-	if (!old)
+	if (!old || !PageAnon(old)) {
+		/* from the zero frame or a page-cache page to an anonymous page */
 		add_mm_counter(mm, MM_ANONPAGES, 1);
+		if (old)
+			add_mm_counter(mm, mm_counter(old), -1);
+	}
 	/* ptep_clear_flush + set_pte_at: no access goes through @orig after this */
 	atomic_exchange_explicit(ptep, entry, memory_order_seq_cst);
 	flush_tlb_mm(mm);
@@ -205,8 +256,10 @@ static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *
 	if (page && PageAnon(page) && !PageKsm(page) &&
 	    page_mapcount(page) == 1 && page_count(page) == 1) {
 		if (atomic_compare_exchange_strong(ptep, &orig,
-						   orig | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED))
+						   orig | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED)) {
+			page_move_anon_rmap(page, vma);
 			count_vm_event(u, PGFAULT_REUSE);
+		}
 		spin_unlock(&pt->ptl);
 		return 0;
 	}
@@ -234,8 +287,8 @@ int handle_mm_fault(struct vm_area_struct *vma, uint64_t addr, unsigned int flag
 		return -ENOMEM;
 	pte = atomic_load_explicit(ptep, memory_order_acquire);
 	if (pte_none(pte)) {
-		if (vma->vm_shared)
-			return do_shared_fault(vma, addr, ptep, pt, flags);
+		if (vma->vm_mapping)
+			return do_fault(vma, addr, ptep, pt, flags);
 		return do_anonymous_page(vma, addr, ptep, pt, flags);
 	}
 	spin_lock(&pt->ptl);
@@ -474,6 +527,88 @@ static struct umm *page_umm(const struct umm_page *page)
 	return u;
 }
 
+/* ---- reverse-map operations on the page at an address ---- */
+
+/* The normal page mapped at @addr, with a reference; -EFAULT if none. */
+static int page_at(struct umm_mm *mm, uint64_t addr, struct umm_page **pagep)
+{
+	struct vm_area_struct *vma;
+	struct pt_page *pt;
+	_Atomic pte_t *ptep;
+	int err = -EFAULT;
+
+	if (!mm)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&mm->mmap_lock);
+	vma = find_vma(mm, addr);
+	if (vma && vma->vm_start <= addr && (ptep = pte_offset(mm, addr, false, &pt))) {
+		pte_t pte;
+
+		spin_lock(&pt->ptl);
+		pte = ptep_get(ptep);
+		if (pte_present(pte) && !pte_special(pte)) {
+			*pagep = pfn_to_page(mm->u, pte_pfn(pte));
+			get_page(*pagep);
+			err = 0;
+		}
+		spin_unlock(&pt->ptl);
+	}
+	pthread_rwlock_unlock(&mm->mmap_lock);
+	return err;
+}
+
+int umm_page_referenced(struct umm_mm *mm, uint64_t addr)
+{
+	struct umm_page *page;
+	int ret = page_at(mm, addr, &page);
+
+	if (ret)
+		return ret;
+	ret = page_referenced(page);
+	put_page(mm->u, page);
+	return ret;
+}
+
+int umm_page_mkclean(struct umm_mm *mm, uint64_t addr)
+{
+	struct umm_page *page;
+	int ret = page_at(mm, addr, &page);
+
+	if (ret)
+		return ret;
+	lock_page(page);
+	ret = page_mkclean(page);
+	unlock_page(page);
+	put_page(mm->u, page);
+	return ret;
+}
+
+int umm_try_to_unmap(struct umm_mm *mm, uint64_t addr)
+{
+	struct umm_page *page;
+	int ret = page_at(mm, addr, &page);
+
+	if (ret)
+		return ret;
+	lock_page(page);
+	ret = try_to_unmap(page) ? 0 : -EBUSY;
+	unlock_page(page);
+	put_page(mm->u, page);
+	return ret;
+}
+
+int umm_page_rmap_count(struct umm_mm *mm, uint64_t addr)
+{
+	struct umm_page *page;
+	int ret = page_at(mm, addr, &page);
+
+	if (ret)
+		return ret;
+	ret = page_rmap_count(page);
+	put_page(mm->u, page);
+	return ret;
+}
+
 /* ---- pagemap ---- */
 
 int umm_pagemap(struct umm_mm *mm, uint64_t addr, struct umm_pageinfo *info)
@@ -557,7 +692,7 @@ static void zap_pte_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 		if (pte_dirty(pte) && !PageAnon(page))
 			SetPageFlag(page, PG_dirty);
 		page_remove_rmap(page, vma);
-		add_mm_counter(mm, mm_counter_of(vma), -1);
+		add_mm_counter(mm, mm_counter(page), -1);
 		tlb_remove_page(tlb, page);
 	}
 	spin_unlock(&pt->ptl);
@@ -601,7 +736,7 @@ int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src)
 		uint64_t next = min_t(uint64_t, (addr + PMD_SIZE) & PMD_MASK, src->vm_end);
 		struct pt_page *spt, *dpt;
 		_Atomic pte_t *sptep, *dptep;
-		long rss = 0;
+		long rss[NR_MM_COUNTERS] = { 0 };
 
 		sptep = pte_offset(src_mm, addr, false, &spt);
 		if (!sptep) {
@@ -623,7 +758,7 @@ int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src)
 			if (page) {
 				get_page(page);
 				page_dup_rmap(page);
-				rss++;
+				rss[mm_counter(page)]++;
 			}
 			if (pte_write(pte)) {
 				atomic_fetch_and(sptep, ~_PAGE_RW);
@@ -633,7 +768,9 @@ int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src)
 		}
 		spin_unlock(&dpt->ptl);
 		spin_unlock(&spt->ptl);
-		add_mm_counter(dst_mm, mm_counter_of(dst), rss);
+		for (int i = 0; i < NR_MM_COUNTERS; i++)
+			if (rss[i])
+				add_mm_counter(dst_mm, i, rss[i]);
 	}
 	return 0;
 }

@@ -54,9 +54,17 @@ static struct vm_area_struct *vma_prev(struct vm_area_struct *v)
 	return n ? rb_entry(n, struct vm_area_struct, vm_rb) : NULL;
 }
 
+/* Insert @vma in @mm's tree and, if it maps an object, in its i_mmap. */
 static void vma_link(struct umm_mm *mm, struct vm_area_struct *vma)
 {
 	struct rb_node **link = &mm->mm_rb.node, *parent = NULL;
+
+	if (vma->vm_mapping) {
+		pthread_rwlock_wrlock(&vma->vm_mapping->i_mmap_rwsem);
+		vma_set_shared_range(vma);
+		interval_tree_insert(&vma->shared, &vma->vm_mapping->i_mmap);
+		pthread_rwlock_unlock(&vma->vm_mapping->i_mmap_rwsem);
+	}
 
 	while (*link) {
 		struct vm_area_struct *v = rb_entry(*link, struct vm_area_struct, vm_rb);
@@ -73,6 +81,11 @@ static void vma_unlink(struct umm_mm *mm, struct vm_area_struct *vma)
 {
 	rb_erase(&vma->vm_rb, &mm->mm_rb);
 	mm->map_count--;
+	if (vma->vm_mapping) {
+		pthread_rwlock_wrlock(&vma->vm_mapping->i_mmap_rwsem);
+		interval_tree_remove(&vma->shared, &vma->vm_mapping->i_mmap);
+		pthread_rwlock_unlock(&vma->vm_mapping->i_mmap_rwsem);
+	}
 }
 
 static struct vm_area_struct *vma_alloc(struct umm_mm *mm)
@@ -86,7 +99,11 @@ static struct vm_area_struct *vma_alloc(struct umm_mm *mm)
 	return v;
 }
 
-/* A copy of @src sharing its anon_vma and shmem object. */
+/*
+ * vma_dup - a copy of @src's fields, holding its own reference on the
+ * mapped object, not yet in any tree and with no anon_vma chain: the
+ * caller sets the range, then anon_vma_clone()s and links it.
+ */
 static struct vm_area_struct *vma_dup(struct vm_area_struct *src)
 {
 	struct vm_area_struct *v = vma_alloc(src->vm_mm);
@@ -97,18 +114,24 @@ static struct vm_area_struct *vma_dup(struct vm_area_struct *src)
 	v->vm_end = src->vm_end;
 	v->vm_flags = src->vm_flags;
 	v->vm_pgoff = src->vm_pgoff;
-	v->vm_shared = src->vm_shared;
-	if (v->vm_shared)
-		mapping_get(v->vm_shared);
-	anon_vma_clone_ref(v, src);
+	v->vm_mapping = src->vm_mapping;
+	if (v->vm_mapping)
+		mapping_get(v->vm_mapping);
 	return v;
 }
 
+/*
+ * vma_free - release an unlinked VMA.  A shared file mapping going away
+ * writes its dirty pages back, so nothing stored through it is lost.
+ */
 static void vma_free(struct vm_area_struct *v)
 {
 	unlink_anon_vmas(v);
-	if (v->vm_shared)
-		mapping_put(v->vm_shared);
+	if (v->vm_mapping) {
+		if ((v->vm_flags & VM_SHARED) && !mapping_is_shmem(v->vm_mapping))
+			filemap_write_range(v->vm_mapping, v->vm_pgoff, v->vm_pgoff + vma_pages(v) - 1);
+		mapping_put(v->vm_mapping);
+	}
 	free(v);
 }
 
@@ -127,7 +150,13 @@ static struct vm_area_struct *split_vma(struct umm_mm *mm, struct vm_area_struct
 		return NULL;
 	upper->vm_start = addr;
 	upper->vm_pgoff += (addr - vma->vm_start) >> PAGE_SHIFT;
+	if (anon_vma_clone(upper, vma)) {
+		vma_free(upper);
+		return NULL;
+	}
+	vma_rmap_pre_update(vma);
 	vma->vm_end = addr;
+	vma_rmap_post_update(vma);
 	vma_link(mm, upper);
 	return upper;
 }
@@ -136,21 +165,26 @@ static struct vm_area_struct *split_vma(struct umm_mm *mm, struct vm_area_struct
 static bool can_merge(const struct vm_area_struct *a, const struct vm_area_struct *b)
 {
 	return a->vm_end == b->vm_start && a->vm_flags == b->vm_flags &&
-	       a->vm_shared == b->vm_shared &&
+	       a->vm_mapping == b->vm_mapping &&
 	       a->vm_pgoff + vma_pages(a) == b->vm_pgoff &&
 	       (a->anon_vma == b->anon_vma || !a->anon_vma || !b->anon_vma);
 }
 
-/* Fold @b into @a (its left neighbour). */
-static void merge_into(struct umm_mm *mm, struct vm_area_struct *a, struct vm_area_struct *b)
+/*
+ * merge_into - fold @b into @a (its left neighbour).  If only @b has
+ * anonymous pages, @a first links to all of @b's anon_vmas.
+ * Return: false (nothing changed) if that link could not be allocated.
+ */
+static bool merge_into(struct umm_mm *mm, struct vm_area_struct *a, struct vm_area_struct *b)
 {
+	if (!a->anon_vma && b->anon_vma && anon_vma_clone(a, b))
+		return false;
 	vma_unlink(mm, b);
+	vma_rmap_pre_update(a);
 	a->vm_end = b->vm_end;
-	if (!a->anon_vma) {
-		a->anon_vma = b->anon_vma;	/* the reference moves with it */
-		b->anon_vma = NULL;
-	}
+	vma_rmap_post_update(a);
 	vma_free(b);
+	return true;
 }
 
 /*
@@ -163,10 +197,8 @@ static struct vm_area_struct *vma_try_merge(struct umm_mm *mm, struct vm_area_st
 
 	if (next && can_merge(vma, next))
 		merge_into(mm, vma, next);
-	if (prev && can_merge(prev, vma)) {
-		merge_into(mm, prev, vma);
+	if (prev && can_merge(prev, vma) && merge_into(mm, prev, vma))
 		vma = prev;
-	}
 	return vma;
 }
 
@@ -251,7 +283,9 @@ static void remove_vmas(struct umm_mm *mm, struct vm_area_struct *first, uint64_
 		mm->total_vm -= vma_pages(v);
 		if (v->vm_flags & VM_LOCKED)
 			mm->locked_vm -= vma_pages(v);
+		/* out of every rmap tree before its page tables can go */
 		vma_unlink(mm, v);
+		unlink_anon_vmas(v);
 		if (nr == 64) {
 			tlb_flush_mmu(tlb);
 			for (unsigned int i = 0; i < nr; i++)
@@ -399,7 +433,7 @@ int umm_mmap(struct umm_mm *mm, uint64_t addr, uint64_t len, int prot, int flags
 	bool fixed = flags & (UMM_MAP_FIXED | UMM_MAP_FIXED_NOREPLACE);
 	bool shared = flags & UMM_MAP_SHARED;
 	struct vm_area_struct *vma;
-	struct address_space *shm = NULL;
+	struct address_space *obj = NULL;
 	unsigned long vm_flags;
 	int err;
 
@@ -407,9 +441,9 @@ int umm_mmap(struct umm_mm *mm, uint64_t addr, uint64_t len, int prot, int flags
 		return -EINVAL;
 	if (!(flags & UMM_MAP_SHARED) == !(flags & UMM_MAP_PRIVATE))
 		return -EINVAL;
-	if (!(flags & UMM_MAP_ANONYMOUS) || file)
-		return file && (flags & UMM_MAP_ANONYMOUS) ? -EINVAL : -ENOSYS;
-	if (!PAGE_ALIGNED(offset))
+	if (!(flags & UMM_MAP_ANONYMOUS) == !file)
+		return -EINVAL;		/* anonymous with a file, or a file mapping without */
+	if (!PAGE_ALIGNED(offset) || offset + PAGE_ALIGN(len) < offset)
 		return -EINVAL;
 	if (PAGE_ALIGN(len) < len)
 		return -ENOMEM;
@@ -422,13 +456,26 @@ int umm_mmap(struct umm_mm *mm, uint64_t addr, uint64_t len, int prot, int flags
 		vm_flags |= VM_SHARED | VM_MAYSHARE;
 	if (flags & UMM_MAP_LOCKED)
 		vm_flags |= VM_LOCKED;
+	if (file) {
+		obj = file_mapping(file);
+		if (obj->u != mm->u)
+			return -EINVAL;
+		if (shared && !obj->writable) {
+			/* a shared mapping of a read-only file can never be written */
+			if (prot & UMM_PROT_WRITE)
+				return -EACCES;
+			vm_flags &= ~VM_MAYWRITE;
+		}
+	}
 
 	vma = vma_alloc(mm);
 	if (!vma)
 		return -ENOMEM;
-	if (shared) {
-		shm = shmem_create(mm->u);
-		if (!shm) {
+	if (file) {
+		mapping_get(obj);
+	} else if (shared) {
+		obj = shmem_create(mm->u);
+		if (!obj) {
 			free(vma);
 			return -ENOMEM;
 		}
@@ -454,8 +501,8 @@ int umm_mmap(struct umm_mm *mm, uint64_t addr, uint64_t len, int prot, int flags
 	vma->vm_start = addr;
 	vma->vm_end = addr + len;
 	vma->vm_flags = vm_flags;
-	vma->vm_shared = shm;
-	vma->vm_pgoff = shared ? 0 : addr >> PAGE_SHIFT;
+	vma->vm_mapping = obj;
+	vma->vm_pgoff = file ? offset >> PAGE_SHIFT : shared ? 0 : addr >> PAGE_SHIFT;
 	vma_link(mm, vma);
 	mm->total_vm += len >> PAGE_SHIFT;
 	if (vm_flags & VM_LOCKED)
@@ -474,8 +521,8 @@ int umm_mmap(struct umm_mm *mm, uint64_t addr, uint64_t len, int prot, int flags
 
 out_unlock:
 	pthread_rwlock_unlock(&mm->mmap_lock);
-	if (shm)
-		mapping_put(shm);
+	if (obj)
+		mapping_put(obj);
 	free(vma);
 	return err;
 }
@@ -526,7 +573,9 @@ static int vma_modify_flags(struct umm_mm *mm, struct vm_area_struct *vma, uint6
 	vma = vma_isolate(mm, vma, start, end);
 	if (!vma)
 		return -ENOMEM;
+	vma_rmap_lock(vma);	/* rmap walkers read vm_flags */
 	vma->vm_flags = newflags;
+	vma_rmap_unlock(vma);
 	if ((old ^ newflags) & VM_ACCESS_FLAGS)
 		change_protection(vma, start, end, newflags);
 	if ((old ^ newflags) & VM_LOCKED)
@@ -649,7 +698,7 @@ int umm_munlock(struct umm_mm *mm, uint64_t addr, uint64_t len)
 static unsigned long mergeable_flags(const struct vm_area_struct *vma, unsigned long on, int *err)
 {
 	/* KSM only ever merges private anonymous memory; others are left alone */
-	if (vma->vm_shared)
+	if (vma->vm_mapping)
 		return vma->vm_flags;
 	return on ? vma->vm_flags | VM_MERGEABLE : vma->vm_flags & ~VM_MERGEABLE;
 }
@@ -741,6 +790,42 @@ int umm_madvise(struct umm_mm *mm, uint64_t addr, uint64_t len, int advice)
 	}
 }
 
+/* ---- msync ---- */
+
+int umm_msync(struct umm_mm *mm, uint64_t addr, uint64_t len, int flags)
+{
+	uint64_t end, pos;
+	int err = 0;
+
+	if (!mm || (flags & ~(UMM_MS_ASYNC | UMM_MS_SYNC | UMM_MS_INVALIDATE)) ||
+	    ((flags & UMM_MS_ASYNC) && (flags & UMM_MS_SYNC)))
+		return -EINVAL;
+	err = check_range(addr, len, &end);
+	if (err || addr == end)
+		return err;
+	pthread_rwlock_rdlock(&mm->mmap_lock);
+	for (pos = addr; pos < end;) {
+		struct vm_area_struct *vma = find_vma(mm, pos);
+		uint64_t to;
+
+		if (!vma || vma->vm_start >= end) {
+			err = -ENOMEM;
+			break;
+		}
+		if (vma->vm_start > pos)
+			err = -ENOMEM;		/* a hole: go on, report it at the end */
+		pos = max_t(uint64_t, pos, vma->vm_start);
+		to = min_t(uint64_t, vma->vm_end, end);
+		if ((vma->vm_flags & VM_SHARED) && vma->vm_mapping &&
+		    filemap_write_range(vma->vm_mapping, linear_page_index(vma, pos),
+					linear_page_index(vma, to - PAGE_SIZE)))
+			err = -EIO;
+		pos = to;
+	}
+	pthread_rwlock_unlock(&mm->mmap_lock);
+	return err;
+}
+
 /* ---- mremap ---- */
 
 /*
@@ -763,11 +848,18 @@ static int move_vma(struct umm_mm *mm, struct vm_area_struct *vma, uint64_t old_
 		return -ENOMEM;
 	new->vm_start = new_addr;
 	new->vm_end = new_addr + new_len;
+	if (anon_vma_clone(new, vma)) {
+		vma_free(new);
+		return -ENOMEM;
+	}
 	vma_link(mm, new);
+	/* rmap walkers must not look between the old and the new place */
+	vma_rmap_lock(vma);
 	err = move_page_tables(vma, old_addr, new, new_addr, old_len);
-	if (err) {
-		/* put back what moved, then forget the new VMA */
+	if (err)
 		move_page_tables(new, new_addr, vma, old_addr, old_len);
+	vma_rmap_unlock(vma);
+	if (err) {
 		vma_unlink(mm, new);
 		vma_free(new);
 		return err;
@@ -851,7 +943,9 @@ int umm_mremap(struct umm_mm *mm, uint64_t old_addr, uint64_t old_len, uint64_t 
 			/* grow in place */
 			uint64_t delta = (new_len - old_len) >> PAGE_SHIFT;
 
+			vma_rmap_pre_update(vma);
 			vma->vm_end = new_end;
+			vma_rmap_post_update(vma);
 			mm->total_vm += delta;
 			if (vma->vm_flags & VM_LOCKED)
 				mm->locked_vm += delta;
@@ -916,9 +1010,9 @@ int umm_mm_fork(struct umm_mm *parent, struct umm_mm **childp)
 		cv->vm_end = pv->vm_end;
 		cv->vm_flags = pv->vm_flags & ~VM_LOCKED;
 		cv->vm_pgoff = pv->vm_pgoff;
-		cv->vm_shared = pv->vm_shared;
-		if (cv->vm_shared)
-			mapping_get(cv->vm_shared);
+		cv->vm_mapping = pv->vm_mapping;
+		if (cv->vm_mapping)
+			mapping_get(cv->vm_mapping);
 		err = anon_vma_fork(cv, pv);
 		if (err) {
 			vma_free(cv);
@@ -926,7 +1020,7 @@ int umm_mm_fork(struct umm_mm *parent, struct umm_mm **childp)
 		}
 		vma_link(child, cv);
 		child->total_vm += vma_pages(cv);
-		if (!pv->vm_shared && pv->anon_vma) {
+		if (!(pv->vm_flags & VM_SHARED) && pv->anon_vma) {
 			err = copy_page_range(cv, pv);
 			if (err)
 				break;
@@ -980,7 +1074,7 @@ int umm_mm_vma_next(struct umm_mm *mm, uint64_t addr, struct umm_vma_info *info)
 			     (v->vm_flags & VM_WRITE ? UMM_PROT_WRITE : 0) |
 			     (v->vm_flags & VM_EXEC ? UMM_PROT_EXEC : 0);
 		info->shared = v->vm_flags & VM_SHARED;
-		info->anonymous = true;
+		info->anonymous = !v->vm_mapping || mapping_is_shmem(v->vm_mapping);
 		info->locked = v->vm_flags & VM_LOCKED;
 		info->mergeable = v->vm_flags & VM_MERGEABLE;
 	}

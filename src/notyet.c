@@ -8,13 +8,6 @@
  */
 #include "internal.h"
 
-int umm_file_open(struct umm *u, const char *path, int open_flags, struct umm_file **out)
-{
-	return -ENOSYS;
-}
-void umm_file_put(struct umm_file *f) { }
-int umm_msync(struct umm_mm *mm, uint64_t addr, uint64_t len, int flags) { return -ENOSYS; }
-
 int umm_mmu_notifier_register(struct umm_mmu_notifier *sub, struct umm_mm *mm) { return -ENOSYS; }
 void umm_mmu_notifier_unregister(struct umm_mmu_notifier *sub, struct umm_mm *mm) { }
 int umm_mmu_notifier_get(const struct umm_mmu_notifier_ops *ops, struct umm_mm *mm,

@@ -1,10 +1,22 @@
 // SPDX-License-Identifier: MIT
 /*
  * rbtree.c - red-black tree rebalancing (CLRS, with parent pointers).
+ *
+ * One implementation serves plain and augmented trees: the plain entry
+ * points pass aug = NULL.  For augmented trees the invariant is kept in two
+ * places only:
+ *  - rotate() reports every rotation through aug->rotate(), which is all the
+ *    rebalancing loops (insert fixup, erase fixup) ever change in the shape;
+ *  - the splice in rb_erase_augmented(), and the new leaf in
+ *    rb_insert_augmented(), change the set of nodes under a path, so the
+ *    values along that path are recomputed with aug->propagate() before the
+ *    fixup loop starts rotating.
+ * Recolouring never touches the values.
  */
 #include "rbtree.h"
 
-static void rotate(struct rb_root *root, struct rb_node *x, int left)
+static void rotate(struct rb_root *root, struct rb_node *x, int left,
+		   const struct rb_augment_callbacks *aug)
 {
 	/* left: x's right child y takes x's place, x becomes y's left child */
 	struct rb_node *y = left ? x->right : x->left;
@@ -27,9 +39,12 @@ static void rotate(struct rb_root *root, struct rb_node *x, int left)
 	else
 		x->parent->right = y;
 	x->parent = y;
+	if (aug)
+		aug->rotate(x, y);
 }
 
-void rb_insert_color(struct rb_node *z, struct rb_root *root)
+static void insert_fixup(struct rb_node *z, struct rb_root *root,
+			 const struct rb_augment_callbacks *aug)
 {
 	while (z->parent && z->parent->red) {
 		struct rb_node *p = z->parent, *g = p->parent;
@@ -45,14 +60,28 @@ void rb_insert_color(struct rb_node *z, struct rb_root *root)
 		}
 		if (p_is_left ? z == p->right : z == p->left) {
 			z = p;
-			rotate(root, z, p_is_left);
+			rotate(root, z, p_is_left, aug);
 			p = z->parent;
 		}
 		p->red = 0;
 		g->red = 1;
-		rotate(root, g, !p_is_left);
+		rotate(root, g, !p_is_left, aug);
 	}
 	root->node->red = 0;
+}
+
+void rb_insert_color(struct rb_node *z, struct rb_root *root)
+{
+	insert_fixup(z, root, NULL);
+}
+
+void rb_insert_augmented(struct rb_node *z, struct rb_root *root,
+			 const struct rb_augment_callbacks *aug)
+{
+	/* z's own value is the caller's; its ancestors gained z below them. */
+	if (z->parent)
+		aug->propagate(z->parent, NULL);
+	insert_fixup(z, root, aug);
 }
 
 static void transplant(struct rb_root *root, struct rb_node *u, struct rb_node *v)
@@ -67,7 +96,8 @@ static void transplant(struct rb_root *root, struct rb_node *u, struct rb_node *
 		v->parent = u->parent;
 }
 
-static void erase_fixup(struct rb_root *root, struct rb_node *x, struct rb_node *xp)
+static void erase_fixup(struct rb_root *root, struct rb_node *x, struct rb_node *xp,
+			const struct rb_augment_callbacks *aug)
 {
 	while (x != root->node && (!x || !x->red)) {
 		int x_is_left = xp->left == x;
@@ -76,7 +106,7 @@ static void erase_fixup(struct rb_root *root, struct rb_node *x, struct rb_node 
 		if (w->red) {
 			w->red = 0;
 			xp->red = 1;
-			rotate(root, xp, x_is_left);
+			rotate(root, xp, x_is_left, aug);
 			w = x_is_left ? xp->right : xp->left;
 		}
 		if ((!w->left || !w->left->red) && (!w->right || !w->right->red)) {
@@ -90,14 +120,14 @@ static void erase_fixup(struct rb_root *root, struct rb_node *x, struct rb_node 
 
 			c->red = 0;
 			w->red = 1;
-			rotate(root, w, !x_is_left);
+			rotate(root, w, !x_is_left, aug);
 			w = x_is_left ? xp->right : xp->left;
 		}
 		w->red = xp->red;
 		xp->red = 0;
 		if (x_is_left ? w->right : w->left)
 			(x_is_left ? w->right : w->left)->red = 0;
-		rotate(root, xp, x_is_left);
+		rotate(root, xp, x_is_left, aug);
 		x = root->node;
 		xp = NULL;
 	}
@@ -105,19 +135,28 @@ static void erase_fixup(struct rb_root *root, struct rb_node *x, struct rb_node 
 		x->red = 0;
 }
 
-void rb_erase(struct rb_node *z, struct rb_root *root)
+/*
+ * Unlink z.  x is the node that moved into the removed black slot (maybe
+ * NULL) and xp its parent, for the fixup.  With aug, the values are
+ * repaired before the fixup:
+ *  - z had at most one child: z's parent lost z, propagate from there;
+ *  - z's successor y was its right child: y took z's place and z's left
+ *    subtree, so y starts from z's value and is recomputed upward;
+ *  - y was deeper: y's old parent lost y, recompute up to (not including)
+ *    y in z's place, then y itself (holding z's value) upward.
+ */
+static void erase(struct rb_node *z, struct rb_root *root,
+		  const struct rb_augment_callbacks *aug)
 {
 	struct rb_node *x, *xp;
 	int removed_red = z->red;
 
-	if (!z->left) {
-		x = z->right;
+	if (!z->left || !z->right) {
+		x = z->left ? z->left : z->right;
 		xp = z->parent;
-		transplant(root, z, z->right);
-	} else if (!z->right) {
-		x = z->left;
-		xp = z->parent;
-		transplant(root, z, z->left);
+		transplant(root, z, x);
+		if (aug && xp)
+			aug->propagate(xp, NULL);
 	} else {
 		struct rb_node *y = z->right;
 
@@ -137,9 +176,26 @@ void rb_erase(struct rb_node *z, struct rb_root *root)
 		y->left = z->left;
 		y->left->parent = y;
 		y->red = z->red;
+		if (aug) {
+			aug->copy(z, y);
+			if (xp != y)
+				aug->propagate(xp, y);
+			aug->propagate(y, NULL);
+		}
 	}
 	if (!removed_red)
-		erase_fixup(root, x, xp);
+		erase_fixup(root, x, xp, aug);
+}
+
+void rb_erase(struct rb_node *z, struct rb_root *root)
+{
+	erase(z, root, NULL);
+}
+
+void rb_erase_augmented(struct rb_node *z, struct rb_root *root,
+			const struct rb_augment_callbacks *aug)
+{
+	erase(z, root, aug);
 }
 
 struct rb_node *rb_first(const struct rb_root *root)

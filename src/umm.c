@@ -133,6 +133,7 @@ void umm_destroy(struct umm *u)
 		atomic_store(&as->refcount, 1);
 		mapping_put(as);
 	}
+	rcu_barrier();		/* anon_vmas waiting for a grace period */
 	phys_exit(u);
 	machine_unregister(u);
 	pthread_mutex_destroy(&u->mm_lock);
@@ -159,6 +160,7 @@ void umm_get_stat(struct umm *u, struct umm_stat *st)
 	st->pgfault_zero = sum_vm_event(u, PGFAULT_ZERO);
 	st->pgfault_anon = sum_vm_event(u, PGFAULT_ANON);
 	st->pgfault_shmem = sum_vm_event(u, PGFAULT_SHMEM);
+	st->pgfault_file = sum_vm_event(u, PGFAULT_FILE);
 	st->pgfault_cow = sum_vm_event(u, PGFAULT_COW);
 	st->pgfault_reuse = sum_vm_event(u, PGFAULT_REUSE);
 	st->pgalloc = sum_vm_event(u, PGALLOC);
@@ -235,7 +237,7 @@ static void census_walk(struct census *c, struct umm_mm *mm, struct pt_page *t, 
 			census_fail(c, "mm %p: writable PTE at %#llx in a read-only VMA", (void *)mm,
 				    (unsigned long long)addr);
 		c->maps[pte_pfn(e)]++;
-		rss[mm_counter_of(vma)]++;
+		rss[mm_counter(pfn_to_page(c->u, pte_pfn(e)))]++;
 	}
 }
 
@@ -267,7 +269,7 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 	struct umm_mm *mm;
 	uint64_t nr_free = 0;
 
-	if (!u || (flags & ~UMM_VALIDATE_EXACT))
+	if (!u || (flags & ~(UMM_VALIDATE_EXACT | UMM_VALIDATE_RMAP)))
 		return -EINVAL;
 	if (msg && msglen)
 		msg[0] = 0;
@@ -331,6 +333,15 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 		if (maps != c.maps[pfn])
 			census_fail(&c, "pfn %llu: mapcount %d, but %d PTEs map it",
 				    (unsigned long long)pfn, maps, c.maps[pfn]);
+		if ((flags & UMM_VALIDATE_RMAP) && c.maps[pfn]) {
+			int found = page_rmap_count(p);
+
+			if (found != c.maps[pfn])
+				census_fail(&c, "pfn %llu (%s, index %llu): rmap_walk finds %d mappings, "
+					    "page tables hold %d", (unsigned long long)pfn,
+					    PageAnon(p) ? "anon" : "file", (unsigned long long)p->index,
+					    found, c.maps[pfn]);
+		}
 		if (ref < want || (ref > want && (flags & UMM_VALIDATE_EXACT)) || (!ref && !want))
 			census_fail(&c, "pfn %llu: refcount %d, expected %s%d (%d PTEs, %d cache)",
 				    (unsigned long long)pfn, ref, flags & UMM_VALIDATE_EXACT ? "" : ">= ",

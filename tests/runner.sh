@@ -5,7 +5,8 @@ t=$1
 case "$t" in
 build-asan/*|build-tsan/*) export UMM_TEST_SHORT=1 ;;
 esac
-export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}"
+here=$(cd "$(dirname "$0")" && pwd)
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1 suppressions=$here/tsan.supp}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1 abort_on_error=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1 halt_on_error=1}"
 timeout -k 10 "${UMM_TEST_TIMEOUT:-300}" "$t"

@@ -1189,7 +1189,7 @@ static void validate_now(struct run *r, const char *when)
 
 	if (atomic_load(&r->failed))
 		return;
-	rc = umm_validate(r->u, UMM_VALIDATE_EXACT, msg, sizeof(msg));
+	rc = umm_validate(r->u, UMM_VALIDATE_EXACT | UMM_VALIDATE_RMAP, msg, sizeof(msg));
 	r->nvalidate++;
 	if (rc) {
 		pthread_mutex_lock(&print_lock);
@@ -1650,7 +1650,7 @@ static bool test_holes(void)
 
 	CHECK(!umm_munmap(mm, a, 8 * PAGE));		/* over holes: fine */
 	CHECK(umm_read(mm, a, &b, 1) == -EFAULT);
-	CHECK(!umm_validate(u, UMM_VALIDATE_EXACT, msg, sizeof(msg)));
+	CHECK(!umm_validate(u, UMM_VALIDATE_EXACT | UMM_VALIDATE_RMAP, msg, sizeof(msg)));
 	ok = true;
 #undef CHECK
 out:

@@ -10,7 +10,7 @@ need() { # need <package> <test command...>
 need gcc            command -v gcc
 need make           command -v make
 need pkg-config     command -v pkg-config
-need liburcu-dev    pkg-config --exists liburcu
+need liburcu-dev    pkg-config --exists liburcu-bp
 need libxxhash-dev  pkg-config --exists libxxhash
 need perl           command -v prove
 need coreutils      command -v timeout

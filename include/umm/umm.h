@@ -86,6 +86,7 @@ struct umm_stat {
 	uint64_t pgfault_zero;       /* read faults that mapped the zero frame */
 	uint64_t pgfault_anon;       /* write faults that allocated an anonymous frame */
 	uint64_t pgfault_shmem;      /* faults on shared anonymous memory */
+	uint64_t pgfault_file;       /* faults that mapped a file's page-cache page */
 	uint64_t pgfault_cow;        /* copy-on-write copies (zero frame included) */
 	uint64_t pgfault_reuse;      /* write faults that reused an exclusive frame */
 	uint64_t pgalloc, pgfree;    /* frames allocated / freed */
@@ -105,6 +106,8 @@ void umm_get_stat(struct umm *u, struct umm_stat *st);
  * Return: 0 if all holds, -EUCLEAN on a violation.
  */
 #define UMM_VALIDATE_EXACT 0x1
+#define UMM_VALIDATE_RMAP  0x2	/* also: rmap_walk of every mapped frame finds
+				 * exactly the PTEs a scan of every page table finds */
 int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen);
 
 /*
@@ -191,9 +194,47 @@ int umm_mm_vma_next(struct umm_mm *mm, uint64_t addr, struct umm_vma_info *info)
 
 /* ---- files ---- */
 
+/*
+ * Open a real host file for mapping.  @open_flags: O_RDONLY or O_RDWR, plus
+ * O_CREAT/O_TRUNC (mode 0644).  The file's page cache is shared by every
+ * mapping of it in the machine.  Return: 0 and *@out (one reference), or the
+ * negative errno of open(2).
+ */
 int  umm_file_open(struct umm *u, const char *path, int open_flags, struct umm_file **out);
+/* Drop the caller's reference; the last one writes back dirty pages. */
 void umm_file_put(struct umm_file *f);
+/* Size in bytes of the host file (as fstat), or a negative errno. */
+int64_t umm_file_size(struct umm_file *f);
+
+#define UMM_MS_ASYNC		1
+#define UMM_MS_INVALIDATE	2
+#define UMM_MS_SYNC		4
+/*
+ * msync(2): write back the dirty pages of shared file mappings in range,
+ * after write-protecting and cleaning every PTE that maps them
+ * (page_mkclean), so later stores fault and dirty them again.
+ * Return: 0; -EINVAL (bad flags, unaligned), -ENOMEM (hole), -EIO.
+ */
 int  umm_msync(struct umm_mm *mm, uint64_t addr, uint64_t len, int flags);
+
+/* ---- reverse-map operations on the page mapped at an address ---- */
+
+/*
+ * page_referenced: test and clear the young bit in every PTE that maps the
+ * page (found through the rmap), as reclaim's aging does.
+ * Return: how many mappings had referenced it; -EFAULT if nothing is mapped
+ * there (or the zero frame is).
+ */
+int umm_page_referenced(struct umm_mm *mm, uint64_t addr);
+/* page_mkclean: write-protect and clean every shared mapping's PTE.
+ * Return: how many PTEs were dirty or writable; -EFAULT as above. */
+int umm_page_mkclean(struct umm_mm *mm, uint64_t addr);
+/* try_to_unmap: unmap the page from every address space mapping it.
+ * Return: 0 if it is no longer mapped; -EBUSY if it cannot be (an anonymous
+ * page with no swap to hold it); -EFAULT as above. */
+int umm_try_to_unmap(struct umm_mm *mm, uint64_t addr);
+/* Return: how many PTEs rmap_walk finds mapping the page at @addr. */
+int umm_page_rmap_count(struct umm_mm *mm, uint64_t addr);
 
 /* ---- CPU accesses ---- */
 
