@@ -393,6 +393,8 @@ void page_add_new_anon_rmap(struct umm_page *page, struct vm_area_struct *vma, u
  */
 void page_move_anon_rmap(struct umm_page *page, struct vm_area_struct *vma)
 {
+	if (!vma->anon_vma)
+		return;
 	atomic_store_explicit(&page->mapping, (uintptr_t)vma->anon_vma | PAGE_MAPPING_ANON,
 			      memory_order_release);
 }
