@@ -17,10 +17,11 @@
  * finding all k nodes that overlap a range costs O(log n + k).
  *
  * Context: no locking inside.  The caller serializes every insert/remove on a
- * tree against each other and against iteration (in umm: the anon_vma lock or
- * the mapping's i_mmap lock); iteration alone may run concurrently with other
- * iteration.  A node's start and last must not change while it is in a tree:
- * remove it, change them, insert it again.
+ * tree against each other and against iteration (in umm: the root anon_vma's
+ * rwsem, the mapping's i_mmap_rwsem - written to change, read to walk);
+ * iteration alone may run concurrently with other iteration.  A node's start
+ * and last must not change while it is in a tree: remove it, change them,
+ * insert it again.
  */
 #ifndef UMM_INTERVAL_TREE_H
 #define UMM_INTERVAL_TREE_H
