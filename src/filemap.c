@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
  * filemap.c - the page cache: address_space objects holding pages by
- * index.  Shared anonymous memory (a shmem object per MAP_SHARED|
- * MAP_ANONYMOUS mapping, inherited across fork) uses it today; files
- * mapped from the host come with the file-mapping work.
+ * index, for host files (one object per file in a machine, however many
+ * times it is opened) and for shared anonymous memory (a shmem object per
+ * MAP_SHARED|MAP_ANONYMOUS mapping, inherited across fork).
  *
  * The index is a radix tree of 64-way nodes whose height grows with the
- * largest index, protected by the object's i_pages_lock.
+ * largest index, protected by the object's i_pages_lock.  An object is
+ * freed after an RCU grace period, so rmap walkers may reach it from a
+ * page without holding a reference (see rmap_walk_file).
  */
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -169,6 +172,7 @@ static struct address_space *mapping_alloc(struct umm *u, int fd)
 		return NULL;
 	as->u = u;
 	as->fd = fd;
+	as->wfd = -1;
 	atomic_init(&as->refcount, 1);
 	pthread_mutex_init(&as->i_pages_lock, NULL);
 	pthread_mutex_init(&as->writeback_lock, NULL);
@@ -200,6 +204,17 @@ static void release_cached_page(uint64_t index, void *item, void *arg)
 	put_page(as->u, page);
 }
 
+static void mapping_free_rcu(struct rcu_head *head)
+{
+	struct address_space *as = container_of(head, struct address_space, rcu);
+
+	rcu_tsan_acquire();
+	pthread_mutex_destroy(&as->i_pages_lock);
+	pthread_mutex_destroy(&as->writeback_lock);
+	pthread_rwlock_destroy(&as->i_mmap_rwsem);
+	free(as);
+}
+
 /*
  * mapping_put - drop a reference.  The last one (no VMA maps the object and
  * no umm_file names it) writes dirty file pages back and truncates the
@@ -211,19 +226,23 @@ void mapping_put(struct address_space *as)
 
 	if (atomic_fetch_sub(&as->refcount, 1) != 1)
 		return;
-	if (!mapping_is_shmem(as)) {
+	/* still findable by umm_file_open, which waits for us to finish */
+	if (!mapping_is_shmem(as))
 		filemap_write_range(as, 0, UINT64_MAX);
-		close(as->fd);
-	}
+	pthread_rwlock_wrlock(&as->i_mmap_rwsem);
+	as->dead = true;		/* walkers that reach it from now on back off */
+	pthread_rwlock_unlock(&as->i_mmap_rwsem);
 	pthread_mutex_lock(&u->as_lock);
 	list_del_init(&as->as_list);
 	pthread_mutex_unlock(&u->as_lock);
 	radix_for_each(&as->i_pages, release_cached_page, as);
 	radix_free(&as->i_pages);
-	pthread_mutex_destroy(&as->i_pages_lock);
-	pthread_mutex_destroy(&as->writeback_lock);
-	pthread_rwlock_destroy(&as->i_mmap_rwsem);
-	free(as);
+	if (as->fd >= 0)
+		close(as->fd);
+	if (as->wfd >= 0)
+		close(as->wfd);
+	rcu_tsan_release();
+	call_rcu(&as->rcu, mapping_free_rcu);
 }
 
 /* Pages a fault may reach: shmem objects have no end; files end at EOF. */
@@ -349,7 +368,7 @@ static int write_page(struct address_space *as, struct umm_page *page)
 		return 0;	/* wholly past EOF: nothing of it belongs to the file */
 	len = (size_t)min_t(int64_t, PAGE_SIZE, size - (int64_t)pos);
 	while (done < len) {
-		ssize_t n = pwrite(as->fd, src + done, len - done, (off_t)(pos + done));
+		ssize_t n = pwrite(as->wfd, src + done, len - done, (off_t)(pos + done));
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -372,9 +391,13 @@ int filemap_write_range(struct address_space *as, uint64_t first, uint64_t last)
 	struct wb_batch b = { .first = first, .last = last };
 	int err = 0;
 
-	if (mapping_is_shmem(as) || !as->writable)
+	if (mapping_is_shmem(as))
 		return 0;
 	pthread_mutex_lock(&as->writeback_lock);
+	if (as->wfd < 0) {		/* never opened for writing: nothing can be dirty */
+		pthread_mutex_unlock(&as->writeback_lock);
+		return 0;
+	}
 	pthread_mutex_lock(&as->i_pages_lock);
 	radix_for_each(&as->i_pages, collect_page, &b);
 	pthread_mutex_unlock(&as->i_pages_lock);
@@ -401,6 +424,7 @@ int filemap_write_range(struct address_space *as, uint64_t first, uint64_t last)
 
 struct umm_file {
 	struct address_space *as;
+	bool writable;			/* this handle was opened O_RDWR */
 };
 
 struct address_space *file_mapping(struct umm_file *f)
@@ -408,8 +432,48 @@ struct address_space *file_mapping(struct umm_file *f)
 	return f->as;
 }
 
+bool file_writable(struct umm_file *f)
+{
+	return f->writable;
+}
+
+/*
+ * find_file_mapping - the machine's live object for (@dev, @ino), with a
+ * reference.  One being torn down is waited for: its writeback must reach
+ * the file before anyone reads the file again.
+ */
+static struct address_space *find_file_mapping(struct umm *u, uint64_t dev, uint64_t ino)
+{
+	struct address_space *as;
+
+	for (;;) {
+		bool dying = false;
+
+		pthread_mutex_lock(&u->as_lock);
+		list_for_each_entry(as, &u->as_list, as_list) {
+			int ref;
+
+			if (as->fd < 0 || as->dev != dev || as->ino != ino)
+				continue;
+			ref = atomic_load(&as->refcount);
+			while (ref && !atomic_compare_exchange_weak(&as->refcount, &ref, ref + 1))
+				;
+			if (ref) {
+				pthread_mutex_unlock(&u->as_lock);
+				return as;
+			}
+			dying = true;
+		}
+		pthread_mutex_unlock(&u->as_lock);
+		if (!dying)
+			return NULL;
+		sched_yield();
+	}
+}
+
 int umm_file_open(struct umm *u, const char *path, int open_flags, struct umm_file **out)
 {
+	struct address_space *as;
 	struct umm_file *f;
 	struct stat st;
 	int fd, acc = open_flags & O_ACCMODE;
@@ -427,15 +491,38 @@ int umm_file_open(struct umm *u, const char *path, int open_flags, struct umm_fi
 		return err;
 	}
 	f = calloc(1, sizeof(*f));
-	if (f)
-		f->as = mapping_alloc(u, fd);
-	if (!f || !f->as) {
-		free(f);
+	if (!f) {
 		close(fd);
 		return -ENOMEM;
 	}
-	f->as->writable = acc == O_RDWR;
-	atomic_store(&f->as->size, (int64_t)st.st_size);
+	f->writable = acc == O_RDWR;
+	as = find_file_mapping(u, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+	if (as) {
+		/* the machine already caches this file: share it */
+		pthread_mutex_lock(&as->writeback_lock);
+		if (f->writable && as->wfd < 0) {
+			as->wfd = fd;
+			fd = -1;
+		}
+		pthread_mutex_unlock(&as->writeback_lock);
+		if (open_flags & O_TRUNC)
+			atomic_store(&as->size, 0);
+		if (fd >= 0)
+			close(fd);
+	} else {
+		as = mapping_alloc(u, fd);
+		if (!as) {
+			free(f);
+			close(fd);
+			return -ENOMEM;
+		}
+		as->dev = (uint64_t)st.st_dev;
+		as->ino = (uint64_t)st.st_ino;
+		atomic_store(&as->size, (int64_t)st.st_size);
+		if (f->writable)
+			as->wfd = dup(fd);
+	}
+	f->as = as;
 	*out = f;
 	return 0;
 }

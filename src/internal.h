@@ -523,10 +523,13 @@ struct address_space {
 	struct list_head as_list;		/* in umm->as_list */
 	pthread_rwlock_t i_mmap_rwsem;
 	struct rb_root i_mmap;			/* interval tree of vma->shared */
-	int fd;					/* host file; -1 for shmem */
-	bool writable;				/* opened O_RDWR */
+	int fd;					/* host file, for reading; -1 for shmem */
+	int wfd;				/* the same file opened O_RDWR, or -1 */
+	uint64_t dev, ino;			/* which file: one cache per file */
 	_Atomic int64_t size;			/* bytes (files) */
-	pthread_mutex_t writeback_lock;
+	pthread_mutex_t writeback_lock;		/* also guards wfd */
+	bool dead;				/* torn down; under i_mmap_rwsem */
+	struct rcu_head rcu;
 };
 
 static inline bool mapping_is_shmem(const struct address_space *as) { return as->fd < 0; }
@@ -547,6 +550,7 @@ void mapping_put(struct address_space *as);
 int filemap_get_page(struct address_space *as, uint64_t index, struct umm_page **pagep);
 uint64_t mapping_nr_pages(struct address_space *as);	/* pages a fault may reach */
 struct address_space *file_mapping(struct umm_file *f);
+bool file_writable(struct umm_file *f);
 int filemap_write_range(struct address_space *as, uint64_t first, uint64_t last);
 
 /* ------------------------------------------------------------------ */

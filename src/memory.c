@@ -61,11 +61,37 @@ static inline pte_t ptep_get(_Atomic pte_t *ptep)
 
 /* ---- anonymous and shared-anonymous faults ---- */
 
-static int do_anonymous_page(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *ptep,
-			     struct pt_page *pt, unsigned int flags)
+/*
+ * map_new_anon_page - install a new, private, writable anonymous page at an
+ * empty PTE (unless a racing fault filled it first: then the page is freed).
+ * Return: 0.  Context: the page is ours alone; PTE lock not held.
+ */
+static int map_new_anon_page(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *ptep,
+			     struct pt_page *pt, struct umm_page *page, enum vm_event event)
 {
 	struct umm_mm *mm = vma->vm_mm;
 	struct umm *u = mm->u;
+	pte_t entry = pfn_pte(page_to_pfn(u, page), vma_pte_prot(vma->vm_flags) | _PAGE_RW |
+			      _PAGE_ACCESSED | _PAGE_DIRTY);
+
+	spin_lock(&pt->ptl);
+	if (!pte_none(ptep_get(ptep))) {
+		spin_unlock(&pt->ptl);
+		put_page(u, page);
+		return 0;
+	}
+	page_add_new_anon_rmap(page, vma, addr);
+	add_mm_counter(mm, MM_ANONPAGES, 1);
+	atomic_store_explicit(ptep, entry, memory_order_seq_cst);
+	spin_unlock(&pt->ptl);
+	count_vm_event(u, event);
+	return 0;
+}
+
+static int do_anonymous_page(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *ptep,
+			     struct pt_page *pt, unsigned int flags)
+{
+	struct umm *u = vma->vm_mm->u;
 	struct umm_page *page;
 	pte_t entry;
 
@@ -85,20 +111,7 @@ static int do_anonymous_page(struct vm_area_struct *vma, uint64_t addr, _Atomic 
 	page = alloc_page(u, -1, ALLOC_ZERO);
 	if (!page)
 		return -ENOMEM;
-	entry = pfn_pte(page_to_pfn(u, page), vma_pte_prot(vma->vm_flags) | _PAGE_RW |
-			_PAGE_ACCESSED | _PAGE_DIRTY);
-	spin_lock(&pt->ptl);
-	if (!pte_none(ptep_get(ptep))) {
-		spin_unlock(&pt->ptl);
-		put_page(u, page);
-		return 0;
-	}
-	page_add_new_anon_rmap(page, vma, addr);
-	add_mm_counter(mm, MM_ANONPAGES, 1);
-	atomic_store_explicit(ptep, entry, memory_order_seq_cst);
-	spin_unlock(&pt->ptl);
-	count_vm_event(u, PGFAULT_ANON);
-	return 0;
+	return map_new_anon_page(vma, addr, ptep, pt, page, PGFAULT_ANON);
 }
 
 /*
@@ -108,10 +121,8 @@ static int do_anonymous_page(struct vm_area_struct *vma, uint64_t addr, _Atomic 
 static int do_cow_fault(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *ptep,
 			struct pt_page *pt, struct umm_page *cache)
 {
-	struct umm_mm *mm = vma->vm_mm;
-	struct umm *u = mm->u;
+	struct umm *u = vma->vm_mm->u;
 	struct umm_page *page;
-	pte_t entry;
 
 	if (anon_vma_prepare(vma) || !(page = alloc_page(u, -1, 0))) {
 		put_page(u, cache);
@@ -119,20 +130,7 @@ static int do_cow_fault(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 	}
 	copy_page(page_address(u, page), page_address(u, cache));
 	put_page(u, cache);
-	entry = pfn_pte(page_to_pfn(u, page), vma_pte_prot(vma->vm_flags) | _PAGE_RW |
-			_PAGE_ACCESSED | _PAGE_DIRTY);
-	spin_lock(&pt->ptl);
-	if (!pte_none(ptep_get(ptep))) {
-		spin_unlock(&pt->ptl);
-		put_page(u, page);
-		return 0;
-	}
-	page_add_new_anon_rmap(page, vma, addr);
-	add_mm_counter(mm, MM_ANONPAGES, 1);
-	atomic_store_explicit(ptep, entry, memory_order_seq_cst);
-	spin_unlock(&pt->ptl);
-	count_vm_event(u, PGFAULT_COW);
-	return 0;
+	return map_new_anon_page(vma, addr, ptep, pt, page, PGFAULT_COW);
 }
 
 /*

@@ -460,7 +460,7 @@ int umm_mmap(struct umm_mm *mm, uint64_t addr, uint64_t len, int prot, int flags
 		obj = file_mapping(file);
 		if (obj->u != mm->u)
 			return -EINVAL;
-		if (shared && !obj->writable) {
+		if (shared && !file_writable(file)) {
 			/* a shared mapping of a read-only file can never be written */
 			if (prot & UMM_PROT_WRITE)
 				return -EACCES;

@@ -520,15 +520,31 @@ static int rmap_walk_anon(struct umm_page *page, struct rmap_walk_control *rwc)
 	return 0;
 }
 
+/*
+ * rmap_walk_file - walk the i_mmap tree of a file or shmem page's object.
+ * The object may be torn down by a racing last munmap: it is read under
+ * RCU, and once its i_mmap_rwsem is held it is either live (teardown
+ * waits for the lock) or marked dead (back off).
+ */
 static int rmap_walk_file(struct umm_page *page, struct rmap_walk_control *rwc)
 {
-	struct address_space *as = (struct address_space *)atomic_load(&page->mapping);
+	struct address_space *as;
 	uint64_t pgoff = page->index;
 	struct interval_tree_node *n;
 
-	if (!as)
+	umm_rcu_read_lock();
+	as = (struct address_space *)atomic_load_explicit(&page->mapping, memory_order_acquire);
+	if (!as) {
+		umm_rcu_read_unlock();
 		return 0;
+	}
 	pthread_rwlock_rdlock(&as->i_mmap_rwsem);
+	if (as->dead) {
+		pthread_rwlock_unlock(&as->i_mmap_rwsem);
+		umm_rcu_read_unlock();
+		return 0;
+	}
+	umm_rcu_read_unlock();
 	for (n = interval_tree_iter_first(&as->i_mmap, pgoff, pgoff); n;
 	     n = interval_tree_iter_next(n, pgoff, pgoff)) {
 		struct vm_area_struct *vma = container_of(n, struct vm_area_struct, shared);
