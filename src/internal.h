@@ -197,6 +197,11 @@ struct umm {
 	umm_log_fn log_fn;
 	void *log_ctx;
 	_Atomic long nr_pgtables;
+
+	/* page-table pages: a pool of huge-page-backed chunks (pgtable.c) */
+	spinlock_t pt_lock;
+	struct pt_chunk *pt_chunks;
+	struct pt_page *pt_free;
 };
 
 #define ZERO_PFN 0
@@ -277,16 +282,32 @@ static inline pte_t pfn_pte(uint64_t pfn, pte_t prot) { return (pfn << PAGE_SHIF
 #define PMD_MASK	(~(PMD_SIZE - 1))
 
 /*
- * One page-table page.  Level 4 is the PGD, level 1 holds PTEs.  Upper
- * levels store pointers to the next table (0 = none).  Each PTE table has
- * its own lock (split PTL); upper levels are changed under
+ * One page-table page: exactly 4 KiB of entries.  Level 4 is the PGD,
+ * level 1 holds PTEs.  Upper levels store pointers to the next table
+ * (0 = none).  Each PTE table has its own lock (split PTL), kept outside
+ * the table as Linux keeps it in the table's struct page: tables are carved
+ * from 2 MiB huge-page-backed chunks whose first page holds the locks of
+ * the chunk's tables (pgtable.c).  Upper levels change under
  * mm->page_table_lock.
  */
 struct pt_page {
 	_Atomic uint64_t e[PTRS_PER_TABLE];
-	spinlock_t ptl;
-	int level;
 };
+
+#define PT_CHUNK_SIZE	(2ULL << 20)
+#define PT_PER_CHUNK	(PT_CHUNK_SIZE / sizeof(struct pt_page))
+struct pt_chunk {			/* the first 4 KiB of a chunk */
+	spinlock_t ptl[PT_PER_CHUNK];
+	struct pt_chunk *next;
+};
+
+static inline spinlock_t *pte_lockptr(struct pt_page *t)
+{
+	struct pt_chunk *c = (struct pt_chunk *)((uintptr_t)t & ~(uintptr_t)(PT_CHUNK_SIZE - 1));
+
+	return &c->ptl[((uintptr_t)t & (PT_CHUNK_SIZE - 1)) / sizeof(struct pt_page)];
+}
+void pt_pool_exit(struct umm *u);
 
 struct umm_mm;
 struct vm_area_struct;

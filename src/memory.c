@@ -74,16 +74,16 @@ static int map_new_anon_page(struct vm_area_struct *vma, uint64_t addr, _Atomic 
 	pte_t entry = pfn_pte(page_to_pfn(u, page), vma_pte_prot(vma->vm_flags) | _PAGE_RW |
 			      _PAGE_ACCESSED | _PAGE_DIRTY);
 
-	spin_lock(&pt->ptl);
+	spin_lock(pte_lockptr(pt));
 	if (!pte_none(ptep_get(ptep))) {
-		spin_unlock(&pt->ptl);
+		spin_unlock(pte_lockptr(pt));
 		put_page(u, page);
 		return 0;
 	}
 	page_add_new_anon_rmap(page, vma, addr);
 	add_mm_counter(mm, MM_ANONPAGES, 1);
 	atomic_store_explicit(ptep, entry, memory_order_seq_cst);
-	spin_unlock(&pt->ptl);
+	spin_unlock(pte_lockptr(pt));
 	count_vm_event(u, event);
 	return 0;
 }
@@ -98,10 +98,10 @@ static int do_anonymous_page(struct vm_area_struct *vma, uint64_t addr, _Atomic 
 	if (!(flags & FAULT_FLAG_WRITE)) {
 		/* read of never-written memory: the shared zero frame */
 		entry = pfn_pte(ZERO_PFN, vma_pte_prot(vma->vm_flags) | _PAGE_SPECIAL | _PAGE_ACCESSED);
-		spin_lock(&pt->ptl);
+		spin_lock(pte_lockptr(pt));
 		if (pte_none(ptep_get(ptep)))
 			atomic_store_explicit(ptep, entry, memory_order_seq_cst);
-		spin_unlock(&pt->ptl);
+		spin_unlock(pte_lockptr(pt));
 		count_vm_event(u, PGFAULT_ZERO);
 		return 0;
 	}
@@ -163,16 +163,16 @@ static int do_fault(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *pt
 		entry |= _PAGE_RW;
 	if (flags & FAULT_FLAG_WRITE)
 		entry |= _PAGE_DIRTY;
-	spin_lock(&pt->ptl);
+	spin_lock(pte_lockptr(pt));
 	if (!pte_none(ptep_get(ptep))) {
-		spin_unlock(&pt->ptl);
+		spin_unlock(pte_lockptr(pt));
 		put_page(u, page);
 		return 0;
 	}
 	page_add_file_rmap(page, vma);
 	add_mm_counter(mm, mm_counter(page), 1);
 	atomic_store_explicit(ptep, entry, memory_order_seq_cst);	/* the cache's ref moves to the PTE */
-	spin_unlock(&pt->ptl);
+	spin_unlock(pte_lockptr(pt));
 	count_vm_event(u, mapping_is_shmem(as) ? PGFAULT_SHMEM : PGFAULT_FILE);
 	return 0;
 }
@@ -200,9 +200,9 @@ static int wp_page_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 
 	entry = pfn_pte(page_to_pfn(u, new), vma_pte_prot(vma->vm_flags) | _PAGE_RW |
 			_PAGE_ACCESSED | _PAGE_DIRTY);
-	spin_lock(&pt->ptl);
+	spin_lock(pte_lockptr(pt));
 	if (!pte_same(ptep_get(ptep), orig)) {
-		spin_unlock(&pt->ptl);
+		spin_unlock(pte_lockptr(pt));
 		put_page(u, new);
 		if (old)
 			put_page(u, old);
@@ -220,7 +220,7 @@ static int wp_page_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 	flush_tlb_mm(mm);
 	if (old)
 		page_remove_rmap(old, vma);
-	spin_unlock(&pt->ptl);
+	spin_unlock(pte_lockptr(pt));
 	count_vm_event(u, PGFAULT_COW);
 	if (old) {
 		put_page(u, old);	/* the mapping's reference */
@@ -248,7 +248,7 @@ static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *
 
 	if (vma->vm_flags & VM_SHARED) {
 		atomic_compare_exchange_strong(ptep, &orig, orig | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
-		spin_unlock(&pt->ptl);
+		spin_unlock(pte_lockptr(pt));
 		return 0;
 	}
 	if (page && PageAnon(page) && !PageKsm(page) &&
@@ -258,12 +258,12 @@ static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *
 			page_move_anon_rmap(page, vma);
 			count_vm_event(u, PGFAULT_REUSE);
 		}
-		spin_unlock(&pt->ptl);
+		spin_unlock(pte_lockptr(pt));
 		return 0;
 	}
 	if (page)
 		get_page(page);
-	spin_unlock(&pt->ptl);
+	spin_unlock(pte_lockptr(pt));
 	return wp_page_copy(vma, addr, ptep, pt, orig, page);
 }
 
@@ -289,18 +289,18 @@ int handle_mm_fault(struct vm_area_struct *vma, uint64_t addr, unsigned int flag
 			return do_fault(vma, addr, ptep, pt, flags);
 		return do_anonymous_page(vma, addr, ptep, pt, flags);
 	}
-	spin_lock(&pt->ptl);
+	spin_lock(pte_lockptr(pt));
 	pte = ptep_get(ptep);
 	if (!pte_present(pte) || pte_protnone(pte)) {
 		/* swap and migration entries arrive with reclaim; a PROT_NONE
 		 * PTE in an accessible VMA is a racing mprotect: retry */
-		spin_unlock(&pt->ptl);
+		spin_unlock(pte_lockptr(pt));
 		return 0;
 	}
 	if ((flags & FAULT_FLAG_WRITE) && !pte_write(pte))
 		return do_wp_page(vma, addr, ptep, pt, pte);
 	/* spurious: the access sets A/D itself */
-	spin_unlock(&pt->ptl);
+	spin_unlock(pte_lockptr(pt));
 	return 0;
 }
 
@@ -421,14 +421,14 @@ static struct umm_page *follow_page(struct umm_mm *mm, uint64_t addr, bool write
 
 	if (!ptep)
 		return NULL;
-	spin_lock(&pt->ptl);
+	spin_lock(pte_lockptr(pt));
 	pte = ptep_get(ptep);
 	if ((pte & _PAGE_PRESENT) && (!write || pte_write(pte))) {
 		page = pfn_to_page(u, pte_pfn(pte));
 		get_page(page);
 		atomic_fetch_or(ptep, write ? (_PAGE_ACCESSED | _PAGE_DIRTY) : _PAGE_ACCESSED);
 	}
-	spin_unlock(&pt->ptl);
+	spin_unlock(pte_lockptr(pt));
 	return page;
 }
 
@@ -542,14 +542,14 @@ static int page_at(struct umm_mm *mm, uint64_t addr, struct umm_page **pagep)
 	if (vma && vma->vm_start <= addr && (ptep = pte_offset(mm, addr, false, &pt))) {
 		pte_t pte;
 
-		spin_lock(&pt->ptl);
+		spin_lock(pte_lockptr(pt));
 		pte = ptep_get(ptep);
 		if (pte_present(pte) && !pte_special(pte)) {
 			*pagep = pfn_to_page(mm->u, pte_pfn(pte));
 			get_page(*pagep);
 			err = 0;
 		}
-		spin_unlock(&pt->ptl);
+		spin_unlock(pte_lockptr(pt));
 	}
 	pthread_rwlock_unlock(&mm->mmap_lock);
 	return err;
@@ -629,7 +629,7 @@ int umm_pagemap(struct umm_mm *mm, uint64_t addr, struct umm_pageinfo *info)
 	if (ptep) {
 		pte_t pte;
 
-		spin_lock(&pt->ptl);
+		spin_lock(pte_lockptr(pt));
 		pte = ptep_get(ptep);
 		if (pte_present(pte)) {
 			struct umm_page *page = vm_normal_page(mm->u, pte);
@@ -657,7 +657,7 @@ int umm_pagemap(struct umm_mm *mm, uint64_t addr, struct umm_pageinfo *info)
 				info->refcount = page_count(page);
 			}
 		}
-		spin_unlock(&pt->ptl);
+		spin_unlock(pte_lockptr(pt));
 	}
 out:
 	pthread_rwlock_unlock(&mm->mmap_lock);
@@ -672,7 +672,7 @@ static void zap_pte_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 	struct umm_mm *mm = vma->vm_mm;
 	struct umm *u = mm->u;
 
-	spin_lock(&pt->ptl);
+	spin_lock(pte_lockptr(pt));
 	for (; addr < end; addr += PAGE_SIZE) {
 		_Atomic pte_t *ptep = &pt->e[(addr >> PAGE_SHIFT) & 511];
 		struct umm_page *page;
@@ -693,7 +693,7 @@ static void zap_pte_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 		add_mm_counter(mm, mm_counter(page), -1);
 		tlb_remove_page(tlb, page);
 	}
-	spin_unlock(&pt->ptl);
+	spin_unlock(pte_lockptr(pt));
 }
 
 /*
@@ -744,8 +744,8 @@ int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src)
 		dptep = pte_offset(dst_mm, addr, true, &dpt);
 		if (!dptep)
 			return -ENOMEM;
-		spin_lock(&spt->ptl);
-		spin_lock(&dpt->ptl);
+		spin_lock(pte_lockptr(spt));
+		spin_lock(pte_lockptr(dpt));
 		for (; addr < next; addr += PAGE_SIZE, sptep++, dptep++) {
 			pte_t pte = ptep_get(sptep);
 			struct umm_page *page;
@@ -764,8 +764,8 @@ int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src)
 			}
 			atomic_store_explicit(dptep, pte & ~_PAGE_ACCESSED, memory_order_relaxed);
 		}
-		spin_unlock(&dpt->ptl);
-		spin_unlock(&spt->ptl);
+		spin_unlock(pte_lockptr(dpt));
+		spin_unlock(pte_lockptr(spt));
 		for (int i = 0; i < NR_MM_COUNTERS; i++)
 			if (rss[i])
 				add_mm_counter(dst_mm, i, rss[i]);
@@ -800,7 +800,7 @@ void change_protection(struct vm_area_struct *vma, uint64_t start, uint64_t end,
 			addr = next;
 			continue;
 		}
-		spin_lock(&pt->ptl);
+		spin_lock(pte_lockptr(pt));
 		for (; addr < next; addr += PAGE_SIZE, ptep++) {
 			pte_t old = ptep_get(ptep), new;
 
@@ -819,7 +819,7 @@ void change_protection(struct vm_area_struct *vma, uint64_t start, uint64_t end,
 				changed = true;
 			} while (!atomic_compare_exchange_weak(ptep, &old, new));
 		}
-		spin_unlock(&pt->ptl);
+		spin_unlock(pte_lockptr(pt));
 	}
 	if (changed)
 		flush_tlb_mm(mm);
@@ -860,15 +860,15 @@ int move_page_tables(struct vm_area_struct *vma, uint64_t old_addr, struct vm_ar
 			err = -ENOMEM;
 			break;
 		}
-		spin_lock(&opt->ptl);
+		spin_lock(pte_lockptr(opt));
 		if (npt != opt)
-			spin_lock(&npt->ptl);
+			spin_lock(pte_lockptr(npt));
 		pte = atomic_exchange_explicit(optep, 0, memory_order_seq_cst);
 		VM_BUG_ON(!pte_none(atomic_load_explicit(nptep, memory_order_relaxed)));
 		atomic_store_explicit(nptep, pte, memory_order_seq_cst);
 		if (npt != opt)
-			spin_unlock(&npt->ptl);
-		spin_unlock(&opt->ptl);
+			spin_unlock(pte_lockptr(npt));
+		spin_unlock(pte_lockptr(opt));
 		moved = true;
 	}
 	if (moved)

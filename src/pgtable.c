@@ -9,28 +9,104 @@
  * accesses, see tlb.c) always find a fully initialised table; unlinked
  * tables are freed only after a flush (tlb_remove_table).
  */
+#include <sys/mman.h>
+
 #include "internal.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+/* a pooled table is not heap memory: tell ASan when it is dead */
+#define pt_poison(t)	ASAN_POISON_MEMORY_REGION(&(t)->e[1], sizeof(*(t)) - sizeof((t)->e[0]))
+#define pt_unpoison(t)	ASAN_UNPOISON_MEMORY_REGION((t), sizeof(*(t)))
+#define ASAN_UNPOISON_ALL(c) ASAN_UNPOISON_MEMORY_REGION((c), PT_CHUNK_SIZE)
+#else
+#define ASAN_UNPOISON_ALL(c) do { } while (0)
+#define pt_poison(t)	do { } while (0)
+#define pt_unpoison(t)	do { } while (0)
+#endif
+
+/*
+ * A new chunk: 2 MiB, aligned, backed by a huge page where the host
+ * allows it, so that walks over many address spaces' tables cost few host
+ * TLB entries.  Its first page holds the tables' locks.
+ */
+static struct pt_chunk *pt_chunk_alloc(void)
+{
+	size_t len = 2 * PT_CHUNK_SIZE;
+	char *raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t start;
+
+	if (raw == MAP_FAILED)
+		return NULL;
+	start = ((uintptr_t)raw + PT_CHUNK_SIZE - 1) & ~(uintptr_t)(PT_CHUNK_SIZE - 1);
+	if (start > (uintptr_t)raw)
+		munmap(raw, start - (uintptr_t)raw);
+	munmap((char *)start + PT_CHUNK_SIZE, (uintptr_t)raw + len - start - PT_CHUNK_SIZE);
+	madvise((void *)start, PT_CHUNK_SIZE, MADV_HUGEPAGE);
+	return (struct pt_chunk *)start;
+}
 
 struct pt_page *pt_alloc(struct umm_mm *mm, int level)
 {
-	struct pt_page *t = aligned_alloc(64, (sizeof(*t) + 63) & ~(size_t)63);
+	struct umm *u = mm->u;
+	struct pt_page *t;
 
-	if (!t)
-		return NULL;
+	spin_lock(&u->pt_lock);
+	if (!u->pt_free) {
+		struct pt_chunk *c;
+
+		spin_unlock(&u->pt_lock);
+		c = pt_chunk_alloc();
+		if (!c)
+			return NULL;
+		spin_lock(&u->pt_lock);
+		c->next = u->pt_chunks;
+		u->pt_chunks = c;
+		for (size_t i = PT_PER_CHUNK - 1; i >= 1; i--) {
+			t = (struct pt_page *)((char *)c + i * sizeof(struct pt_page));
+			atomic_store_explicit(&t->e[0], (uintptr_t)u->pt_free, memory_order_relaxed);
+			u->pt_free = t;
+			pt_poison(t);
+		}
+	}
+	t = u->pt_free;
+	u->pt_free = (struct pt_page *)atomic_load_explicit(&t->e[0], memory_order_relaxed);
+	spin_unlock(&u->pt_lock);
+
+	pt_unpoison(t);
 	for (int i = 0; i < PTRS_PER_TABLE; i++)
-		atomic_init(&t->e[i], 0);
-	spin_lock_init(&t->ptl);
-	t->level = level;
+		atomic_store_explicit(&t->e[i], 0, memory_order_relaxed);
+	spin_lock_init(pte_lockptr(t));
 	atomic_fetch_add_explicit(&mm->nr_ptes, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&mm->u->nr_pgtables, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&u->nr_pgtables, 1, memory_order_relaxed);
 	return t;
 }
 
+/* Context: nobody can reach @t any more (unlinked and flushed). */
 void pt_free(struct umm_mm *mm, struct pt_page *t)
 {
+	struct umm *u = mm->u;
+
 	atomic_fetch_sub_explicit(&mm->nr_ptes, 1, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&mm->u->nr_pgtables, 1, memory_order_relaxed);
-	free(t);
+	atomic_fetch_sub_explicit(&u->nr_pgtables, 1, memory_order_relaxed);
+	spin_lock(&u->pt_lock);
+	atomic_store_explicit(&t->e[0], (uintptr_t)u->pt_free, memory_order_relaxed);
+	u->pt_free = t;
+	pt_poison(t);
+	spin_unlock(&u->pt_lock);
+}
+
+/* Give every chunk back to the host.  Context: the machine is being destroyed. */
+void pt_pool_exit(struct umm *u)
+{
+	while (u->pt_chunks) {
+		struct pt_chunk *c = u->pt_chunks;
+
+		u->pt_chunks = c->next;
+		ASAN_UNPOISON_ALL(c);
+		munmap(c, PT_CHUNK_SIZE);
+	}
+	u->pt_free = NULL;
 }
 
 static inline unsigned int pt_index(uint64_t addr, int level)

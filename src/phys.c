@@ -479,9 +479,12 @@ int phys_init(struct umm *u)
 		err = -errno == -EINVAL ? -ENOMEM : -errno;
 		goto out_unmap;
 	}
-	u->pages = calloc(nr, sizeof(*u->pages));
-	if (!u->pages)
+	/* descriptors on huge pages where the host allows: fewer TLB misses */
+	u->pages = mmap(NULL, nr * sizeof(*u->pages), PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (u->pages == MAP_FAILED)
 		goto out_unmap;
+	madvise(u->pages, nr * sizeof(*u->pages), MADV_HUGEPAGE);
 
 	u->nr_pcps = (unsigned int)get_nprocs_conf();
 	if (u->nr_pcps < 1)
@@ -556,7 +559,7 @@ int phys_init(struct umm *u)
 out_pcps:
 	free(u->pcps);
 out_pages:
-	free(u->pages);
+	munmap(u->pages, nr * sizeof(*u->pages));
 out_unmap:
 	munmap(u->arena, nr << PAGE_SHIFT);
 out_close:
@@ -580,7 +583,7 @@ void phys_exit(struct umm *u)
 		pthread_mutex_destroy(&u->nodes[i].lock);
 	}
 	free(u->pcps);
-	free(u->pages);
+	munmap(u->pages, u->nr_frames * sizeof(*u->pages));
 	munmap(u->arena, u->nr_frames << PAGE_SHIFT);
 	close(u->memfd);
 }

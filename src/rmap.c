@@ -8,7 +8,7 @@
  *     page lock (PG_locked)
  *       mapping->i_mmap_rwsem
  *         anon_vma->root->rwsem
- *           mm->page_table_lock or pte table lock (pt_page->ptl)
+ *           mm->page_table_lock or pte table lock (pte_lockptr())
  *             per-CPU free-list lock (pcp->lock), then node->lock
  *
  * umm->mm_lock (the list of address spaces) is taken outside mmap_lock;
@@ -590,11 +590,11 @@ static _Atomic pte_t *page_vma_mapped(struct umm_page *page, struct vm_area_stru
 	ptep = pte_offset(mm, addr, false, ptp);
 	if (!ptep)
 		return NULL;
-	spin_lock(&(*ptp)->ptl);
+	spin_lock(pte_lockptr((*ptp)));
 	pte = atomic_load_explicit(ptep, memory_order_relaxed);
 	if (pte_present(pte) && !pte_special(pte) && pte_pfn(pte) == page_to_pfn(mm->u, page))
 		return ptep;
-	spin_unlock(&(*ptp)->ptl);
+	spin_unlock(pte_lockptr((*ptp)));
 	return NULL;
 }
 
@@ -614,7 +614,7 @@ static bool page_referenced_one(struct umm_page *page, struct vm_area_struct *vm
 	/* clearing the young bit needs no flush: a stale TLB only under-reports */
 	if (atomic_fetch_and(ptep, ~_PAGE_ACCESSED) & _PAGE_ACCESSED)
 		rc->count++;
-	spin_unlock(&pt->ptl);
+	spin_unlock(pte_lockptr(pt));
 	return true;
 }
 
@@ -648,7 +648,7 @@ static bool page_mkclean_one(struct umm_page *page, struct vm_area_struct *vma,
 			SetPageFlag(page, PG_dirty);
 		rc->count++;
 	}
-	spin_unlock(&pt->ptl);
+	spin_unlock(pte_lockptr(pt));
 	return true;
 }
 
@@ -681,7 +681,7 @@ static bool try_to_unmap_one(struct umm_page *page, struct vm_area_struct *vma,
 	if (!ptep)
 		return true;
 	if (vma->vm_flags & VM_LOCKED) {
-		spin_unlock(&pt->ptl);
+		spin_unlock(pte_lockptr(pt));
 		return false;		/* mlocked pages stay */
 	}
 	old = atomic_exchange_explicit(ptep, 0, memory_order_seq_cst);
@@ -690,7 +690,7 @@ static bool try_to_unmap_one(struct umm_page *page, struct vm_area_struct *vma,
 		SetPageFlag(page, PG_dirty);
 	page_remove_rmap(page, vma);
 	add_mm_counter(mm, mm_counter(page), -1);
-	spin_unlock(&pt->ptl);
+	spin_unlock(pte_lockptr(pt));
 	put_page(mm->u, page);
 	return true;
 }
@@ -724,7 +724,7 @@ static bool rmap_count_one(struct umm_page *page, struct vm_area_struct *vma,
 
 	if (page_vma_mapped(page, vma, addr, &pt)) {
 		rc->count++;
-		spin_unlock(&pt->ptl);
+		spin_unlock(pte_lockptr(pt));
 	}
 	return true;
 }

@@ -75,6 +75,7 @@ int umm_create(const struct umm_config *cfg, struct umm **out)
 	u->prefault = cfg->flags & UMM_CONFIG_PREFAULT;
 	pthread_mutex_init(&u->mm_lock, NULL);
 	pthread_mutex_init(&u->as_lock, NULL);
+	spin_lock_init(&u->pt_lock);
 	INIT_LIST_HEAD(&u->mm_list);
 	INIT_LIST_HEAD(&u->as_list);
 	u->machine_id = machine_register(u);
@@ -134,6 +135,7 @@ void umm_destroy(struct umm *u)
 		mapping_put(as);
 	}
 	rcu_barrier();		/* anon_vmas waiting for a grace period */
+	pt_pool_exit(u);
 	phys_exit(u);
 	machine_unregister(u);
 	pthread_mutex_destroy(&u->mm_lock);
