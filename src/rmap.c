@@ -602,6 +602,17 @@ struct rmap_counter {
 	int count;
 };
 
+/* Walk @page with @one, which counts into a struct rmap_counter.  Return: the count. */
+static int rmap_walk_count(struct umm_page *page,
+			   bool (*one)(struct umm_page *, struct vm_area_struct *, uint64_t, void *))
+{
+	struct rmap_counter rc = { 0 };
+	struct rmap_walk_control rwc = { .rmap_one = one, .arg = &rc };
+
+	rmap_walk(page, &rwc);
+	return rc.count;
+}
+
 static bool page_referenced_one(struct umm_page *page, struct vm_area_struct *vma,
 				uint64_t addr, void *arg)
 {
@@ -621,11 +632,7 @@ static bool page_referenced_one(struct umm_page *page, struct vm_area_struct *vm
 /* page_referenced - Return: how many mappings had referenced @page. */
 int page_referenced(struct umm_page *page)
 {
-	struct rmap_counter rc = { 0 };
-	struct rmap_walk_control rwc = { .rmap_one = page_referenced_one, .arg = &rc };
-
-	rmap_walk(page, &rwc);
-	return rc.count;
+	return rmap_walk_count(page, page_referenced_one);
 }
 
 static bool page_mkclean_one(struct umm_page *page, struct vm_area_struct *vma,
@@ -661,13 +668,7 @@ static bool page_mkclean_one(struct umm_page *page, struct vm_area_struct *vma,
  */
 int page_mkclean(struct umm_page *page)
 {
-	struct rmap_counter rc = { 0 };
-	struct rmap_walk_control rwc = { .rmap_one = page_mkclean_one, .arg = &rc };
-
-	if (PageAnon(page))
-		return 0;
-	rmap_walk(page, &rwc);
-	return rc.count;
+	return PageAnon(page) ? 0 : rmap_walk_count(page, page_mkclean_one);
 }
 
 static bool try_to_unmap_one(struct umm_page *page, struct vm_area_struct *vma,
@@ -732,9 +733,5 @@ static bool rmap_count_one(struct umm_page *page, struct vm_area_struct *vma,
 /* How many PTEs an rmap walk finds mapping @page. */
 int page_rmap_count(struct umm_page *page)
 {
-	struct rmap_counter rc = { 0 };
-	struct rmap_walk_control rwc = { .rmap_one = rmap_count_one, .arg = &rc };
-
-	rmap_walk(page, &rwc);
-	return rc.count;
+	return rmap_walk_count(page, rmap_count_one);
 }
