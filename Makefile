@@ -81,7 +81,7 @@ $(BUILD)/umm-uninstalled.pc: Makefile
 	  'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -lumm' \
 	  'Libs.private: -pthread' > $@
 
-$(BUILD)/tests/%: tests/%.c tests/tap.h $(BUILD)/libumm.a $(CLIENT_SRCS)
+$(BUILD)/tests/%: tests/%.c tests/tap.h tests/fixture.h $(BUILD)/libumm.a $(CLIENT_SRCS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -Iclients -o $@ $< $(CLIENT_SRCS) $(BUILD)/libumm.a $(LIBS) -lm
 

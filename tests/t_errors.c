@@ -16,17 +16,9 @@
 #include <umm/umm.h>
 
 #include "tap.h"
+#include "fixture.h"
 
-#define PS	UMM_PAGE_SIZE
-#define PG(n)	((uint64_t)(n) * PS)
-#define BASE	0x200000000ULL
-#define AT(n)	(BASE + PG(n))
 #define NPAGES	12
-
-#define RW	(UMM_PROT_READ | UMM_PROT_WRITE)
-#define RO	UMM_PROT_READ
-#define PRIV	(UMM_MAP_PRIVATE | UMM_MAP_ANONYMOUS)
-#define SHRD	(UMM_MAP_SHARED | UMM_MAP_ANONYMOUS)
 
 struct snap {
 	int nr_vmas;
@@ -36,17 +28,8 @@ struct snap {
 	int pi_err[NPAGES];
 };
 
-struct fix {
-	struct umm *u;
-	struct umm_mm *mm;
-	struct snap before;
-};
-
-static void pat_fill(uint64_t *w, uint64_t addr)
-{
-	for (size_t i = 0; i < PS / 8; i++)
-		w[i] = (addr + i * 8) * 0x9e3779b97f4a7c15ULL;
-}
+/* The address space as fix_init_layout() left it. */
+static struct snap before;
 
 static void take_snap(struct umm_mm *mm, struct snap *s)
 {
@@ -60,30 +43,11 @@ static void take_snap(struct umm_mm *mm, struct snap *s)
 		s->pi_err[i] = umm_pagemap(mm, AT(i), &s->pi[i]);
 }
 
-/* Is the data what setup wrote: A and C patterns, B zeros? */
+/* Is the data what setup wrote: A and C patterns (tag 0), B zeros? */
 static bool data_intact(struct umm_mm *mm)
 {
-	uint64_t w[PS / 8], want[PS / 8];
-
-	for (int i = 0; i < NPAGES; i++) {
-		bool mapped = i < 4 || i >= 6;
-
-		if (!mapped)
-			continue;
-		if (umm_read(mm, AT(i), w, PS) != PS) {
-			TAP_DIAG("page %d: unreadable", i);
-			return false;
-		}
-		if (i >= 6 && i < 10)
-			memset(want, 0, PS);
-		else
-			pat_fill(want, AT(i));
-		if (memcmp(w, want, PS)) {
-			TAP_DIAG("page %d: data changed", i);
-			return false;
-		}
-	}
-	return true;
+	return check_pat(mm, AT(0), 4, 0) && zeros_at(mm, AT(6), 4) &&
+	       check_pat(mm, AT(10), 2, 0);
 }
 
 static bool unchanged(struct fix *f)
@@ -91,12 +55,12 @@ static bool unchanged(struct fix *f)
 	struct snap now;
 
 	take_snap(f->mm, &now);
-	if (now.nr_vmas != f->before.nr_vmas) {
-		TAP_DIAG("%d VMAs, was %d", now.nr_vmas, f->before.nr_vmas);
+	if (now.nr_vmas != before.nr_vmas) {
+		TAP_DIAG("%d VMAs, was %d", now.nr_vmas, before.nr_vmas);
 		return false;
 	}
 	for (int i = 0; i < now.nr_vmas; i++) {
-		struct umm_vma_info *a = &now.vma[i], *b = &f->before.vma[i];
+		struct umm_vma_info *a = &now.vma[i], *b = &before.vma[i];
 
 		if (a->start != b->start || a->end != b->end || a->prot != b->prot ||
 		    a->shared != b->shared || a->locked != b->locked ||
@@ -107,22 +71,22 @@ static bool unchanged(struct fix *f)
 			return false;
 		}
 	}
-	if (memcmp(&now.st, &f->before.st, sizeof(now.st))) {
+	if (memcmp(&now.st, &before.st, sizeof(now.st))) {
 		TAP_DIAG("mm stat changed: rss_anon %" PRIu64 "/%" PRIu64 " total_vm %"
 			 PRIu64 "/%" PRIu64 " map_count %" PRIu64 "/%" PRIu64,
-			 now.st.rss_anon, f->before.st.rss_anon, now.st.total_vm,
-			 f->before.st.total_vm, now.st.map_count, f->before.st.map_count);
+			 now.st.rss_anon, before.st.rss_anon, now.st.total_vm,
+			 before.st.total_vm, now.st.map_count, before.st.map_count);
 		return false;
 	}
 	for (int i = 0; i < NPAGES; i++) {
-		struct umm_pageinfo *a = &now.pi[i], *b = &f->before.pi[i];
+		struct umm_pageinfo *a = &now.pi[i], *b = &before.pi[i];
 
-		if (now.pi_err[i] != f->before.pi_err[i] || a->pfn != b->pfn ||
+		if (now.pi_err[i] != before.pi_err[i] || a->pfn != b->pfn ||
 		    (a->flags & ~UMM_PI_YOUNG) != (b->flags & ~UMM_PI_YOUNG) ||
 		    a->mapcount != b->mapcount || a->refcount != b->refcount) {
 			TAP_DIAG("page %d: pagemap %d pfn %" PRIu64 " flags %#x, was %d pfn %"
 				 PRIu64 " flags %#x", i, now.pi_err[i], a->pfn, a->flags,
-				 f->before.pi_err[i], b->pfn, b->flags);
+				 before.pi_err[i], b->pfn, b->flags);
 			return false;
 		}
 	}
@@ -135,41 +99,18 @@ static bool unchanged(struct fix *f)
 	ASSERT_TRUE(unchanged(f)); \
 } while (0)
 
-static bool fix_init(struct fix *f)
+/* An 8 MiB machine with the layout above, its snapshot taken into before. */
+static bool fix_init_layout(struct fix *f)
 {
-	struct umm_config cfg;
-	uint64_t w[PS / 8], out;
-
-	umm_config_init(&cfg);
-	cfg.phys_bytes = 8 << 20;
-	ASSERT_OK(umm_create(&cfg, &f->u));
-	ASSERT_OK(umm_mm_create(f->u, &f->mm));
-	ASSERT_OK(umm_mmap(f->mm, AT(0), PG(4), RW, PRIV | UMM_MAP_FIXED, NULL, 0, &out));
-	ASSERT_OK(umm_mmap(f->mm, AT(6), PG(4), RO, PRIV | UMM_MAP_FIXED, NULL, 0, &out));
-	ASSERT_OK(umm_mmap(f->mm, AT(10), PG(2), RW, SHRD | UMM_MAP_FIXED, NULL, 0, &out));
-	for (int i = 0; i < NPAGES; i++) {
-		if (i >= 4 && i < 10)
-			continue;
-		pat_fill(w, AT(i));
-		ASSERT_EQ(umm_write(f->mm, AT(i), w, PS), PS);
-	}
+	ASSERT_TRUE(fix_init_phys(f, 8 << 20));
+	ASSERT_OK(map_at(f->mm, AT(0), 4, RW, PRIV));
+	ASSERT_OK(map_at(f->mm, AT(6), 4, RO, PRIV));
+	ASSERT_OK(map_at(f->mm, AT(10), 2, RW, SHRD));
+	ASSERT_TRUE(write_pat(f->mm, AT(0), 4, 0));
+	ASSERT_TRUE(write_pat(f->mm, AT(10), 2, 0));
 	ASSERT_TRUE(data_intact(f->mm));	/* maps B's zero pages too */
-	take_snap(f->mm, &f->before);
-	ASSERT_EQ(f->before.nr_vmas, 3);
-	return true;
-}
-
-static bool fix_fini(struct fix *f)
-{
-	char msg[256] = "";
-
-	if (umm_validate(f->u, UMM_VALIDATE_EXACT, msg, sizeof(msg))) {
-		TAP_DIAG("umm_validate: %s", msg);
-		return false;
-	}
-	umm_mm_exit(f->mm);
-	ASSERT_EQ(umm_leak_check(f->u, NULL, NULL), 0);
-	umm_destroy(f->u);
+	take_snap(f->mm, &before);
+	ASSERT_EQ(before.nr_vmas, 3);
 	return true;
 }
 
@@ -180,7 +121,7 @@ static bool test_mmap_bad_length(void)
 	struct fix f;
 	uint64_t out;
 
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	ASSERT_REFUSED(&f, umm_mmap(f.mm, 0, 0, RW, PRIV, NULL, 0, &out), EINVAL);
 	ASSERT_REFUSED(&f, umm_mmap(f.mm, AT(4), 0, RW, PRIV | UMM_MAP_FIXED, NULL, 0, &out),
 		       EINVAL);
@@ -202,7 +143,7 @@ static bool test_mmap_bad_address(void)
 	struct fix f;
 	uint64_t out;
 
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	ASSERT_REFUSED(&f, umm_mmap(f.mm, AT(4) + 1, PS, RW, PRIV | UMM_MAP_FIXED, NULL, 0, &out),
 		       EINVAL);
 	ASSERT_REFUSED(&f, umm_mmap(f.mm, AT(0) + 2048, PS, RW, PRIV | UMM_MAP_FIXED, NULL, 0,
@@ -223,7 +164,7 @@ static bool test_mmap_unknown_prot_and_flags(void)
 	struct fix f;
 	uint64_t out;
 
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	for (size_t i = 0; i < sizeof(bad_prot) / sizeof(bad_prot[0]); i++) {
 		ASSERT_REFUSED(&f, umm_mmap(f.mm, AT(4), PG(2), RW | bad_prot[i],
 					    PRIV | UMM_MAP_FIXED, NULL, 0, &out), EINVAL);
@@ -246,7 +187,7 @@ static bool test_mmap_conflicting_flags(void)
 	struct fix f;
 	uint64_t out;
 
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	ASSERT_REFUSED(&f, umm_mmap(f.mm, AT(0), PG(2), RW,
 				    UMM_MAP_SHARED | UMM_MAP_PRIVATE | UMM_MAP_ANONYMOUS | UMM_MAP_FIXED,
 				    NULL, 0, &out), EINVAL);
@@ -267,7 +208,7 @@ static bool test_mmap_anonymous_with_file(void)
 	uint64_t out;
 	int r;
 
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	ASSERT_REFUSED(&f, umm_mmap(f.mm, AT(0), PG(2), RW, PRIV | UMM_MAP_FIXED, file, 0, &out),
 		       EINVAL);
 	ASSERT_REFUSED(&f, umm_mmap(f.mm, 0, PG(2), RW, SHRD, file, 0, &out), EINVAL);
@@ -284,7 +225,7 @@ static bool test_mmap_unaligned_offset(void)
 	struct fix f;
 	uint64_t out;
 
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	ASSERT_REFUSED(&f, umm_mmap(f.mm, AT(0), PG(2), RW, PRIV | UMM_MAP_FIXED, NULL, 100, &out),
 		       EINVAL);
 	ASSERT_REFUSED(&f, umm_mmap(f.mm, 0, PG(2), RW, SHRD, NULL, PS + 1, &out), EINVAL);
@@ -302,7 +243,7 @@ static bool test_mmap_fixed_noreplace_exists(void)
 	 *      xxxx        FIXED_NOREPLACE 3..7 touches A and B: -EEXIST
 	 *         xxxxxxx  9..16 touches B and C: -EEXIST
 	 */
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	ASSERT_REFUSED(&f, umm_mmap(f.mm, AT(3), PG(4), RW, PRIV | UMM_MAP_FIXED_NOREPLACE, NULL,
 				    0, &out), EEXIST);
 	ASSERT_REFUSED(&f, umm_mmap(f.mm, AT(9), PG(7), RW, PRIV | UMM_MAP_FIXED_NOREPLACE, NULL,
@@ -319,7 +260,7 @@ static bool test_unaligned_length_rounds_up(void)
 	struct umm_vma_info vi;
 	uint64_t out;
 
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	ASSERT_OK(umm_mmap(f.mm, AT(20), PS + 1, RW, PRIV | UMM_MAP_FIXED, NULL, 0, &out));
 	ASSERT_OK(umm_mm_vma_next(f.mm, AT(20), &vi));
 	ASSERT_EQ(vi.start, AT(20));
@@ -338,7 +279,7 @@ static bool test_munmap_bad_range(void)
 {
 	struct fix f;
 
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	ASSERT_REFUSED(&f, umm_munmap(f.mm, AT(0) + 1, PS), EINVAL);
 	ASSERT_REFUSED(&f, umm_munmap(f.mm, AT(0) + 4095, PG(4)), EINVAL);
 	ASSERT_REFUSED(&f, umm_munmap(f.mm, AT(0), 0), EINVAL);
@@ -354,7 +295,7 @@ static bool test_mprotect_bad(void)
 {
 	struct fix f;
 
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	ASSERT_REFUSED(&f, umm_mprotect(f.mm, AT(0) + 1, PS, RO), EINVAL);
 	ASSERT_REFUSED(&f, umm_mprotect(f.mm, AT(0), PS, 0x8), EINVAL);
 	ASSERT_REFUSED(&f, umm_mprotect(f.mm, AT(0), PS, RW | 0x100), EINVAL);
@@ -373,7 +314,7 @@ static bool test_madvise_bad(void)
 {
 	struct fix f;
 
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	ASSERT_REFUSED(&f, umm_madvise(f.mm, AT(0) + 1, PS, UMM_MADV_DONTNEED), EINVAL);
 	ASSERT_REFUSED(&f, umm_madvise(f.mm, AT(0), PS, 5), EINVAL);
 	ASSERT_REFUSED(&f, umm_madvise(f.mm, AT(0), PS, 1000), EINVAL);
@@ -391,7 +332,7 @@ static bool test_mlock_bad(void)
 {
 	struct fix f;
 
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	ASSERT_REFUSED(&f, umm_mlock(f.mm, AT(4), PG(2)), ENOMEM);
 	ASSERT_REFUSED(&f, umm_mlock(f.mm, AT(12), PG(2)), ENOMEM);
 	ASSERT_REFUSED(&f, umm_munlock(f.mm, AT(4), PG(1)), ENOMEM);
@@ -409,7 +350,7 @@ static bool test_length_wrapping_when_rounded(void)
 	struct fix f;
 	uint64_t out;
 
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	ASSERT_REFUSED(&f, umm_mremap(f.mm, AT(0), ~0ULL, PS, UMM_MREMAP_MAYMOVE, 0, &out),
 		       EINVAL);
 	ASSERT_REFUSED(&f, umm_mremap(f.mm, AT(0), PS, ~0ULL, UMM_MREMAP_MAYMOVE, 0, &out),
@@ -431,7 +372,7 @@ static bool test_mremap_bad_arguments(void)
 	uint64_t out;
 	const int MM = UMM_MREMAP_MAYMOVE, FX = UMM_MREMAP_FIXED, DU = UMM_MREMAP_DONTUNMAP;
 
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	ASSERT_REFUSED(&f, umm_mremap(f.mm, AT(0) + 1, PS, PG(2), MM, 0, &out), EINVAL);
 	ASSERT_REFUSED(&f, umm_mremap(f.mm, AT(0), PS, PG(2), 8, 0, &out), EINVAL);
 	ASSERT_REFUSED(&f, umm_mremap(f.mm, AT(0), PS, PG(2), MM | 0x100, 0, &out), EINVAL);
@@ -463,7 +404,7 @@ static bool test_mremap_bad_old_range(void)
 	 *   AAAAAA         grow A in place without MAYMOVE: fits (hole), so
 	 *   AAAAAAAA       grow A into B without MAYMOVE: -ENOMEM
 	 */
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	ASSERT_REFUSED(&f, umm_mremap(f.mm, AT(4), PS, PG(2), UMM_MREMAP_MAYMOVE, 0, &out),
 		       EFAULT);
 	ASSERT_REFUSED(&f, umm_mremap(f.mm, AT(2), PG(4), PG(8), UMM_MREMAP_MAYMOVE, 0, &out),
@@ -483,7 +424,7 @@ static bool test_access_bad(void)
 	struct umm_page *pg;
 	struct umm_pageinfo pi;
 
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	memset(buf, 0x77, sizeof(buf));
 	ASSERT_REFUSED(&f, umm_read(f.mm, AT(4), buf, sizeof(buf)), EFAULT);
 	ASSERT_REFUSED(&f, umm_write(f.mm, AT(4), buf, sizeof(buf)), EFAULT);
@@ -517,7 +458,7 @@ static bool test_null_pointers(void)
 	cfg.phys_bytes = 1 << 20;
 	ASSERT_ERR(umm_create(&cfg, NULL), EINVAL);
 
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	ASSERT_ERR(umm_mm_create(f.u, NULL), EINVAL);
 	ASSERT_ERR(umm_mm_create(NULL, NULL), EINVAL);
 	ASSERT_REFUSED(&f, umm_mm_fork(f.mm, NULL), EINVAL);
@@ -542,7 +483,7 @@ static bool test_vma_next_past_the_end(void)
 	struct fix f;
 	struct umm_vma_info vi;
 
-	ASSERT_TRUE(fix_init(&f));
+	ASSERT_TRUE(fix_init_layout(&f));
 	ASSERT_ERR(umm_mm_vma_next(f.mm, AT(12), &vi), ENOENT);
 	ASSERT_ERR(umm_mm_vma_next(f.mm, UMM_TASK_SIZE, &vi), ENOENT);
 	ASSERT_OK(umm_mm_vma_next(f.mm, AT(11), &vi));

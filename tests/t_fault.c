@@ -5,188 +5,38 @@
  * fork, umm_read/umm_write across page and VMA boundaries and permissions,
  * GUP, RSS counters, and running out of frames.
  *
- * Layouts are drawn one character per page from BASE (see t_mmap.c).
+ * Layouts are drawn one character per page from BASE (see fixture.h).
  */
 #include <umm/umm.h>
 
 #include "tap.h"
-
-#define PS	UMM_PAGE_SIZE
-#define PG(n)	((uint64_t)(n) * PS)
-#define BASE	0x200000000ULL
-#define AT(n)	(BASE + PG(n))
-
-#define RW	(UMM_PROT_READ | UMM_PROT_WRITE)
-#define RO	UMM_PROT_READ
-#define PRIV	(UMM_MAP_PRIVATE | UMM_MAP_ANONYMOUS)
-#define SHRD	(UMM_MAP_SHARED | UMM_MAP_ANONYMOUS)
-
-/* ---- fixture ---- */
-
-struct fix {
-	struct umm *u;
-	struct umm_mm *mm;
-};
-
-static bool fix_init_phys(struct fix *f, size_t phys)
-{
-	struct umm_config cfg;
-
-	umm_config_init(&cfg);
-	cfg.phys_bytes = phys;
-	f->u = NULL;
-	f->mm = NULL;
-	ASSERT_OK(umm_create(&cfg, &f->u));
-	ASSERT_OK(umm_mm_create(f->u, &f->mm));
-	return true;
-}
-
-static bool fix_init(struct fix *f)
-{
-	return fix_init_phys(f, 16 << 20);
-}
-
-static bool machine_valid(struct umm *u)
-{
-	char msg[256] = "";
-	int r = umm_validate(u, UMM_VALIDATE_EXACT, msg, sizeof(msg));
-
-	if (r)
-		TAP_DIAG("umm_validate: %d: %s", r, msg);
-	return r == 0;
-}
-
-/* Validate, exit the mm (if still there), check nothing leaked, destroy. */
-static bool fix_fini(struct fix *f)
-{
-	ASSERT_TRUE(machine_valid(f->u));
-	if (f->mm)
-		umm_mm_exit(f->mm);
-	f->mm = NULL;
-	ASSERT_EQ(umm_leak_check(f->u, NULL, NULL), 0);
-	umm_destroy(f->u);
-	f->u = NULL;
-	return true;
-}
-
-/* ---- helpers ---- */
-
-static int map_at(struct umm_mm *mm, uint64_t addr, uint64_t n, int prot, int flags)
-{
-	uint64_t out = 0;
-	int r = umm_mmap(mm, addr, PG(n), prot, flags | UMM_MAP_FIXED, NULL, 0, &out);
-
-	if (r == 0 && out != addr) {
-		TAP_DIAG("MAP_FIXED at %#" PRIx64 " returned %#" PRIx64, addr, out);
-		return -EADDRNOTAVAIL;
-	}
-	return r;
-}
-
-static void pat_fill(uint64_t *w, uint64_t addr, uint64_t tag)
-{
-	for (size_t i = 0; i < PS / 8; i++)
-		w[i] = (addr + i * 8) * 0x9e3779b97f4a7c15ULL ^ tag;
-}
-
-static bool write_pat(struct umm_mm *mm, uint64_t addr, uint64_t n, uint64_t tag)
-{
-	uint64_t w[PS / 8];
-
-	for (uint64_t p = 0; p < n; p++) {
-		pat_fill(w, addr + PG(p), tag);
-		ssize_t r = umm_write(mm, addr + PG(p), w, PS);
-		if (r != PS) {
-			TAP_DIAG("umm_write(%#" PRIx64 ") = %zd", addr + PG(p), r);
-			return false;
-		}
-	}
-	return true;
-}
-
-static bool check_pat(struct umm_mm *mm, uint64_t addr, uint64_t n, uint64_t tag)
-{
-	uint64_t w[PS / 8], want[PS / 8];
-
-	for (uint64_t p = 0; p < n; p++) {
-		ssize_t r = umm_read(mm, addr + PG(p), w, PS);
-		if (r != PS) {
-			TAP_DIAG("umm_read(%#" PRIx64 ") = %zd", addr + PG(p), r);
-			return false;
-		}
-		pat_fill(want, addr + PG(p), tag);
-		if (memcmp(w, want, PS)) {
-			TAP_DIAG("page %#" PRIx64 " does not hold pattern %" PRIu64,
-				 addr + PG(p), tag);
-			return false;
-		}
-	}
-	return true;
-}
-
-static bool zeros_at(struct umm_mm *mm, uint64_t addr, uint64_t n)
-{
-	static const uint8_t zero[PS];
-	uint8_t buf[PS];
-
-	for (uint64_t p = 0; p < n; p++) {
-		memset(buf, 0xa5, PS);
-		ssize_t r = umm_read(mm, addr + PG(p), buf, PS);
-		if (r != PS) {
-			TAP_DIAG("umm_read(%#" PRIx64 ") = %zd", addr + PG(p), r);
-			return false;
-		}
-		if (memcmp(buf, zero, PS)) {
-			TAP_DIAG("page %#" PRIx64 " is not zero", addr + PG(p));
-			return false;
-		}
-	}
-	return true;
-}
-
-static ssize_t write_byte(struct umm_mm *mm, uint64_t addr, uint8_t b)
-{
-	return umm_write(mm, addr, &b, 1);
-}
-
-static int byte_at(struct umm_mm *mm, uint64_t addr)
-{
-	uint8_t b;
-
-	return umm_read(mm, addr, &b, 1) == 1 ? b : -1;
-}
-
-static struct umm_mm_stat mstat(struct umm_mm *mm)
-{
-	struct umm_mm_stat st;
-
-	memset(&st, 0xff, sizeof(st));
-	umm_mm_get_stat(mm, &st);
-	return st;
-}
-
-static struct umm_stat ustat(struct umm *u)
-{
-	struct umm_stat st;
-
-	memset(&st, 0xff, sizeof(st));
-	umm_get_stat(u, &st);
-	return st;
-}
-
-static struct umm_pageinfo pinfo(struct umm_mm *mm, uint64_t addr)
-{
-	struct umm_pageinfo pi;
-
-	memset(&pi, 0, sizeof(pi));
-	if (umm_pagemap(mm, addr, &pi)) {
-		pi.pfn = ~0ull;
-		pi.flags = ~0u;
-	}
-	return pi;
-}
+#include "fixture.h"
 
 #define PI_MASK (UMM_PI_PRESENT | UMM_PI_ANON | UMM_PI_ZERO | UMM_PI_WRITE | UMM_PI_DIRTY)
+
+/*
+ * fix_init(), @n pages at BASE (@flags: PRIV or SHRD) written with pattern
+ * 1, and a fork of the mm into *@child; *@pfn, if wanted, is the frame at
+ * BASE as the fork found it.
+ */
+static bool fix_forked(struct fix *f, uint64_t n, int flags, struct umm_mm **child,
+		       uint64_t *pfn)
+{
+	ASSERT_TRUE(fix_init(f));
+	ASSERT_TRUE(map_pat(f->mm, BASE, n, RW, flags, 1));
+	if (pfn)
+		*pfn = pinfo(f->mm, BASE).pfn;
+	ASSERT_OK(umm_mm_fork(f->mm, child));
+	return true;
+}
+
+/* Validate with the child still there, exit it, then fix_fini(). */
+static bool fix_fini_child(struct fix *f, struct umm_mm *child)
+{
+	ASSERT_TRUE(machine_valid(f->u));
+	umm_mm_exit(child);
+	return fix_fini(f);
+}
 
 /* ---- zero page and anonymous faults ---- */
 
@@ -271,10 +121,7 @@ static bool test_fork_shares_frames_read_only(void)
 	struct fix f;
 	struct umm_mm *child;
 
-	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 4, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 4, 1));
-	ASSERT_OK(umm_mm_fork(f.mm, &child));
+	ASSERT_TRUE(fix_forked(&f, 4, PRIV, &child, NULL));
 	ASSERT_TRUE(check_pat(child, BASE, 4, 1));
 	ASSERT_TRUE(check_pat(f.mm, BASE, 4, 1));
 	for (int i = 0; i < 4; i++) {
@@ -293,9 +140,7 @@ static bool test_fork_shares_frames_read_only(void)
 	ASSERT_EQ(mstat(child).rss_anon, 4);
 	ASSERT_EQ(mstat(child).map_count, 1);
 	ASSERT_EQ(mstat(child).total_vm, 4);
-	ASSERT_TRUE(machine_valid(f.u));
-	umm_mm_exit(child);
-	return fix_fini(&f);
+	return fix_fini_child(&f, child);
 }
 
 static bool test_fork_child_write_copies_then_parent_reuses(void)
@@ -305,11 +150,7 @@ static bool test_fork_child_write_copies_then_parent_reuses(void)
 	struct umm_pageinfo p, c;
 	uint64_t old_pfn, reuse, cow;
 
-	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 1, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 1, 1));
-	old_pfn = pinfo(f.mm, BASE).pfn;
-	ASSERT_OK(umm_mm_fork(f.mm, &child));
+	ASSERT_TRUE(fix_forked(&f, 1, PRIV, &child, &old_pfn));
 
 	/* The child writes: it gets a copy, the parent keeps the frame. */
 	cow = ustat(f.u).pgfault_cow;
@@ -339,9 +180,7 @@ static bool test_fork_child_write_copies_then_parent_reuses(void)
 	ASSERT_TRUE(p.flags & UMM_PI_WRITE);
 	ASSERT_TRUE(check_pat(f.mm, BASE, 1, 3));
 	ASSERT_TRUE(check_pat(child, BASE, 1, 2));
-	ASSERT_TRUE(machine_valid(f.u));
-	umm_mm_exit(child);
-	return fix_fini(&f);
+	return fix_fini_child(&f, child);
 }
 
 static bool test_fork_parent_write_copies(void)
@@ -350,11 +189,7 @@ static bool test_fork_parent_write_copies(void)
 	struct umm_mm *child;
 	uint64_t old_pfn;
 
-	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 2, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 2, 1));
-	old_pfn = pinfo(f.mm, BASE).pfn;
-	ASSERT_OK(umm_mm_fork(f.mm, &child));
+	ASSERT_TRUE(fix_forked(&f, 2, PRIV, &child, &old_pfn));
 	ASSERT_TRUE(write_pat(f.mm, BASE, 1, 2));
 	ASSERT_NE(pinfo(f.mm, BASE).pfn, old_pfn);
 	ASSERT_EQ(pinfo(child, BASE).pfn, old_pfn);
@@ -363,9 +198,7 @@ static bool test_fork_parent_write_copies(void)
 	/* The page nobody wrote is still shared. */
 	ASSERT_EQ(pinfo(f.mm, AT(1)).pfn, pinfo(child, AT(1)).pfn);
 	ASSERT_EQ(pinfo(f.mm, AT(1)).mapcount, 2);
-	ASSERT_TRUE(machine_valid(f.u));
-	umm_mm_exit(child);
-	return fix_fini(&f);
+	return fix_fini_child(&f, child);
 }
 
 static bool test_fork_zero_page_stays_zero(void)
@@ -393,8 +226,7 @@ static bool test_fork_shared_anon_stays_shared(void)
 	struct umm_pageinfo p, c;
 
 	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 2, RW, SHRD));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 2, 1));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 2, RW, SHRD, 1));
 	ASSERT_EQ(mstat(f.mm).rss_shmem, 2);
 	p = pinfo(f.mm, BASE);
 	ASSERT_EQ(p.flags & (UMM_PI_PRESENT | UMM_PI_ANON), UMM_PI_PRESENT);
@@ -446,8 +278,7 @@ static bool test_fork_tree_depth_3(void)
 	 */
 	ASSERT_TRUE(fix_init(&f));
 	mm[0] = f.mm;
-	ASSERT_OK(map_at(mm[0], BASE, 4, RW, PRIV));
-	ASSERT_TRUE(write_pat(mm[0], BASE, 4, 100));
+	ASSERT_TRUE(map_pat(mm[0], BASE, 4, RW, PRIV, 100));
 	for (int l = 1; l <= 3; l++) {
 		ASSERT_OK(umm_mm_fork(mm[l - 1], &mm[l]));
 		ASSERT_TRUE(write_pat(mm[l], AT(0), 1, l));
@@ -491,11 +322,7 @@ static bool test_parent_exit_leaves_child_intact(void)
 	struct umm_mm *child;
 	uint64_t pfn, reuse;
 
-	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 4, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 4, 1));
-	pfn = pinfo(f.mm, BASE).pfn;
-	ASSERT_OK(umm_mm_fork(f.mm, &child));
+	ASSERT_TRUE(fix_forked(&f, 4, PRIV, &child, &pfn));
 	umm_mm_exit(f.mm);
 	f.mm = NULL;
 	ASSERT_TRUE(check_pat(child, BASE, 4, 1));
@@ -518,11 +345,7 @@ static bool test_dontneed_in_child_after_fork(void)
 	struct umm_mm *child;
 	uint64_t pfn;
 
-	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 2, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 2, 1));
-	pfn = pinfo(f.mm, BASE).pfn;
-	ASSERT_OK(umm_mm_fork(f.mm, &child));
+	ASSERT_TRUE(fix_forked(&f, 2, PRIV, &child, &pfn));
 	ASSERT_OK(umm_madvise(child, BASE, PS, UMM_MADV_DONTNEED));
 	ASSERT_TRUE(zeros_at(child, BASE, 1));
 	ASSERT_TRUE(check_pat(f.mm, BASE, 2, 1));
@@ -533,9 +356,7 @@ static bool test_dontneed_in_child_after_fork(void)
 	ASSERT_TRUE(write_pat(f.mm, BASE, 1, 2));
 	ASSERT_EQ(pinfo(f.mm, BASE).pfn, pfn);
 	ASSERT_TRUE(zeros_at(child, BASE, 1));
-	ASSERT_TRUE(machine_valid(f.u));
-	umm_mm_exit(child);
-	return fix_fini(&f);
+	return fix_fini_child(&f, child);
 }
 
 static bool test_mremap_after_fork_keeps_cow(void)
@@ -550,11 +371,7 @@ static bool test_mremap_after_fork_keeps_cow(void)
 	 *   AAAA           parent and child share A's frames copy-on-write
 	 *        AAAA      the parent moves A (MAYMOVE|FIXED 5): still COW
 	 */
-	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 4, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 4, 1));
-	pfn = pinfo(f.mm, BASE).pfn;
-	ASSERT_OK(umm_mm_fork(f.mm, &child));
+	ASSERT_TRUE(fix_forked(&f, 4, PRIV, &child, &pfn));
 	ASSERT_OK(umm_mremap(f.mm, BASE, PG(4), PG(4), UMM_MREMAP_MAYMOVE | UMM_MREMAP_FIXED,
 			     AT(5), &out));
 	ASSERT_EQ(out, AT(5));
@@ -575,9 +392,7 @@ static bool test_mremap_after_fork_keeps_cow(void)
 		ASSERT_TRUE(memcmp(buf, "moved", 5) == 0);
 		ASSERT_TRUE(memcmp(buf + 5, (uint8_t *)w + 5, PS - 5) == 0);
 	}
-	ASSERT_TRUE(machine_valid(f.u));
-	umm_mm_exit(child);
-	return fix_fini(&f);
+	return fix_fini_child(&f, child);
 }
 
 static bool test_moved_shared_mapping_stays_shared(void)
@@ -586,21 +401,12 @@ static bool test_moved_shared_mapping_stays_shared(void)
 	struct umm_mm *child;
 	uint64_t out = 0;
 
-	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 2, RW, SHRD));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 2, 1));
-	ASSERT_OK(umm_mm_fork(f.mm, &child));
+	ASSERT_TRUE(fix_forked(&f, 2, SHRD, &child, NULL));
 	ASSERT_OK(umm_mremap(f.mm, BASE, PG(2), PG(2), UMM_MREMAP_MAYMOVE | UMM_MREMAP_FIXED,
 			     AT(8), &out));
 	ASSERT_TRUE(write_pat(child, BASE, 1, 2));
 	ASSERT_EQ(umm_write(f.mm, AT(9), "parent", 6), 6);
-	{
-		uint64_t w[PS / 8], want[PS / 8];
-
-		ASSERT_EQ(umm_read(f.mm, AT(8), w, PS), PS);
-		pat_fill(want, BASE, 2);
-		ASSERT_TRUE(memcmp(w, want, PS) == 0);
-	}
+	ASSERT_TRUE(pat_at(f.mm, AT(8), BASE, 1, 2));
 	{
 		char buf[6];
 
@@ -608,9 +414,7 @@ static bool test_moved_shared_mapping_stays_shared(void)
 		ASSERT_TRUE(memcmp(buf, "parent", 6) == 0);
 	}
 	ASSERT_EQ(pinfo(f.mm, AT(8)).pfn, pinfo(child, BASE).pfn);
-	ASSERT_TRUE(machine_valid(f.u));
-	umm_mm_exit(child);
-	return fix_fini(&f);
+	return fix_fini_child(&f, child);
 }
 
 static bool test_mprotect_roundtrip_reuses_frame(void)
@@ -619,8 +423,7 @@ static bool test_mprotect_roundtrip_reuses_frame(void)
 	uint64_t pfn, cow;
 
 	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 1, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 1, 1));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 1, RW, PRIV, 1));
 	pfn = pinfo(f.mm, BASE).pfn;
 	ASSERT_OK(umm_mprotect(f.mm, BASE, PS, RO));
 	ASSERT_FALSE(pinfo(f.mm, BASE).flags & UMM_PI_WRITE);
@@ -636,6 +439,15 @@ static bool test_mprotect_roundtrip_reuses_frame(void)
 }
 
 /* ---- umm_read / umm_write ---- */
+
+/* The layout "AB": fix_init(), a private page at AT(0) (@prot_a), one at AT(1) (@prot_b). */
+static bool fix_init_ab(struct fix *f, int prot_a, int prot_b)
+{
+	ASSERT_TRUE(fix_init(f));
+	ASSERT_OK(map_at(f->mm, AT(0), 1, prot_a, PRIV));
+	ASSERT_OK(map_at(f->mm, AT(1), 1, prot_b, PRIV));
+	return true;
+}
 
 static bool test_rw_across_pages(void)
 {
@@ -690,9 +502,7 @@ static bool test_write_stops_at_readonly_page(void)
 	 *   01
 	 *   AB             A RW, B R: a write from A into B stops at B
 	 */
-	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, AT(0), 1, RW, PRIV));
-	ASSERT_OK(map_at(f.mm, AT(1), 1, RO, PRIV));
+	ASSERT_TRUE(fix_init_ab(&f, RW, RO));
 	memset(in, 0x3c, sizeof(in));
 	ASSERT_EQ(umm_write(f.mm, AT(0), in, sizeof(in)), PS);
 	ASSERT_EQ(umm_write(f.mm, AT(0) + 100, in, 8000), PS - 100);
@@ -711,9 +521,7 @@ static bool test_write_starting_in_readonly_faults(void)
 	 *   01
 	 *   AB             A R, B RW: a write starting in A fails whole
 	 */
-	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, AT(0), 1, RO, PRIV));
-	ASSERT_OK(map_at(f.mm, AT(1), 1, RW, PRIV));
+	ASSERT_TRUE(fix_init_ab(&f, RO, RW));
 	memset(in, 0x3c, sizeof(in));
 	ASSERT_ERR(umm_write(f.mm, AT(0) + PS - 1, in, 2), EFAULT);
 	ASSERT_ERR(umm_write(f.mm, AT(0), in, sizeof(in)), EFAULT);
@@ -787,22 +595,13 @@ static bool test_gup_read_of_cow_page_returns_shared_frame(void)
 	struct umm_page *pg;
 	uint64_t pfn;
 
-	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 1, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 1, 1));
-	pfn = pinfo(f.mm, BASE).pfn;
-	ASSERT_OK(umm_mm_fork(f.mm, &child));
+	ASSERT_TRUE(fix_forked(&f, 1, PRIV, &child, &pfn));
 	ASSERT_OK(umm_get_user_page(child, BASE, 0, &pg));
 	ASSERT_EQ(umm_page_pfn(pg), pfn);
 	ASSERT_EQ(pinfo(f.mm, BASE).mapcount, 2);
 	ASSERT_EQ(pinfo(f.mm, BASE).refcount, 3);
 	ASSERT_FALSE(pinfo(child, BASE).flags & UMM_PI_WRITE);
-	{
-		uint64_t w[PS / 8];
-
-		pat_fill(w, BASE, 1);
-		ASSERT_TRUE(memcmp(umm_page_address(pg), w, PS) == 0);
-	}
+	ASSERT_TRUE(page_is_pat(umm_page_address(pg), BASE, 1));
 	/* Held references are not allowed by the exact check, fine otherwise. */
 	ASSERT_OK(umm_validate(f.u, 0, NULL, 0));
 	ASSERT_ERR(umm_validate(f.u, UMM_VALIDATE_EXACT, NULL, 0), EUCLEAN);
@@ -820,11 +619,7 @@ static bool test_gup_write_breaks_cow(void)
 	struct umm_pageinfo c, p;
 	uint64_t pfn;
 
-	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 1, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 1, 1));
-	pfn = pinfo(f.mm, BASE).pfn;
-	ASSERT_OK(umm_mm_fork(f.mm, &child));
+	ASSERT_TRUE(fix_forked(&f, 1, PRIV, &child, &pfn));
 	ASSERT_OK(umm_get_user_page(child, BASE, UMM_GUP_WRITE, &pg));
 	ASSERT_NE(umm_page_pfn(pg), pfn);
 	c = pinfo(child, BASE);
@@ -923,13 +718,33 @@ static bool test_pagemap_edges(void)
 
 /* ---- out of memory ---- */
 
+/*
+ * Write pattern 1 to page after page from AT(@from) on, until a write gets
+ * -ENOMEM or AT(@to) is reached: *@stop is the page not written.  Any other
+ * result than a whole page or -ENOMEM fails.
+ */
+static bool write_until_enomem(struct umm_mm *mm, uint64_t from, uint64_t to, uint64_t *stop)
+{
+	uint64_t w[PS / 8];
+
+	for (*stop = from; *stop < to; (*stop)++) {
+		ssize_t r;
+
+		pat_fill(w, AT(*stop), 1);
+		r = umm_write(mm, AT(*stop), w, PS);
+		if (r == -ENOMEM)
+			break;
+		ASSERT_EQ(r, PS);
+	}
+	return true;
+}
+
 static bool test_out_of_frames(void)
 {
 	struct fix f;
 	struct umm_page *pg;
 	struct umm_stat st0;
 	uint64_t n = 128, k, k2;
-	uint64_t w[PS / 8];
 
 	/*
 	 * 64 frames: write page after page until a write gets -ENOMEM; the
@@ -939,15 +754,7 @@ static bool test_out_of_frames(void)
 	st0 = ustat(f.u);
 	ASSERT_EQ(st0.nr_frames, 64);
 	ASSERT_OK(map_at(f.mm, BASE, n, RW, PRIV));
-	for (k = 0; k < n; k++) {
-		ssize_t r;
-
-		pat_fill(w, AT(k), 1);
-		r = umm_write(f.mm, AT(k), w, PS);
-		if (r == -ENOMEM)
-			break;
-		ASSERT_EQ(r, PS);
-	}
+	ASSERT_TRUE(write_until_enomem(f.mm, 0, n, &k));
 	TAP_DIAG("%" PRIu64 " pages written before -ENOMEM", k);
 	ASSERT_TRUE(k < 64);
 	ASSERT_GE(k, 16);
@@ -962,15 +769,7 @@ static bool test_out_of_frames(void)
 
 	/* Free the first half: writes succeed again. */
 	ASSERT_OK(umm_munmap(f.mm, BASE, PG(k / 2)));
-	for (k2 = k; k2 < n; k2++) {
-		ssize_t r;
-
-		pat_fill(w, AT(k2), 1);
-		r = umm_write(f.mm, AT(k2), w, PS);
-		if (r == -ENOMEM)
-			break;
-		ASSERT_EQ(r, PS);
-	}
+	ASSERT_TRUE(write_until_enomem(f.mm, k, n, &k2));
 	TAP_DIAG("%" PRIu64 " more pages written after freeing %" PRIu64, k2 - k, k / 2);
 	ASSERT_GE(k2 - k, k / 2 - 1);
 	ASSERT_TRUE(k2 < n);

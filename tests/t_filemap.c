@@ -20,29 +20,20 @@
  * page a mapping's page shows, '.' a page of the mapping past EOF.
  */
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <umm/umm.h>
 
+#define FIX_VALIDATE	VALIDATE_ALL
 #include "tap.h"
+#include "fixture.h"
 
-#define PS	UMM_PAGE_SIZE
-#define PG(n)	((uint64_t)(n) * PS)
-#define BASE	0x200000000ULL
-#define AT(n)	(BASE + PG(n))
-
-#define RW	(UMM_PROT_READ | UMM_PROT_WRITE)
-#define RO	UMM_PROT_READ
 #define SHARED	UMM_MAP_SHARED
 #define PRIVATE	UMM_MAP_PRIVATE
-#define VALIDATE_ALL	(UMM_VALIDATE_EXACT | UMM_VALIDATE_RMAP)
 
-/* ---- temporary files ---- */
-
-static char tmpdir[] = "/tmp/umm-filemap-XXXXXX";
+/* ---- files in the temporary directory ---- */
 
 /* The byte at @off of a file made with @tag: deterministic, varied per page. */
 static uint8_t fbyte(uint64_t off, unsigned int tag)
@@ -57,16 +48,6 @@ static void fill(uint8_t *buf, uint64_t off, size_t len, unsigned int tag)
 {
 	for (size_t i = 0; i < len; i++)
 		buf[i] = fbyte(off + i, tag);
-}
-
-static const char *tmp_path(const char *name)
-{
-	static char paths[8][256];
-	static unsigned int next;
-	char *p = paths[next++ % 8];
-
-	snprintf(p, sizeof(paths[0]), "%s/%s", tmpdir, name);
-	return p;
 }
 
 /* Create (or replace) @name with @size bytes of fbyte(, @tag). */
@@ -149,17 +130,16 @@ static bool file_is(const char *name, const uint8_t *want, uint64_t len)
 	return ok;
 }
 
-static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+/* Does the host file @name still hold what make_file(@name, @size, @tag) wrote? */
+static bool file_as_made(const char *name, uint64_t size, unsigned int tag)
 {
-	(void)st;
-	(void)type;
-	(void)ftw;
-	return remove(path);
-}
+	uint8_t *want = malloc(size ? size : 1);
+	bool ok;
 
-static void tmp_cleanup(void)
-{
-	nftw(tmpdir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	fill(want, 0, size, tag);
+	ok = file_is(name, want, size);
+	free(want);
+	return ok;
 }
 
 /* Models of file contents (static: a failing test leaks nothing). */
@@ -170,91 +150,69 @@ static uint8_t scratch[2][PG(16)];
 #define NMM	4
 #define NF	4
 
-struct fix {
+struct ffix {
 	struct umm *u;
 	struct umm_mm *mm[NMM];
 	struct umm_file *f[NF];
 };
 
-static bool fix_init(struct fix *x, int nmm)
+static bool ffix_init(struct ffix *x, int nmm)
 {
-	struct umm_config cfg;
-
 	memset(x, 0, sizeof(*x));
-	umm_config_init(&cfg);
-	cfg.phys_bytes = 16 << 20;
-	ASSERT_OK(umm_create(&cfg, &x->u));
+	ASSERT_OK(make_machine(16 << 20, 1, 0, &x->u));
 	for (int i = 0; i < nmm; i++)
 		ASSERT_OK(umm_mm_create(x->u, &x->mm[i]));
 	return true;
 }
 
-static bool fix_open(struct fix *x, int i, const char *name, int flags)
+static bool ffix_open(struct ffix *x, int i, const char *name, int flags)
 {
 	ASSERT_OK(umm_file_open(x->u, tmp_path(name), flags, &x->f[i]));
 	return true;
 }
 
-static bool machine_valid(struct umm *u)
+/*
+ * make_file(@name, @size, @tag), its bytes in @model (if not NULL),
+ * ffix_init(@nmm), and f[0] opened O_RDWR.
+ */
+static bool ffix_file(struct ffix *x, int nmm, const char *name, uint64_t size,
+		      unsigned int tag, uint8_t *model)
 {
-	char msg[256] = "";
-	int r = umm_validate(u, VALIDATE_ALL, msg, sizeof(msg));
-
-	if (r)
-		TAP_DIAG("umm_validate: %d: %s", r, msg);
-	return r == 0;
+	if (model)
+		fill(model, 0, size, tag);
+	ASSERT_TRUE(make_file(name, size, tag));
+	ASSERT_TRUE(ffix_init(x, nmm));
+	return ffix_open(x, 0, name, O_RDWR);
 }
 
-static void fix_exit(struct fix *x, int i)
+static void ffix_exit(struct ffix *x, int i)
 {
 	if (x->mm[i])
 		umm_mm_exit(x->mm[i]);
 	x->mm[i] = NULL;
 }
 
-static void fix_put(struct fix *x, int i)
+static void ffix_put(struct ffix *x, int i)
 {
 	if (x->f[i])
 		umm_file_put(x->f[i]);
 	x->f[i] = NULL;
 }
 
-static void leak_cb(void *ctx, uint64_t pfn, int refcount, int mapcount, unsigned long flags)
-{
-	(void)ctx;
-	TAP_DIAG("leaked pfn %" PRIu64 ": refcount %d mapcount %d flags %#lx", pfn,
-		 refcount, mapcount, flags);
-}
-
-/* Validate, exit every mm, put every file, check nothing leaked, destroy. */
-static bool fix_fini(struct fix *x)
+/* Validate, exit every mm, put every file, then machine_done(). */
+static bool ffix_fini(struct ffix *x)
 {
 	ASSERT_TRUE(machine_valid(x->u));
 	for (int i = 0; i < NMM; i++)
-		fix_exit(x, i);
+		ffix_exit(x, i);
 	for (int i = 0; i < NF; i++)
-		fix_put(x, i);
-	ASSERT_TRUE(machine_valid(x->u));
-	ASSERT_EQ(umm_leak_check(x->u, leak_cb, NULL), 0);
-	umm_destroy(x->u);
+		ffix_put(x, i);
+	ASSERT_TRUE(machine_done(x->u));
 	x->u = NULL;
 	return true;
 }
 
 /* ---- helpers ---- */
-
-static int map_file(struct umm_mm *mm, uint64_t addr, uint64_t n, int prot, int flags,
-		    struct umm_file *f, uint64_t off)
-{
-	uint64_t out = 0;
-	int r = umm_mmap(mm, addr, PG(n), prot, flags | UMM_MAP_FIXED, f, off, &out);
-
-	if (r == 0 && out != addr) {
-		TAP_DIAG("MAP_FIXED at %#" PRIx64 " returned %#" PRIx64, addr, out);
-		return -EADDRNOTAVAIL;
-	}
-	return r;
-}
 
 /* Read @len bytes at @addr and compare them with @want. */
 static bool reads_as(struct umm_mm *mm, uint64_t addr, const uint8_t *want, size_t len)
@@ -298,51 +256,6 @@ static bool reads_zero(struct umm_mm *mm, uint64_t addr, size_t len)
 	return ok;
 }
 
-static int byte_at(struct umm_mm *mm, uint64_t addr)
-{
-	uint8_t b;
-	ssize_t r = umm_read(mm, addr, &b, 1);
-
-	return r == 1 ? b : (int)r;
-}
-
-static bool put_byte(struct umm_mm *mm, uint64_t addr, uint8_t b)
-{
-	ssize_t r = umm_write(mm, addr, &b, 1);
-
-	if (r != 1)
-		TAP_DIAG("umm_write(%#" PRIx64 ") = %zd", addr, r);
-	return r == 1;
-}
-
-static struct umm_pageinfo pinfo(struct umm_mm *mm, uint64_t addr)
-{
-	struct umm_pageinfo pi;
-	int r = umm_pagemap(mm, addr, &pi);
-
-	if (r) {
-		TAP_DIAG("umm_pagemap(%#" PRIx64 ") = %d", addr, r);
-		memset(&pi, 0xff, sizeof(pi));
-	}
-	return pi;
-}
-
-static struct umm_mm_stat mstat(struct umm_mm *mm)
-{
-	struct umm_mm_stat st;
-
-	umm_mm_get_stat(mm, &st);
-	return st;
-}
-
-static struct umm_stat ustat(struct umm *u)
-{
-	struct umm_stat st;
-
-	umm_get_stat(u, &st);
-	return st;
-}
-
 /* ---- reads ---- */
 
 /*
@@ -361,12 +274,12 @@ static bool test_reads_equal_file(void)
 	const uint64_t size = PG(5) + 100;
 	uint64_t at[2] = { AT(0), AT(16) };
 	struct umm_stat before;
-	struct fix x;
+	struct ffix x;
 	uint8_t buf[2 * PS];
 
 	ASSERT_TRUE(make_file("r", size, 1));
-	ASSERT_TRUE(fix_init(&x, 1));
-	ASSERT_TRUE(fix_open(&x, 0, "r", O_RDONLY));
+	ASSERT_TRUE(ffix_init(&x, 1));
+	ASSERT_TRUE(ffix_open(&x, 0, "r", O_RDONLY));
 	ASSERT_EQ(umm_file_size(x.f[0]), size);
 	ASSERT_OK(map_file(x.mm[0], AT(0), 7, RO, SHARED, x.f[0], 0));
 	ASSERT_OK(map_file(x.mm[0], AT(16), 7, RO, PRIVATE, x.f[0], 0));
@@ -390,15 +303,8 @@ static bool test_reads_equal_file(void)
 	ASSERT_TRUE(reads_zero(x.mm[0], AT(32) + size - PG(2), PG(6) - size));
 	ASSERT_GE(ustat(x.u).pgfault_file - before.pgfault_file, 6);
 	/* nothing was written: the file is as made, and stays so */
-	ASSERT_TRUE(fix_fini(&x));
-	{
-		uint8_t *want = malloc(size);
-
-		fill(want, 0, size, 1);
-		bool ok = file_is("r", want, size);
-		free(want);
-		ASSERT_TRUE(ok);
-	}
+	ASSERT_TRUE(ffix_fini(&x));
+	ASSERT_TRUE(file_as_made("r", size, 1));
 	return true;
 }
 
@@ -406,11 +312,9 @@ static bool test_reads_equal_file(void)
 static bool test_pagemap_of_file_page(void)
 {
 	struct umm_pageinfo pi;
-	struct fix x;
+	struct ffix x;
 
-	ASSERT_TRUE(make_file("pm", PG(2), 2));
-	ASSERT_TRUE(fix_init(&x, 1));
-	ASSERT_TRUE(fix_open(&x, 0, "pm", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 1, "pm", PG(2), 2, NULL));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 2, RO, SHARED, x.f[0], 0));
 	pi = pinfo(x.mm[0], AT(0));
 	ASSERT_EQ(pi.flags, 0);			/* mapped, untouched */
@@ -423,8 +327,7 @@ static bool test_pagemap_of_file_page(void)
 	ASSERT_EQ(pi.refcount, 2);		/* the PTE and the page cache */
 	ASSERT_EQ(umm_page_rmap_count(x.mm[0], AT(0)), 1);
 	ASSERT_ERR(umm_page_rmap_count(x.mm[0], AT(1)), EFAULT);
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /* ---- shared writes reach the file ---- */
@@ -440,12 +343,9 @@ static bool test_shared_write_msync(void)
 	const uint64_t size = PG(4);
 	uint8_t *model = scratch[0], w[PS + 100];
 	struct umm_pageinfo pi;
-	struct fix x;
+	struct ffix x;
 
-	fill(model, 0, size, 3);
-	ASSERT_TRUE(make_file("ws", size, 3));
-	ASSERT_TRUE(fix_init(&x, 1));
-	ASSERT_TRUE(fix_open(&x, 0, "ws", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 1, "ws", size, 3, model));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 4, RW, SHARED, x.f[0], 0));
 
 	fill(w, 0, sizeof(w), 77);
@@ -486,7 +386,7 @@ static bool test_shared_write_msync(void)
 	ASSERT_OK(umm_msync(x.mm[0], AT(2), PS, UMM_MS_SYNC));
 	ASSERT_TRUE(file_is("ws", model, size));
 	ASSERT_TRUE(reads_as(x.mm[0], AT(0), model, size));
-	ASSERT_TRUE(fix_fini(&x));
+	ASSERT_TRUE(ffix_fini(&x));
 	ASSERT_TRUE(file_is("ws", model, size));
 	return true;
 }
@@ -499,12 +399,9 @@ static bool test_shared_write_msync_offset(void)
 {
 	const uint64_t size = PG(6);
 	uint8_t *model = scratch[0];
-	struct fix x;
+	struct ffix x;
 
-	fill(model, 0, size, 4);
-	ASSERT_TRUE(make_file("wo", size, 4));
-	ASSERT_TRUE(fix_init(&x, 1));
-	ASSERT_TRUE(fix_open(&x, 0, "wo", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 1, "wo", size, 4, model));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 3, RW, SHARED, x.f[0], PG(2)));
 	ASSERT_TRUE(reads_file(x.mm[0], AT(0), PG(2), PG(3), 4));
 	for (int p = 0; p < 3; p++) {
@@ -525,8 +422,7 @@ static bool test_shared_write_msync_offset(void)
 	}
 	ASSERT_OK(umm_msync(x.mm[0], AT(0), PG(3), UMM_MS_SYNC));
 	ASSERT_TRUE(file_is("wo", model, size));
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /*
@@ -537,12 +433,9 @@ static bool test_shared_write_munmap(void)
 {
 	const uint64_t size = PG(3);
 	uint8_t *model = scratch[0];
-	struct fix x;
+	struct ffix x;
 
-	fill(model, 0, size, 5);
-	ASSERT_TRUE(make_file("wm", size, 5));
-	ASSERT_TRUE(fix_init(&x, 1));
-	ASSERT_TRUE(fix_open(&x, 0, "wm", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 1, "wm", size, 5, model));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 3, RW, SHARED, x.f[0], 0));
 	for (int p = 0; p < 3; p++) {
 		ASSERT_TRUE(put_byte(x.mm[0], AT(p) + 1 + p, (uint8_t)(0xd0 + p)));
@@ -560,7 +453,7 @@ static bool test_shared_write_munmap(void)
 	ASSERT_TRUE(machine_valid(x.u));
 	ASSERT_OK(umm_munmap(x.mm[0], AT(0), PG(3)));
 	ASSERT_TRUE(file_is("wm", model, size));
-	ASSERT_TRUE(fix_fini(&x));
+	ASSERT_TRUE(ffix_fini(&x));
 	ASSERT_TRUE(file_is("wm", model, size));
 	return true;
 }
@@ -574,12 +467,9 @@ static bool test_shared_write_exit(void)
 {
 	const uint64_t size = PG(2) + 10;
 	uint8_t *model = scratch[0];
-	struct fix x;
+	struct ffix x;
 
-	fill(model, 0, size, 6);
-	ASSERT_TRUE(make_file("we", size, 6));
-	ASSERT_TRUE(fix_init(&x, 2));
-	ASSERT_TRUE(fix_open(&x, 0, "we", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 2, "we", size, 6, model));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 3, RW, SHARED, x.f[0], 0));
 	ASSERT_OK(map_file(x.mm[1], AT(4), 3, RW, SHARED, x.f[0], 0));
 
@@ -587,7 +477,7 @@ static bool test_shared_write_exit(void)
 	model[5] = 0xe0;
 	ASSERT_TRUE(put_byte(x.mm[0], AT(2) + 9, 0xe2));
 	model[PG(2) + 9] = 0xe2;
-	fix_exit(&x, 0);
+	ffix_exit(&x, 0);
 	ASSERT_TRUE(file_is("we", model, size));
 	ASSERT_TRUE(machine_valid(x.u));
 
@@ -595,12 +485,11 @@ static bool test_shared_write_exit(void)
 	ASSERT_TRUE(reads_as(x.mm[1], AT(4), model, size));
 	ASSERT_TRUE(put_byte(x.mm[1], AT(5) + 3, 0xe1));
 	model[PG(1) + 3] = 0xe1;
-	fix_put(&x, 0);			/* the mapping now holds the last reference */
+	ffix_put(&x, 0);			/* the mapping now holds the last reference */
 	ASSERT_TRUE(reads_as(x.mm[1], AT(4), model, size));
-	fix_exit(&x, 1);
+	ffix_exit(&x, 1);
 	ASSERT_TRUE(file_is("we", model, size));
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /*
@@ -612,13 +501,10 @@ static bool test_writeback_never_extends(void)
 {
 	const uint64_t size = PG(2) + 10;
 	uint8_t *model = scratch[0], tail[200];
-	struct fix x;
+	struct ffix x;
 
-	fill(model, 0, size, 7);
 	memset(tail, 0x77, sizeof(tail));
-	ASSERT_TRUE(make_file("wx", size, 7));
-	ASSERT_TRUE(fix_init(&x, 1));
-	ASSERT_TRUE(fix_open(&x, 0, "wx", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 1, "wx", size, 7, model));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 3, RW, SHARED, x.f[0], 0));
 	ASSERT_TRUE(put_byte(x.mm[0], AT(2) + 5, 0x55));
 	model[PG(2) + 5] = 0x55;
@@ -637,12 +523,11 @@ static bool test_writeback_never_extends(void)
 	ASSERT_EQ(host_size("wx"), size);
 	ASSERT_OK(map_file(x.mm[0], AT(0), 3, RW, SHARED, x.f[0], 0));
 	ASSERT_TRUE(put_byte(x.mm[0], AT(2) + 300, 0x66));
-	fix_put(&x, 0);
-	fix_exit(&x, 0);
+	ffix_put(&x, 0);
+	ffix_exit(&x, 0);
 	ASSERT_EQ(host_size("wx"), size);
 	ASSERT_TRUE(file_is("wx", model, size));
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /* ---- private writes never reach the file ---- */
@@ -657,13 +542,10 @@ static bool test_private_writes_stay_private(void)
 {
 	const uint64_t size = PG(3);
 	uint8_t *orig = scratch[0], *priv = scratch[1];
-	struct fix x;
+	struct ffix x;
 
-	fill(orig, 0, size, 8);
+	ASSERT_TRUE(ffix_file(&x, 2, "pw", size, 8, orig));
 	memcpy(priv, orig, size);
-	ASSERT_TRUE(make_file("pw", size, 8));
-	ASSERT_TRUE(fix_init(&x, 2));
-	ASSERT_TRUE(fix_open(&x, 0, "pw", O_RDWR));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 3, RW, PRIVATE, x.f[0], 0));
 	ASSERT_OK(map_file(x.mm[0], AT(8), 3, RO, SHARED, x.f[0], 0));
 	ASSERT_OK(map_file(x.mm[1], AT(0), 3, RW, SHARED, x.f[0], 0));
@@ -688,12 +570,11 @@ static bool test_private_writes_stay_private(void)
 	ASSERT_TRUE(put_byte(x.mm[0], AT(1), 0x42));
 	ASSERT_EQ(byte_at(x.mm[0], AT(1)), 0x42);
 	ASSERT_EQ(byte_at(x.mm[1], AT(1)), orig[PS]);
-	fix_exit(&x, 0);
-	fix_exit(&x, 1);
-	fix_put(&x, 0);
+	ffix_exit(&x, 0);
+	ffix_exit(&x, 1);
+	ffix_put(&x, 0);
 	ASSERT_TRUE(file_is("pw", orig, size));
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /* ---- one page-cache frame for every mapping ---- */
@@ -708,11 +589,9 @@ static bool test_page_cache_shared_by_mms(void)
 	struct umm_pageinfo pi[3];
 	struct umm_mm_stat st;
 	uint64_t pfn0;
-	struct fix x;
+	struct ffix x;
 
-	ASSERT_TRUE(make_file("pc", PG(2), 9));
-	ASSERT_TRUE(fix_init(&x, 3));
-	ASSERT_TRUE(fix_open(&x, 0, "pc", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 3, "pc", PG(2), 9, NULL));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 2, RW, SHARED, x.f[0], 0));
 	ASSERT_OK(map_file(x.mm[1], AT(0), 2, RO, SHARED, x.f[0], 0));
 	ASSERT_OK(map_file(x.mm[2], AT(0), 2, RW, PRIVATE, x.f[0], 0));
@@ -765,8 +644,7 @@ static bool test_page_cache_shared_by_mms(void)
 	ASSERT_EQ(byte_at(x.mm[1], AT(0) + 1), 0x33);
 	ASSERT_EQ(byte_at(x.mm[2], AT(0) + 1), 0x99);
 	ASSERT_EQ(pinfo(x.mm[0], AT(0)).pfn, pfn0);
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /*
@@ -777,12 +655,10 @@ static bool test_page_cache_shared_by_mms(void)
 static bool test_two_opens_share_page_cache(void)
 {
 	struct umm_pageinfo a, b;
-	struct fix x;
+	struct ffix x;
 
-	ASSERT_TRUE(make_file("two", PS, 10));
-	ASSERT_TRUE(fix_init(&x, 2));
-	ASSERT_TRUE(fix_open(&x, 0, "two", O_RDWR));
-	ASSERT_TRUE(fix_open(&x, 1, "two", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 2, "two", PS, 10, NULL));
+	ASSERT_TRUE(ffix_open(&x, 1, "two", O_RDWR));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 1, RW, SHARED, x.f[0], 0));
 	ASSERT_OK(map_file(x.mm[1], AT(0), 1, RW, SHARED, x.f[1], 0));
 	ASSERT_EQ(byte_at(x.mm[0], AT(0)), fbyte(0, 10));
@@ -793,8 +669,7 @@ static bool test_two_opens_share_page_cache(void)
 	b = pinfo(x.mm[1], AT(0));
 	ASSERT_EQ(a.pfn, b.pfn);
 	ASSERT_EQ(a.mapcount, 2);
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /*
@@ -804,24 +679,20 @@ static bool test_two_opens_share_page_cache(void)
 static bool test_two_opens_lose_no_store(void)
 {
 	uint8_t model[PS];
-	struct fix x;
+	struct ffix x;
 
-	fill(model, 0, PS, 26);
-	ASSERT_TRUE(make_file("two2", PS, 26));
-	ASSERT_TRUE(fix_init(&x, 2));
-	ASSERT_TRUE(fix_open(&x, 0, "two2", O_RDWR));
-	ASSERT_TRUE(fix_open(&x, 1, "two2", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 2, "two2", PS, 26, model));
+	ASSERT_TRUE(ffix_open(&x, 1, "two2", O_RDWR));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 1, RW, SHARED, x.f[0], 0));
 	ASSERT_OK(map_file(x.mm[1], AT(0), 1, RW, SHARED, x.f[1], 0));
 	ASSERT_TRUE(put_byte(x.mm[0], AT(0), 0xa0));
 	ASSERT_TRUE(put_byte(x.mm[1], AT(0) + 1, 0xa1));
 	model[0] = 0xa0;
 	model[1] = 0xa1;
-	fix_exit(&x, 0);
-	fix_exit(&x, 1);
+	ffix_exit(&x, 0);
+	ffix_exit(&x, 1);
 	ASSERT_TRUE(file_is("two2", model, PS));
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /*
@@ -835,11 +706,9 @@ static bool test_fork_shares_file_frames(void)
 	struct umm_pageinfo pp, pc;
 	struct umm_mm *child;
 	uint64_t pfn;
-	struct fix x;
+	struct ffix x;
 
-	ASSERT_TRUE(make_file("fk", PG(2), 11));
-	ASSERT_TRUE(fix_init(&x, 1));
-	ASSERT_TRUE(fix_open(&x, 0, "fk", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 1, "fk", PG(2), 11, NULL));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 1, RW, PRIVATE, x.f[0], 0));
 	ASSERT_OK(map_file(x.mm[0], AT(4), 1, RW, SHARED, x.f[0], PS));
 	ASSERT_TRUE(reads_file(x.mm[0], AT(0), 0, PS, 11));
@@ -905,8 +774,7 @@ static bool test_fork_shares_file_frames(void)
 		ASSERT_EQ(byte_at(child, AT(0) + 3), 0xcc);
 		ASSERT_EQ(umm_page_rmap_count(child, AT(0)), 1);
 	}
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /* ---- cleaning ---- */
@@ -921,12 +789,9 @@ static bool test_page_mkclean(void)
 	const uint64_t size = PS;
 	uint8_t *model = scratch[0];
 	struct umm_pageinfo pi;
-	struct fix x;
+	struct ffix x;
 
-	fill(model, 0, size, 12);
-	ASSERT_TRUE(make_file("mc", size, 12));
-	ASSERT_TRUE(fix_init(&x, 4));
-	ASSERT_TRUE(fix_open(&x, 0, "mc", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 4, "mc", size, 12, model));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 1, RW, SHARED, x.f[0], 0));
 	ASSERT_OK(map_file(x.mm[1], AT(0), 1, RW, SHARED, x.f[0], 0));
 	ASSERT_OK(map_file(x.mm[2], AT(0), 1, RO, SHARED, x.f[0], 0));
@@ -961,11 +826,10 @@ static bool test_page_mkclean(void)
 	ASSERT_EQ(umm_page_mkclean(x.mm[3], AT(0)), 0);
 	ASSERT_EQ(umm_page_rmap_count(x.mm[0], AT(0)), 3);
 	ASSERT_TRUE(machine_valid(x.u));
-	fix_exit(&x, 0);
-	fix_exit(&x, 1);
+	ffix_exit(&x, 0);
+	ffix_exit(&x, 1);
 	ASSERT_TRUE(file_is("mc", model, size));
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /* ---- try_to_unmap ---- */
@@ -982,12 +846,9 @@ static bool test_try_to_unmap_file_page(void)
 	uint8_t *model = scratch[0];
 	struct umm_pageinfo pi;
 	uint64_t pfn1;
-	struct fix x;
+	struct ffix x;
 
-	fill(model, 0, size, 13);
-	ASSERT_TRUE(make_file("tu", size, 13));
-	ASSERT_TRUE(fix_init(&x, 3));
-	ASSERT_TRUE(fix_open(&x, 0, "tu", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 3, "tu", size, 13, model));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 2, RW, SHARED, x.f[0], 0));
 	ASSERT_OK(map_file(x.mm[1], AT(0), 2, RW, PRIVATE, x.f[0], 0));
 	ASSERT_OK(map_file(x.mm[2], AT(0), 2, RO, SHARED, x.f[0], 0));
@@ -1034,30 +895,26 @@ static bool test_try_to_unmap_file_page(void)
 	ASSERT_TRUE(put_byte(x.mm[0], AT(1) + 1, 0xd2));
 	model[PS + 1] = 0xd2;
 	ASSERT_OK(umm_try_to_unmap(x.mm[2], AT(1)));
-	fix_put(&x, 0);
+	ffix_put(&x, 0);
 	for (int i = 0; i < 3; i++)
-		fix_exit(&x, i);
+		ffix_exit(&x, i);
 	ASSERT_TRUE(file_is("tu", model, size));
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /* An mlocked file page cannot be unmapped: -EBUSY, and it stays mapped. */
 static bool test_try_to_unmap_mlocked(void)
 {
-	struct fix x;
+	struct ffix x;
 
-	ASSERT_TRUE(make_file("tl", PS, 14));
-	ASSERT_TRUE(fix_init(&x, 1));
-	ASSERT_TRUE(fix_open(&x, 0, "tl", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 1, "tl", PS, 14, NULL));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 1, RW, SHARED | UMM_MAP_LOCKED, x.f[0], 0));
 	ASSERT_TRUE(pinfo(x.mm[0], AT(0)).flags & UMM_PI_MLOCKED);
 	ASSERT_ERR(umm_try_to_unmap(x.mm[0], AT(0)), EBUSY);
 	ASSERT_TRUE(pinfo(x.mm[0], AT(0)).flags & UMM_PI_PRESENT);
 	ASSERT_EQ(umm_page_rmap_count(x.mm[0], AT(0)), 1);
 	ASSERT_TRUE(reads_file(x.mm[0], AT(0), 0, PS, 14));
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /* ---- errors ---- */
@@ -1065,12 +922,12 @@ static bool test_try_to_unmap_mlocked(void)
 static bool test_open_errors(void)
 {
 	struct umm_file *f = NULL;
-	struct fix x;
+	struct ffix x;
 
 	ASSERT_TRUE(make_file("oe", PS, 15));
-	ASSERT_TRUE(fix_init(&x, 0));
+	ASSERT_TRUE(ffix_init(&x, 0));
 	ASSERT_ERR(umm_file_open(x.u, tmp_path("missing"), O_RDONLY, &f), ENOENT);
-	ASSERT_ERR(umm_file_open(x.u, tmpdir, O_RDONLY, &f), EISDIR);
+	ASSERT_ERR(umm_file_open(x.u, tmp_dir(), O_RDONLY, &f), EISDIR);
 	ASSERT_ERR(umm_file_open(x.u, tmp_path("oe"), O_WRONLY, &f), EINVAL);
 	ASSERT_ERR(umm_file_open(x.u, tmp_path("oe"), O_RDWR | O_APPEND, &f), EINVAL);
 	ASSERT_ERR(umm_file_open(x.u, tmp_path("oe"), O_ACCMODE, &f), EINVAL);
@@ -1086,25 +943,22 @@ static bool test_open_errors(void)
 	ASSERT_EQ(umm_file_size(f), 0);
 	umm_file_put(f);
 	ASSERT_EQ(host_size("oe"), 0);
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /* An empty file maps but has no page to fault: every access -EFAULT. */
 static bool test_empty_file(void)
 {
-	struct fix x;
+	struct ffix x;
 	char c;
 
-	ASSERT_TRUE(make_file("empty", 0, 16));
-	ASSERT_TRUE(fix_init(&x, 1));
-	ASSERT_TRUE(fix_open(&x, 0, "empty", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 1, "empty", 0, 16, NULL));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 2, RW, SHARED, x.f[0], 0));
 	ASSERT_ERR(umm_read(x.mm[0], AT(0), &c, 1), EFAULT);
 	ASSERT_ERR(umm_write(x.mm[0], AT(1), &c, 1), EFAULT);
 	ASSERT_EQ(pinfo(x.mm[0], AT(0)).flags, 0);
 	ASSERT_OK(umm_msync(x.mm[0], AT(0), PG(2), UMM_MS_SYNC));
-	ASSERT_TRUE(fix_fini(&x));
+	ASSERT_TRUE(ffix_fini(&x));
 	ASSERT_EQ(host_size("empty"), 0);
 	return true;
 }
@@ -1113,13 +967,13 @@ static bool test_mmap_errors(void)
 {
 	uint64_t out;
 	uint8_t orig[PS];
-	struct fix x;
+	struct ffix x;
 
 	fill(orig, 0, PS, 17);
 	ASSERT_TRUE(make_file("me", PG(2), 17));
-	ASSERT_TRUE(fix_init(&x, 1));
-	ASSERT_TRUE(fix_open(&x, 0, "me", O_RDONLY));
-	ASSERT_TRUE(fix_open(&x, 1, "me", O_RDWR));
+	ASSERT_TRUE(ffix_init(&x, 1));
+	ASSERT_TRUE(ffix_open(&x, 0, "me", O_RDONLY));
+	ASSERT_TRUE(ffix_open(&x, 1, "me", O_RDWR));
 	/* a shared writable mapping of a read-only file */
 	ASSERT_ERR(umm_mmap(x.mm[0], AT(0), PS, RW, SHARED | UMM_MAP_FIXED, x.f[0], 0, &out),
 		   EACCES);
@@ -1189,21 +1043,17 @@ static bool test_mmap_errors(void)
 	}
 	/* a mapping over a file of another machine */
 	{
-		struct umm_config cfg;
 		struct umm *u2;
 		struct umm_file *f2;
 
-		umm_config_init(&cfg);
-		cfg.phys_bytes = 1 << 20;
-		ASSERT_OK(umm_create(&cfg, &u2));
+		ASSERT_OK(make_machine(1 << 20, 1, 0, &u2));
 		ASSERT_OK(umm_file_open(u2, tmp_path("me"), O_RDWR, &f2));
 		ASSERT_ERR(umm_mmap(x.mm[0], AT(40), PS, RO, SHARED | UMM_MAP_FIXED, f2, 0, &out),
 			   EINVAL);
 		umm_file_put(f2);
 		umm_destroy(u2);
 	}
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /* ---- RSS ---- */
@@ -1211,11 +1061,9 @@ static bool test_mmap_errors(void)
 static bool test_rss_file(void)
 {
 	struct umm_mm_stat st;
-	struct fix x;
+	struct ffix x;
 
-	ASSERT_TRUE(make_file("rss", PG(4), 18));
-	ASSERT_TRUE(fix_init(&x, 1));
-	ASSERT_TRUE(fix_open(&x, 0, "rss", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 1, "rss", PG(4), 18, NULL));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 4, RW, SHARED, x.f[0], 0));
 	ASSERT_OK(map_file(x.mm[0], AT(8), 4, RW, PRIVATE, x.f[0], 0));
 	st = mstat(x.mm[0]);
@@ -1246,8 +1094,7 @@ static bool test_rss_file(void)
 	st = mstat(x.mm[0]);
 	ASSERT_EQ(st.rss_file, 0);
 	ASSERT_EQ(st.total_vm, 0);
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /* ---- mremap and mprotect of file mappings ---- */
@@ -1263,12 +1110,9 @@ static bool test_mremap_file_mapping(void)
 	const uint64_t size = PG(4);
 	uint8_t *model = scratch[0];
 	uint64_t out = 0;
-	struct fix x;
+	struct ffix x;
 
-	fill(model, 0, size, 19);
-	ASSERT_TRUE(make_file("mr", size, 19));
-	ASSERT_TRUE(fix_init(&x, 2));
-	ASSERT_TRUE(fix_open(&x, 0, "mr", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 2, "mr", size, 19, model));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 3, RW, SHARED, x.f[0], PS));
 	ASSERT_OK(map_file(x.mm[1], AT(0), 4, RO, SHARED, x.f[0], 0));
 	ASSERT_TRUE(put_byte(x.mm[0], AT(1), 0x01));		/* file page 2 */
@@ -1306,8 +1150,7 @@ static bool test_mremap_file_mapping(void)
 	ASSERT_OK(umm_mprotect(x.mm[0], AT(21), PS, RW));
 	ASSERT_OK(umm_msync(x.mm[0], AT(20), PG(3), UMM_MS_SYNC));
 	ASSERT_TRUE(file_is("mr", model, size));
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /*
@@ -1319,7 +1162,7 @@ static bool test_large_offset(void)
 {
 	const uint64_t off = 6ULL << 30, size = 8ULL << 30;
 	uint8_t page[PS], got[PS];
-	struct fix x;
+	struct ffix x;
 	int fd;
 
 	fd = open(tmp_path("big"), O_CREAT | O_TRUNC | O_RDWR, 0644);
@@ -1330,8 +1173,8 @@ static bool test_large_offset(void)
 		TAP_DIAG("cannot make a sparse file: %s", strerror(errno));
 		return false;
 	}
-	ASSERT_TRUE(fix_init(&x, 1));
-	ASSERT_TRUE(fix_open(&x, 0, "big", O_RDWR));
+	ASSERT_TRUE(ffix_init(&x, 1));
+	ASSERT_TRUE(ffix_open(&x, 0, "big", O_RDWR));
 	ASSERT_EQ(umm_file_size(x.f[0]), size);
 	ASSERT_OK(map_file(x.mm[0], AT(0), 2, RW, SHARED, x.f[0], off));
 	ASSERT_OK(map_file(x.mm[0], AT(4), 1, RW, PRIVATE, x.f[0], size - PS));
@@ -1346,7 +1189,7 @@ static bool test_large_offset(void)
 	ASSERT_EQ(got[0], 0);
 	ASSERT_EQ(got[1], 0xbb);
 	close(fd);
-	ASSERT_TRUE(fix_fini(&x));
+	ASSERT_TRUE(ffix_fini(&x));
 	ASSERT_EQ(host_size("big"), size);
 	unlink(tmp_path("big"));
 	return true;
@@ -1364,12 +1207,9 @@ static bool test_dontneed_file(void)
 {
 	const uint64_t size = PG(2);
 	uint8_t *model = scratch[0];
-	struct fix x;
+	struct ffix x;
 
-	fill(model, 0, size, 21);
-	ASSERT_TRUE(make_file("dn", size, 21));
-	ASSERT_TRUE(fix_init(&x, 1));
-	ASSERT_TRUE(fix_open(&x, 0, "dn", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 1, "dn", size, 21, model));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 2, RW, SHARED, x.f[0], 0));
 	ASSERT_OK(map_file(x.mm[0], AT(4), 2, RW, PRIVATE, x.f[0], 0));
 	ASSERT_TRUE(put_byte(x.mm[0], AT(1) + 9, 0x91));
@@ -1386,8 +1226,7 @@ static bool test_dontneed_file(void)
 	ASSERT_TRUE(machine_valid(x.u));
 	ASSERT_OK(umm_msync(x.mm[0], AT(0), PG(2), UMM_MS_SYNC));
 	ASSERT_TRUE(file_is("dn", model, size));
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /*
@@ -1398,11 +1237,9 @@ static bool test_dontneed_file(void)
 static bool test_populate_file(void)
 {
 	struct umm_mm_stat st;
-	struct fix x;
+	struct ffix x;
 
-	ASSERT_TRUE(make_file("po", PG(2) + 1, 22));
-	ASSERT_TRUE(fix_init(&x, 1));
-	ASSERT_TRUE(fix_open(&x, 0, "po", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 1, "po", PG(2) + 1, 22, NULL));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 4, RW, SHARED | UMM_MAP_POPULATE, x.f[0], 0));
 	st = mstat(x.mm[0]);
 	ASSERT_EQ(st.rss_file, 3);
@@ -1420,8 +1257,7 @@ static bool test_populate_file(void)
 	ASSERT_EQ(st.rss_file, 6);
 	ASSERT_EQ(st.rss_anon, 3);
 	ASSERT_EQ(umm_page_rmap_count(x.mm[0], AT(17)), 2);
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /*
@@ -1433,12 +1269,9 @@ static bool test_gup_write_file_page(void)
 	const uint64_t size = PS;
 	uint8_t *model = scratch[0];
 	struct umm_page *pg;
-	struct fix x;
+	struct ffix x;
 
-	fill(model, 0, size, 23);
-	ASSERT_TRUE(make_file("gup", size, 23));
-	ASSERT_TRUE(fix_init(&x, 1));
-	ASSERT_TRUE(fix_open(&x, 0, "gup", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 1, "gup", size, 23, model));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 1, RW, SHARED, x.f[0], 0));
 	ASSERT_OK(umm_get_user_page(x.mm[0], AT(0), 0, &pg));
 	ASSERT_EQ(umm_page_pfn(pg), pinfo(x.mm[0], AT(0)).pfn);
@@ -1454,8 +1287,7 @@ static bool test_gup_write_file_page(void)
 	ASSERT_EQ(byte_at(x.mm[0], AT(0) + 33), 0x33);
 	ASSERT_OK(umm_msync(x.mm[0], AT(0), PS, UMM_MS_SYNC));
 	ASSERT_TRUE(file_is("gup", model, size));
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 /*
@@ -1468,11 +1300,9 @@ static bool test_fork_private_file_mixed(void)
 	struct umm_mm *child;
 	struct umm_pageinfo pp, pc;
 	uint64_t out;
-	struct fix x;
+	struct ffix x;
 
-	ASSERT_TRUE(make_file("fm", PG(2), 24));
-	ASSERT_TRUE(fix_init(&x, 1));
-	ASSERT_TRUE(fix_open(&x, 0, "fm", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 1, "fm", PG(2), 24, NULL));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 2, RW, PRIVATE, x.f[0], 0));
 	ASSERT_TRUE(put_byte(x.mm[0], AT(0), 0x70));
 	ASSERT_TRUE(reads_file(x.mm[0], AT(1), PS, PS, 24));
@@ -1501,13 +1331,8 @@ static bool test_fork_private_file_mixed(void)
 			   NULL, 0, &out));
 	ASSERT_TRUE(put_byte(child, AT(8), 1));
 	ASSERT_OK(umm_msync(child, AT(8), PS, UMM_MS_SYNC));
-	ASSERT_TRUE(fix_fini(&x));
-	{
-		uint8_t want[PG(2)];
-
-		fill(want, 0, PG(2), 24);
-		ASSERT_TRUE(file_is("fm", want, PG(2)));
-	}
+	ASSERT_TRUE(ffix_fini(&x));
+	ASSERT_TRUE(file_as_made("fm", PG(2), 24));
 	return true;
 }
 
@@ -1530,13 +1355,10 @@ static bool test_random_model(void)
 	uint8_t *cache = scratch[0], *priv = scratch[1];
 	bool copied[9] = { false };
 	int ops = tap_short() ? 300 : 3000;
-	struct fix x;
+	struct ffix x;
 
 	memset(cache, 0, cache_len);	/* past EOF the cache reads zeros */
-	fill(cache, 0, size, 20);
-	ASSERT_TRUE(make_file("rnd", size, 20));
-	ASSERT_TRUE(fix_init(&x, 3));
-	ASSERT_TRUE(fix_open(&x, 0, "rnd", O_RDWR));
+	ASSERT_TRUE(ffix_file(&x, 3, "rnd", size, 20, cache));
 	ASSERT_OK(map_file(x.mm[0], AT(0), 9, RW, SHARED, x.f[0], 0));
 	ASSERT_OK(map_file(x.mm[1], AT(0), 7, RW, SHARED, x.f[0], PG(2)));
 	ASSERT_OK(map_file(x.mm[2], AT(0), 9, RW, PRIVATE, x.f[0], 0));
@@ -1613,18 +1435,17 @@ static bool test_random_model(void)
 	ASSERT_OK(umm_msync(x.mm[0], AT(0), PG(9), UMM_MS_SYNC));
 	ASSERT_TRUE(file_is("rnd", cache, size));
 	ASSERT_TRUE(reads_as(x.mm[0], AT(0), cache, cache_len));
-	fix_exit(&x, 0);
-	fix_exit(&x, 1);
-	fix_exit(&x, 2);
-	fix_put(&x, 0);
+	ffix_exit(&x, 0);
+	ffix_exit(&x, 1);
+	ffix_exit(&x, 2);
+	ffix_put(&x, 0);
 	ASSERT_TRUE(file_is("rnd", cache, size));
-	ASSERT_TRUE(fix_fini(&x));
-	return true;
+	return ffix_fini(&x);
 }
 
 int main(void)
 {
-	if (!mkdtemp(tmpdir)) {
+	if (!tmp_init("filemap")) {
 		printf("1..0 # SKIP mkdtemp: %s\n", strerror(errno));
 		return 0;
 	}

@@ -11,253 +11,7 @@
 #include <umm/umm.h>
 
 #include "tap.h"
-
-#define PS	UMM_PAGE_SIZE
-#define PG(n)	((uint64_t)(n) * PS)
-#define BASE	0x200000000ULL		/* 8 GiB: far from where the engine picks */
-#define AT(n)	(BASE + PG(n))
-
-#define RW	(UMM_PROT_READ | UMM_PROT_WRITE)
-#define RO	UMM_PROT_READ
-#define PRIV	(UMM_MAP_PRIVATE | UMM_MAP_ANONYMOUS)
-#define SHRD	(UMM_MAP_SHARED | UMM_MAP_ANONYMOUS)
-
-/* ---- fixture ---- */
-
-struct fix {
-	struct umm *u;
-	struct umm_mm *mm;
-};
-
-static bool fix_init(struct fix *f)
-{
-	struct umm_config cfg;
-
-	umm_config_init(&cfg);
-	cfg.phys_bytes = 16 << 20;
-	f->u = NULL;
-	f->mm = NULL;
-	ASSERT_OK(umm_create(&cfg, &f->u));
-	ASSERT_OK(umm_mm_create(f->u, &f->mm));
-	return true;
-}
-
-static bool machine_valid(struct umm *u)
-{
-	char msg[256] = "";
-	int r = umm_validate(u, UMM_VALIDATE_EXACT, msg, sizeof(msg));
-
-	if (r)
-		TAP_DIAG("umm_validate: %d: %s", r, msg);
-	return r == 0;
-}
-
-/* Validate, exit the mm, check nothing leaked, destroy. */
-static bool fix_fini(struct fix *f)
-{
-	ASSERT_TRUE(machine_valid(f->u));
-	umm_mm_exit(f->mm);
-	f->mm = NULL;
-	ASSERT_EQ(umm_leak_check(f->u, NULL, NULL), 0);
-	umm_destroy(f->u);
-	f->u = NULL;
-	return true;
-}
-
-/* ---- helpers ---- */
-
-/* MAP_FIXED anonymous mapping of @n pages at @addr. */
-static int map_at(struct umm_mm *mm, uint64_t addr, uint64_t n, int prot, int flags)
-{
-	uint64_t out = 0;
-	int r = umm_mmap(mm, addr, PG(n), prot, flags | UMM_MAP_FIXED, NULL, 0, &out);
-
-	if (r == 0 && out != addr) {
-		TAP_DIAG("MAP_FIXED at %#" PRIx64 " returned %#" PRIx64, addr, out);
-		return -EADDRNOTAVAIL;
-	}
-	return r;
-}
-
-/* The pattern of the page that was written at @orig: every word differs. */
-static void pat_fill(uint64_t *w, uint64_t orig, uint64_t tag)
-{
-	for (size_t i = 0; i < PS / 8; i++)
-		w[i] = (orig + i * 8) * 0x9e3779b97f4a7c15ULL ^ tag;
-}
-
-/* Write the pattern of each of @n pages at @addr (tagged @tag). */
-static bool write_pat(struct umm_mm *mm, uint64_t addr, uint64_t n, uint64_t tag)
-{
-	uint64_t w[PS / 8];
-
-	for (uint64_t p = 0; p < n; p++) {
-		pat_fill(w, addr + PG(p), tag);
-		ssize_t r = umm_write(mm, addr + PG(p), w, PS);
-		if (r != PS) {
-			TAP_DIAG("umm_write(%#" PRIx64 ") = %zd", addr + PG(p), r);
-			return false;
-		}
-	}
-	return true;
-}
-
-/* Do the @n pages at @addr hold what write_pat(@orig, @tag) wrote? */
-static bool pat_at(struct umm_mm *mm, uint64_t addr, uint64_t orig, uint64_t n, uint64_t tag)
-{
-	uint64_t w[PS / 8], want[PS / 8];
-
-	for (uint64_t p = 0; p < n; p++) {
-		ssize_t r = umm_read(mm, addr + PG(p), w, PS);
-		if (r != PS) {
-			TAP_DIAG("umm_read(%#" PRIx64 ") = %zd", addr + PG(p), r);
-			return false;
-		}
-		pat_fill(want, orig + PG(p), tag);
-		if (memcmp(w, want, PS)) {
-			TAP_DIAG("page %#" PRIx64 " does not hold the pattern of %#" PRIx64,
-				 addr + PG(p), orig + PG(p));
-			return false;
-		}
-	}
-	return true;
-}
-
-static bool check_pat(struct umm_mm *mm, uint64_t addr, uint64_t n, uint64_t tag)
-{
-	return pat_at(mm, addr, addr, n, tag);
-}
-
-/* Do the @n pages at @addr read as zeros? */
-static bool zeros_at(struct umm_mm *mm, uint64_t addr, uint64_t n)
-{
-	static const uint8_t zero[PS];
-	uint8_t buf[PS];
-
-	for (uint64_t p = 0; p < n; p++) {
-		memset(buf, 0xa5, PS);
-		ssize_t r = umm_read(mm, addr + PG(p), buf, PS);
-		if (r != PS) {
-			TAP_DIAG("umm_read(%#" PRIx64 ") = %zd", addr + PG(p), r);
-			return false;
-		}
-		if (memcmp(buf, zero, PS)) {
-			TAP_DIAG("page %#" PRIx64 " is not zero", addr + PG(p));
-			return false;
-		}
-	}
-	return true;
-}
-
-static ssize_t read_byte(struct umm_mm *mm, uint64_t addr)
-{
-	uint8_t b;
-
-	return umm_read(mm, addr, &b, 1);
-}
-
-static ssize_t write_byte(struct umm_mm *mm, uint64_t addr, uint8_t b)
-{
-	return umm_write(mm, addr, &b, 1);
-}
-
-static struct umm_mm_stat mstat(struct umm_mm *mm)
-{
-	struct umm_mm_stat st;
-
-	memset(&st, 0xff, sizeof(st));
-	umm_mm_get_stat(mm, &st);
-	return st;
-}
-
-/* The VMA holding @addr, if any. */
-static bool vma_at(struct umm_mm *mm, uint64_t addr, struct umm_vma_info *vi)
-{
-	return umm_mm_vma_next(mm, addr, vi) == 0 && vi->start <= addr;
-}
-
-static int prot_at(struct umm_mm *mm, uint64_t addr)
-{
-	struct umm_vma_info vi;
-
-	return vma_at(mm, addr, &vi) ? vi.prot : -1;
-}
-
-static unsigned int pflags(struct umm_mm *mm, uint64_t addr)
-{
-	struct umm_pageinfo pi;
-
-	if (umm_pagemap(mm, addr, &pi))
-		return ~0u;
-	return pi.flags;
-}
-
-static uint64_t pfn_at(struct umm_mm *mm, uint64_t addr)
-{
-	struct umm_pageinfo pi;
-
-	if (umm_pagemap(mm, addr, &pi))
-		return ~0ull;
-	return pi.pfn;
-}
-
-/*
- * Give each maximal run of one letter a letter of its own, in order, so that
- * "XXX YY" and "AAA BB" compare equal.
- */
-static void canon(char *s)
-{
-	char prev = ' ', next = 'A', cur = ' ';
-
-	for (; *s; s++) {
-		if (*s == ' ') {
-			prev = ' ';
-			continue;
-		}
-		if (*s != prev) {
-			prev = *s;
-			cur = next++;
-		}
-		*s = cur;
-	}
-}
-
-/*
- * Does the address space, seen through the window of strlen(@want) pages at
- * @base, look like @want?  A VMA that crosses an edge of the window fails.
- */
-static bool layout_is(struct umm_mm *mm, uint64_t base, const char *want)
-{
-	size_t n = strlen(want);
-	uint64_t end = base + PG(n);
-	char got[128], exp[128];
-	struct umm_vma_info vi;
-	uint64_t addr = base;
-	char letter = 'A';
-	bool crosses = false;
-
-	if (n >= sizeof(got))
-		return false;
-	memset(got, ' ', n);
-	got[n] = 0;
-	while (umm_mm_vma_next(mm, addr, &vi) == 0 && vi.start < end) {
-		if (vi.start < base || vi.end > end || vi.start >= vi.end)
-			crosses = true;
-		for (uint64_t a = vi.start < base ? base : vi.start; a < vi.end && a < end; a += PS)
-			got[(a - base) / PS] = letter;
-		letter = letter == 'Z' ? 'A' : letter + 1;
-		addr = vi.end;
-	}
-	strcpy(exp, want);
-	canon(exp);
-	canon(got);
-	if (crosses || strcmp(exp, got)) {
-		TAP_DIAG("layout: want '%s', got '%s'%s", exp, got,
-			 crosses ? " (a VMA crosses the window)" : "");
-		return false;
-	}
-	return true;
-}
+#include "fixture.h"
 
 /* ---- mmap ---- */
 
@@ -313,8 +67,7 @@ static bool test_mmap_hint_busy_goes_elsewhere(void)
 	uint64_t out = 0;
 
 	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 4, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 4, 7));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 4, RW, PRIV, 7));
 	/* A hint over a mapping is only a hint: no error, no replacement. */
 	ASSERT_OK(umm_mmap(f.mm, AT(2), PG(4), RW, PRIV, NULL, 0, &out));
 	ASSERT_NE(out, AT(2));
@@ -337,8 +90,7 @@ static bool test_mmap_fixed_replaces_middle(void)
 	 *   AAABBBBCCC     FIXED 3..7 R over it: B is new and empty
 	 */
 	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 10, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 10, 1));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 10, RW, PRIV, 1));
 	ASSERT_EQ(mstat(f.mm).rss_anon, 10);
 	ASSERT_OK(map_at(f.mm, AT(3), 4, RO, PRIV));
 	ASSERT_TRUE(layout_is(f.mm, BASE, "AAABBBBCCC"));
@@ -395,8 +147,7 @@ static bool test_mmap_fixed_noreplace(void)
 	 *   AAAAAAAA       FIXED_NOREPLACE 4..8 -> at 4, merged
 	 */
 	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 4, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 4, 4));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 4, RW, PRIV, 4));
 	ASSERT_ERR(umm_mmap(f.mm, AT(2), PG(4), RW, PRIV | UMM_MAP_FIXED_NOREPLACE, NULL, 0, &out),
 		   EEXIST);
 	ASSERT_TRUE(layout_is(f.mm, BASE, "AAAA    "));
@@ -424,10 +175,10 @@ static bool test_mmap_populate_private(void)
 			   NULL, 0, &out));
 	ASSERT_EQ(mstat(f.mm).rss_anon, 8);
 	for (int i = 0; i < 8; i++) {
-		unsigned int fl = pflags(f.mm, AT(i));
+		unsigned int fl = pinfo(f.mm, AT(i)).flags;
 		ASSERT_EQ(fl & (UMM_PI_PRESENT | UMM_PI_ANON | UMM_PI_WRITE | UMM_PI_ZERO),
 			  UMM_PI_PRESENT | UMM_PI_ANON | UMM_PI_WRITE);
-		pfns[i] = pfn_at(f.mm, AT(i));
+		pfns[i] = pinfo(f.mm, AT(i)).pfn;
 		ASSERT_NE(pfns[i], 0);
 		for (int j = 0; j < i; j++)
 			ASSERT_NE(pfns[i], pfns[j]);
@@ -436,7 +187,7 @@ static bool test_mmap_populate_private(void)
 	/* Populated frames are used as they are: no new fault, same frame. */
 	ASSERT_TRUE(write_pat(f.mm, BASE, 8, 5));
 	for (int i = 0; i < 8; i++)
-		ASSERT_EQ(pfn_at(f.mm, AT(i)), pfns[i]);
+		ASSERT_EQ(pinfo(f.mm, AT(i)).pfn, pfns[i]);
 	return fix_fini(&f);
 }
 
@@ -470,7 +221,8 @@ static bool test_mmap_populate_shared(void)
 	ASSERT_EQ(mstat(f.mm).rss_shmem, 4);
 	ASSERT_EQ(mstat(f.mm).rss_anon, 0);
 	for (int i = 0; i < 4; i++)
-		ASSERT_EQ(pflags(f.mm, AT(i)) & (UMM_PI_PRESENT | UMM_PI_ANON), UMM_PI_PRESENT);
+		ASSERT_EQ(pinfo(f.mm, AT(i)).flags & (UMM_PI_PRESENT | UMM_PI_ANON),
+			  UMM_PI_PRESENT);
 	return fix_fini(&f);
 }
 
@@ -493,7 +245,8 @@ static bool test_mmap_locked(void)
 	ASSERT_EQ(mstat(f.mm).locked_vm, 6);
 	ASSERT_EQ(mstat(f.mm).rss_anon, 6);
 	for (int i = 0; i < 6; i++)
-		ASSERT_EQ(pflags(f.mm, AT(i)) & (UMM_PI_PRESENT | UMM_PI_MLOCKED | UMM_PI_ANON),
+		ASSERT_EQ(pinfo(f.mm, AT(i)).flags &
+			  (UMM_PI_PRESENT | UMM_PI_MLOCKED | UMM_PI_ANON),
 			  UMM_PI_PRESENT | UMM_PI_MLOCKED | UMM_PI_ANON);
 	ASSERT_OK(umm_munmap(f.mm, AT(2), PG(2)));
 	ASSERT_TRUE(layout_is(f.mm, BASE, "AA  BB"));
@@ -525,10 +278,10 @@ static bool test_mlock_splits_and_munlock_merges(void)
 	ASSERT_FALSE(vi.locked);
 	ASSERT_EQ(mstat(f.mm).locked_vm, 4);
 	ASSERT_EQ(mstat(f.mm).rss_anon, 4);
-	ASSERT_EQ(pflags(f.mm, AT(2)), 0);
-	ASSERT_EQ(pflags(f.mm, AT(7)), 0);
+	ASSERT_EQ(pinfo(f.mm, AT(2)).flags, 0);
+	ASSERT_EQ(pinfo(f.mm, AT(7)).flags, 0);
 	for (int i = 3; i < 7; i++)
-		ASSERT_EQ(pflags(f.mm, AT(i)) & (UMM_PI_PRESENT | UMM_PI_MLOCKED),
+		ASSERT_EQ(pinfo(f.mm, AT(i)).flags & (UMM_PI_PRESENT | UMM_PI_MLOCKED),
 			  UMM_PI_PRESENT | UMM_PI_MLOCKED);
 
 	ASSERT_OK(umm_munlock(f.mm, AT(3), PG(4)));
@@ -537,7 +290,8 @@ static bool test_mlock_splits_and_munlock_merges(void)
 	ASSERT_EQ(mstat(f.mm).locked_vm, 0);
 	ASSERT_EQ(mstat(f.mm).rss_anon, 4);
 	for (int i = 3; i < 7; i++)
-		ASSERT_EQ(pflags(f.mm, AT(i)) & (UMM_PI_PRESENT | UMM_PI_MLOCKED), UMM_PI_PRESENT);
+		ASSERT_EQ(pinfo(f.mm, AT(i)).flags & (UMM_PI_PRESENT | UMM_PI_MLOCKED),
+			  UMM_PI_PRESENT);
 	return fix_fini(&f);
 }
 
@@ -555,7 +309,7 @@ static bool test_mlock_from_a_hole(void)
 	ASSERT_ERR(umm_mlock(f.mm, AT(3), PG(5)), ENOMEM);
 	ASSERT_EQ(mstat(f.mm).locked_vm, 0);
 	ASSERT_TRUE(layout_is(f.mm, BASE, "AAA  BBB"));
-	ASSERT_EQ(pflags(f.mm, AT(5)), 0);
+	ASSERT_EQ(pinfo(f.mm, AT(5)).flags, 0);
 	return fix_fini(&f);
 }
 
@@ -572,8 +326,7 @@ static bool test_merge_append_and_prepend(void)
 	 *   AAAAAAAAAAAA   mmap 0..4: prepended
 	 */
 	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, AT(4), 4, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, AT(4), 4, 1));
+	ASSERT_TRUE(map_pat(f.mm, AT(4), 4, RW, PRIV, 1));
 	ASSERT_OK(map_at(f.mm, AT(8), 4, RW, PRIV));
 	ASSERT_TRUE(layout_is(f.mm, BASE, "    AAAAAAAA"));
 	ASSERT_OK(map_at(f.mm, AT(0), 4, RW, PRIV));
@@ -691,8 +444,7 @@ static bool test_munmap_middle_splits(void)
 	 *   AAA    BBB     munmap 3..7
 	 */
 	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 10, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 10, 1));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 10, RW, PRIV, 1));
 	ASSERT_OK(umm_munmap(f.mm, AT(3), PG(4)));
 	ASSERT_TRUE(layout_is(f.mm, BASE, "AAA    BBB"));
 	ASSERT_EQ(mstat(f.mm).map_count, 2);
@@ -700,7 +452,7 @@ static bool test_munmap_middle_splits(void)
 	ASSERT_EQ(mstat(f.mm).rss_anon, 6);
 	ASSERT_TRUE(check_pat(f.mm, AT(0), 3, 1));
 	ASSERT_TRUE(check_pat(f.mm, AT(7), 3, 1));
-	ASSERT_ERR(read_byte(f.mm, AT(3)), EFAULT);
+	ASSERT_ERR(byte_at(f.mm, AT(3)), EFAULT);
 	ASSERT_ERR(write_byte(f.mm, AT(6), 1), EFAULT);
 	ASSERT_ERR(umm_pagemap(f.mm, AT(5), &pi), EFAULT);
 	return fix_fini(&f);
@@ -732,7 +484,7 @@ static bool test_munmap_across_vmas(void)
 	ASSERT_TRUE(check_pat(f.mm, AT(0), 2, 1));
 	ASSERT_TRUE(check_pat(f.mm, AT(10), 2, 2));
 	for (int i = 2; i < 10; i++)
-		ASSERT_ERR(read_byte(f.mm, AT(i)), EFAULT);
+		ASSERT_ERR(byte_at(f.mm, AT(i)), EFAULT);
 	return fix_fini(&f);
 }
 
@@ -768,9 +520,8 @@ static bool test_mprotect_splits_and_merges_back(void)
 	 *   AAAAAAAAAA     mprotect(3..7, RW): one VMA again
 	 */
 	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 10, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 10, 1));
-	ASSERT_TRUE(pflags(f.mm, AT(4)) & UMM_PI_WRITE);
+	ASSERT_TRUE(map_pat(f.mm, BASE, 10, RW, PRIV, 1));
+	ASSERT_TRUE(pinfo(f.mm, AT(4)).flags & UMM_PI_WRITE);
 	ASSERT_OK(umm_mprotect(f.mm, AT(3), PG(4), RO));
 	ASSERT_TRUE(layout_is(f.mm, BASE, "AAABBBBCCC"));
 	ASSERT_EQ(mstat(f.mm).map_count, 3);
@@ -779,7 +530,7 @@ static bool test_mprotect_splits_and_merges_back(void)
 	ASSERT_EQ(prot_at(f.mm, AT(6)), RO);
 	ASSERT_EQ(prot_at(f.mm, AT(7)), RW);
 	/* The PTEs were write-protected, not only the VMA. */
-	ASSERT_FALSE(pflags(f.mm, AT(4)) & UMM_PI_WRITE);
+	ASSERT_FALSE(pinfo(f.mm, AT(4)).flags & UMM_PI_WRITE);
 	ASSERT_ERR(write_byte(f.mm, AT(4), 1), EFAULT);
 	ASSERT_TRUE(check_pat(f.mm, BASE, 10, 1));
 	ASSERT_EQ(mstat(f.mm).total_vm, 10);
@@ -805,8 +556,7 @@ static bool test_mprotect_head_and_tail(void)
 	 *   AAABBBBCCC     mprotect(7..10, NONE)
 	 */
 	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 10, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 10, 1));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 10, RW, PRIV, 1));
 	ASSERT_OK(umm_mprotect(f.mm, AT(0), PG(3), RO));
 	ASSERT_TRUE(layout_is(f.mm, BASE, "AAABBBBBBB"));
 	ASSERT_OK(umm_mprotect(f.mm, AT(7), PG(3), UMM_PROT_NONE));
@@ -814,7 +564,7 @@ static bool test_mprotect_head_and_tail(void)
 	ASSERT_EQ(prot_at(f.mm, AT(0)), RO);
 	ASSERT_EQ(prot_at(f.mm, AT(5)), RW);
 	ASSERT_EQ(prot_at(f.mm, AT(9)), UMM_PROT_NONE);
-	ASSERT_ERR(read_byte(f.mm, AT(8)), EFAULT);
+	ASSERT_ERR(byte_at(f.mm, AT(8)), EFAULT);
 	ASSERT_ERR(write_byte(f.mm, AT(1), 0), EFAULT);
 	ASSERT_TRUE(check_pat(f.mm, AT(0), 7, 1));
 	/* Data under PROT_NONE survives and comes back with the permission. */
@@ -835,8 +585,7 @@ static bool test_mprotect_over_a_hole(void)
 	 */
 	ASSERT_TRUE(fix_init(&f));
 	ASSERT_OK(map_at(f.mm, AT(0), 3, RW, PRIV));
-	ASSERT_OK(map_at(f.mm, AT(5), 5, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, AT(5), 5, 1));
+	ASSERT_TRUE(map_pat(f.mm, AT(5), 5, RW, PRIV, 1));
 	ASSERT_ERR(umm_mprotect(f.mm, AT(3), PG(7), RO), ENOMEM);
 	ASSERT_EQ(prot_at(f.mm, AT(0)), RW);
 	ASSERT_EQ(prot_at(f.mm, AT(5)), RW);
@@ -862,8 +611,7 @@ static bool test_mremap_grows_in_place(void)
 	 *   AAAAAAAA       mremap 4 -> 8 without MAYMOVE: room after it
 	 */
 	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 4, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 4, 1));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 4, RW, PRIV, 1));
 	ASSERT_OK(umm_mremap(f.mm, BASE, PG(4), PG(8), 0, 0, &out));
 	ASSERT_EQ(out, BASE);
 	ASSERT_TRUE(layout_is(f.mm, BASE, "AAAAAAAA  "));
@@ -913,7 +661,7 @@ static bool test_mremap_maymove_moves(void)
 	ASSERT_OK(map_at(f.mm, AT(4), 4, RO, PRIV));
 	ASSERT_TRUE(write_pat(f.mm, BASE, 4, 1));
 	for (int i = 0; i < 4; i++)
-		pfn[i] = pfn_at(f.mm, AT(i));
+		pfn[i] = pinfo(f.mm, AT(i)).pfn;
 	ASSERT_OK(umm_mremap(f.mm, BASE, PG(4), PG(8), UMM_MREMAP_MAYMOVE, 0, &out));
 	ASSERT_NE(out, BASE);
 	ASSERT_EQ(out % PS, 0);
@@ -922,9 +670,9 @@ static bool test_mremap_maymove_moves(void)
 	ASSERT_TRUE(pat_at(f.mm, out, BASE, 4, 1));
 	ASSERT_TRUE(zeros_at(f.mm, out + PG(4), 4));
 	for (int i = 0; i < 4; i++)
-		ASSERT_EQ(pfn_at(f.mm, out + PG(i)), pfn[i]);
-	ASSERT_ERR(read_byte(f.mm, BASE), EFAULT);
-	ASSERT_ERR(read_byte(f.mm, AT(3)), EFAULT);
+		ASSERT_EQ(pinfo(f.mm, out + PG(i)).pfn, pfn[i]);
+	ASSERT_ERR(byte_at(f.mm, BASE), EFAULT);
+	ASSERT_ERR(byte_at(f.mm, AT(3)), EFAULT);
 	ASSERT_EQ(mstat(f.mm).total_vm, 12);
 	ASSERT_EQ(mstat(f.mm).rss_anon, 4);
 	ASSERT_TRUE(write_pat(f.mm, out, 8, 2));
@@ -943,15 +691,14 @@ static bool test_mremap_shrinks(void)
 	 *   AAA            mremap 8 -> 3: the tail is unmapped
 	 */
 	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 8, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 8, 1));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 8, RW, PRIV, 1));
 	ASSERT_OK(umm_mremap(f.mm, BASE, PG(8), PG(3), 0, 0, &out));
 	ASSERT_EQ(out, BASE);
 	ASSERT_TRUE(layout_is(f.mm, BASE, "AAA     "));
 	ASSERT_EQ(mstat(f.mm).total_vm, 3);
 	ASSERT_EQ(mstat(f.mm).rss_anon, 3);
 	ASSERT_TRUE(check_pat(f.mm, BASE, 3, 1));
-	ASSERT_ERR(read_byte(f.mm, AT(3)), EFAULT);
+	ASSERT_ERR(byte_at(f.mm, AT(3)), EFAULT);
 	return fix_fini(&f);
 }
 
@@ -975,7 +722,7 @@ static bool test_mremap_fixed_replaces_target(void)
 	ASSERT_EQ(out, AT(8));
 	ASSERT_TRUE(layout_is(f.mm, BASE, "        AAAA"));
 	ASSERT_TRUE(pat_at(f.mm, AT(8), AT(0), 4, 1));
-	ASSERT_ERR(read_byte(f.mm, AT(0)), EFAULT);
+	ASSERT_ERR(byte_at(f.mm, AT(0)), EFAULT);
 	ASSERT_EQ(mstat(f.mm).map_count, 1);
 	ASSERT_EQ(mstat(f.mm).total_vm, 4);
 	ASSERT_EQ(mstat(f.mm).rss_anon, 4);
@@ -994,8 +741,7 @@ static bool test_mremap_fixed_grows_into_place(void)
 	 *        AAAA      mremap(A, 2, 4, MAYMOVE|FIXED, 5)
 	 */
 	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, AT(0), 2, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, AT(0), 2, 1));
+	ASSERT_TRUE(map_pat(f.mm, AT(0), 2, RW, PRIV, 1));
 	ASSERT_OK(umm_mremap(f.mm, AT(0), PG(2), PG(4), UMM_MREMAP_MAYMOVE | UMM_MREMAP_FIXED,
 			     AT(5), &out));
 	ASSERT_EQ(out, AT(5));
@@ -1019,10 +765,9 @@ static bool test_mremap_dontunmap(void)
 	 *                  A stays mapped and reads zeros
 	 */
 	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 4, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 4, 1));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 4, RW, PRIV, 1));
 	for (int i = 0; i < 4; i++)
-		pfn[i] = pfn_at(f.mm, AT(i));
+		pfn[i] = pinfo(f.mm, AT(i)).pfn;
 	ASSERT_OK(umm_mremap(f.mm, BASE, PG(4), PG(4),
 			     UMM_MREMAP_MAYMOVE | UMM_MREMAP_DONTUNMAP, 0, &out));
 	ASSERT_NE(out, BASE);
@@ -1031,10 +776,10 @@ static bool test_mremap_dontunmap(void)
 	ASSERT_TRUE(vi.start <= BASE && vi.end >= AT(4));
 	ASSERT_TRUE(pat_at(f.mm, out, BASE, 4, 1));
 	for (int i = 0; i < 4; i++)
-		ASSERT_EQ(pfn_at(f.mm, out + PG(i)), pfn[i]);
+		ASSERT_EQ(pinfo(f.mm, out + PG(i)).pfn, pfn[i]);
 	ASSERT_EQ(mstat(f.mm).rss_anon, 4);
 	ASSERT_EQ(mstat(f.mm).total_vm, 8);
-	ASSERT_EQ(pflags(f.mm, BASE), 0);
+	ASSERT_EQ(pinfo(f.mm, BASE).flags, 0);
 	ASSERT_TRUE(zeros_at(f.mm, BASE, 4));
 	/* The two are independent now. */
 	ASSERT_TRUE(write_pat(f.mm, BASE, 4, 2));
@@ -1054,12 +799,11 @@ static bool test_madvise_dontneed_private_zeroes(void)
 	 *   AAAA           written; DONTNEED 1..3: pages 1, 2 read zeros
 	 */
 	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 4, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 4, 1));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 4, RW, PRIV, 1));
 	ASSERT_OK(umm_madvise(f.mm, AT(1), PG(2), UMM_MADV_DONTNEED));
 	ASSERT_EQ(mstat(f.mm).rss_anon, 2);
-	ASSERT_EQ(pflags(f.mm, AT(1)), 0);
-	ASSERT_EQ(pflags(f.mm, AT(2)), 0);
+	ASSERT_EQ(pinfo(f.mm, AT(1)).flags, 0);
+	ASSERT_EQ(pinfo(f.mm, AT(2)).flags, 0);
 	ASSERT_TRUE(layout_is(f.mm, BASE, "AAAA"));
 	ASSERT_TRUE(check_pat(f.mm, AT(0), 1, 1));
 	ASSERT_TRUE(zeros_at(f.mm, AT(1), 2));
@@ -1072,12 +816,11 @@ static bool test_madvise_dontneed_shared_keeps_data(void)
 	struct fix f;
 
 	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 4, RW, SHRD));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 4, 1));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 4, RW, SHRD, 1));
 	ASSERT_EQ(mstat(f.mm).rss_shmem, 4);
 	ASSERT_OK(umm_madvise(f.mm, BASE, PG(4), UMM_MADV_DONTNEED));
 	ASSERT_EQ(mstat(f.mm).rss_shmem, 0);
-	ASSERT_EQ(pflags(f.mm, AT(0)), 0);
+	ASSERT_EQ(pinfo(f.mm, AT(0)).flags, 0);
 	ASSERT_TRUE(check_pat(f.mm, BASE, 4, 1));
 	ASSERT_EQ(mstat(f.mm).rss_shmem, 4);
 	return fix_fini(&f);
@@ -1152,8 +895,7 @@ static bool test_madvise_unknown_advice(void)
 	struct fix f;
 
 	ASSERT_TRUE(fix_init(&f));
-	ASSERT_OK(map_at(f.mm, BASE, 4, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, BASE, 4, 1));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 4, RW, PRIV, 1));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int r = umm_madvise(f.mm, BASE, PG(4), bad[i]);
 		if (r != -EINVAL) {
@@ -1194,8 +936,7 @@ static bool test_madvise_over_a_hole(void)
 	 */
 	ASSERT_TRUE(fix_init(&f));
 	ASSERT_OK(map_at(f.mm, AT(0), 3, RW, PRIV));
-	ASSERT_OK(map_at(f.mm, AT(5), 3, RW, PRIV));
-	ASSERT_TRUE(write_pat(f.mm, AT(5), 3, 1));
+	ASSERT_TRUE(map_pat(f.mm, AT(5), 3, RW, PRIV, 1));
 	ASSERT_ERR(umm_madvise(f.mm, AT(0), PG(8), UMM_MADV_WILLNEED), ENOMEM);
 	ASSERT_ERR(umm_madvise(f.mm, AT(3), PG(5), UMM_MADV_COLD), ENOMEM);
 	ASSERT_ERR(umm_madvise(f.mm, AT(3), PG(2), UMM_MADV_NORMAL), ENOMEM);

@@ -9,105 +9,26 @@
 #include <umm/umm.h>
 
 #include "tap.h"
+#include "fixture.h"
 
-#define PS	UMM_PAGE_SIZE
-#define PG(n)	((uint64_t)(n) * PS)
-#define BASE	0x200000000ULL
-#define AT(n)	(BASE + PG(n))
 #define MiB	(1024ULL * 1024)
 
-#define RW	(UMM_PROT_READ | UMM_PROT_WRITE)
-#define PRIV	(UMM_MAP_PRIVATE | UMM_MAP_ANONYMOUS)
-
 /* ---- helpers ---- */
-
-static bool machine_valid(struct umm *u)
-{
-	char msg[256] = "";
-	int r = umm_validate(u, UMM_VALIDATE_EXACT, msg, sizeof(msg));
-
-	if (r)
-		TAP_DIAG("umm_validate: %d: %s", r, msg);
-	return r == 0;
-}
-
-static int make_machine(size_t phys, unsigned int nodes, unsigned int flags, struct umm **u)
-{
-	struct umm_config cfg;
-
-	umm_config_init(&cfg);
-	cfg.phys_bytes = phys;
-	cfg.nr_nodes = nodes;
-	cfg.flags = flags;
-	*u = NULL;
-	return umm_create(&cfg, u);
-}
-
-static struct umm_stat ustat(struct umm *u)
-{
-	struct umm_stat st;
-
-	memset(&st, 0xff, sizeof(st));
-	umm_get_stat(u, &st);
-	return st;
-}
-
-static int map_at(struct umm_mm *mm, uint64_t addr, uint64_t n, int prot, int flags)
-{
-	uint64_t out = 0;
-	int r = umm_mmap(mm, addr, PG(n), prot, flags | UMM_MAP_FIXED, NULL, 0, &out);
-
-	return r == 0 && out != addr ? -EADDRNOTAVAIL : r;
-}
-
-static void pat_fill(uint64_t *w, uint64_t addr, uint64_t tag)
-{
-	for (size_t i = 0; i < PS / 8; i++)
-		w[i] = (addr + i * 8) * 0x9e3779b97f4a7c15ULL ^ tag;
-}
-
-/* Write pattern @tag to @n pages at @addr; return pages written or -errno. */
-static long write_pat(struct umm_mm *mm, uint64_t addr, uint64_t n, uint64_t tag)
-{
-	uint64_t w[PS / 8];
-
-	for (uint64_t p = 0; p < n; p++) {
-		pat_fill(w, addr + PG(p), tag);
-		ssize_t r = umm_write(mm, addr + PG(p), w, PS);
-		if (r != PS)
-			return r < 0 ? r : -EIO;
-	}
-	return n;
-}
-
-static bool check_pat(struct umm_mm *mm, uint64_t addr, uint64_t n, uint64_t tag)
-{
-	uint64_t w[PS / 8], want[PS / 8];
-
-	for (uint64_t p = 0; p < n; p++) {
-		if (umm_read(mm, addr + PG(p), w, PS) != PS)
-			return false;
-		pat_fill(want, addr + PG(p), tag);
-		if (memcmp(w, want, PS))
-			return false;
-	}
-	return true;
-}
-
-static uint64_t pfn_at(struct umm_mm *mm, uint64_t addr)
-{
-	struct umm_pageinfo pi;
-
-	if (umm_pagemap(mm, addr, &pi) || !(pi.flags & UMM_PI_PRESENT))
-		return ~0ull;
-	return pi.pfn;
-}
 
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+/* Are the @n frame numbers all different?  (Sorts them.) */
+static bool all_distinct(uint64_t *pfns, int n)
+{
+	qsort(pfns, n, sizeof(*pfns), cmp_u64);
+	for (int i = 1; i < n; i++)
+		ASSERT_NE(pfns[i], pfns[i - 1]);
+	return true;
 }
 
 /* The process's resident shared memory (the arena is a shared memfd), bytes. */
@@ -144,6 +65,21 @@ struct worker {
 	int err;
 };
 
+/* Run @fn in a thread per worker, wait for all; none may report an error. */
+static bool run_workers(struct worker *w, int n, void *(*fn)(void *))
+{
+	for (int i = 0; i < n; i++)
+		ASSERT_EQ(pthread_create(&w[i].tid, NULL, fn, &w[i]), 0);
+	for (int i = 0; i < n; i++)
+		pthread_join(w[i].tid, NULL);
+	for (int i = 0; i < n; i++) {
+		if (w[i].err)
+			TAP_DIAG("worker %d: %d (%s)", i, w[i].err, strerror(-w[i].err));
+		ASSERT_EQ(w[i].err, 0);
+	}
+	return true;
+}
+
 /* Rounds of: (mm,) map, write, check, unmap (, exit). */
 static void *worker_own_mm(void *arg)
 {
@@ -151,14 +87,12 @@ static void *worker_own_mm(void *arg)
 
 	for (int r = 0; r < w->rounds && !w->err; r++) {
 		struct umm_mm *mm;
-		long n;
 
 		if ((w->err = umm_mm_create(w->u, &mm)))
 			break;
 		if ((w->err = map_at(mm, BASE, w->pages, RW, PRIV)) == 0) {
-			n = write_pat(mm, BASE, w->pages, w->id * 1000 + r);
-			if (n < 0)
-				w->err = (int)n;
+			if (!write_pat(mm, BASE, w->pages, w->id * 1000 + r))
+				w->err = -EIO;
 			else if (!check_pat(mm, BASE, w->pages, w->id * 1000 + r))
 				w->err = -EILSEQ;
 			/* Every other round: leave the pages to exit_mmap. */
@@ -180,36 +114,24 @@ static bool test_concurrent_mms_alloc_and_free(void)
 
 	ASSERT_OK(make_machine(32 * MiB, 1, 0, &u));
 	st0 = ustat(u);
-	for (int i = 0; i < nthreads; i++) {
-		w[i] = (struct worker){ .u = u, .id = i, .rounds = rounds, .pages = 256 };
-		ASSERT_EQ(pthread_create(&w[i].tid, NULL, worker_own_mm, &w[i]), 0);
-	}
 	for (int i = 0; i < nthreads; i++)
-		pthread_join(w[i].tid, NULL);
-	for (int i = 0; i < nthreads; i++) {
-		if (w[i].err)
-			TAP_DIAG("worker %d: %d (%s)", i, w[i].err, strerror(-w[i].err));
-		ASSERT_EQ(w[i].err, 0);
-	}
+		w[i] = (struct worker){ .u = u, .id = i, .rounds = rounds, .pages = 256 };
+	ASSERT_TRUE(run_workers(w, nthreads, worker_own_mm));
 	st1 = ustat(u);
 	ASSERT_GE(st1.pgalloc - st0.pgalloc, (uint64_t)nthreads * rounds * 256);
 	ASSERT_EQ(st1.pgalloc - st0.pgalloc, st1.pgfree - st0.pgfree);
 	ASSERT_EQ(st1.nr_free, st0.nr_free);
 	ASSERT_EQ(st1.nr_mms, 0);
-	ASSERT_TRUE(machine_valid(u));
-	ASSERT_EQ(umm_leak_check(u, NULL, NULL), 0);
-	umm_destroy(u);
-	return true;
+	return machine_done(u);
 }
 
 /* Threads fault disjoint pages of one mm. */
 static void *worker_shared_mm(void *arg)
 {
 	struct worker *w = arg;
-	long n = write_pat(w->mm, w->base, w->pages, w->id);
 
-	if (n < 0)
-		w->err = (int)n;
+	if (!write_pat(w->mm, w->base, w->pages, w->id))
+		w->err = -EIO;
 	else if (!check_pat(w->mm, w->base, w->pages, w->id))
 		w->err = -EILSEQ;
 	return NULL;
@@ -229,36 +151,27 @@ static bool test_concurrent_faults_in_one_mm_get_distinct_frames(void)
 	ASSERT_OK(make_machine(64 * MiB, 1, 0, &u));
 	ASSERT_OK(umm_mm_create(u, &mm));
 	ASSERT_OK(map_at(mm, BASE, total, RW, PRIV));
-	for (int i = 0; i < nthreads; i++) {
-		/* Interleave the threads' ranges so they share page tables. */
+	/* Interleave the threads' ranges so they share page tables. */
+	for (int i = 0; i < nthreads; i++)
 		w[i] = (struct worker){ .u = u, .mm = mm, .id = i + 1, .pages = per,
 					.base = AT((uint64_t)i * per) };
-		ASSERT_EQ(pthread_create(&w[i].tid, NULL, worker_shared_mm, &w[i]), 0);
-	}
-	for (int i = 0; i < nthreads; i++)
-		pthread_join(w[i].tid, NULL);
-	for (int i = 0; i < nthreads; i++)
-		ASSERT_EQ(w[i].err, 0);
+	ASSERT_TRUE(run_workers(w, nthreads, worker_shared_mm));
 	umm_mm_get_stat(mm, &ms);
 	ASSERT_EQ(ms.rss_anon, total);
 	st = ustat(u);
 	pfns = calloc(total, sizeof(*pfns));
 	ASSERT_TRUE(pfns != NULL);
 	for (int i = 0; i < total; i++) {
-		pfns[i] = pfn_at(mm, AT(i));
+		pfns[i] = pinfo(mm, AT(i)).pfn;
 		ASSERT_TRUE(pfns[i] != 0 && pfns[i] < st.nr_frames);
 	}
-	qsort(pfns, total, sizeof(*pfns), cmp_u64);
-	for (int i = 1; i < total; i++)
-		ASSERT_NE(pfns[i], pfns[i - 1]);
+	ASSERT_TRUE(all_distinct(pfns, total));
 	free(pfns);
 	for (int i = 0; i < nthreads; i++)
 		ASSERT_TRUE(check_pat(mm, w[i].base, per, w[i].id));
 	ASSERT_TRUE(machine_valid(u));
 	umm_mm_exit(mm);
-	ASSERT_EQ(umm_leak_check(u, NULL, NULL), 0);
-	umm_destroy(u);
-	return true;
+	return machine_done(u);
 }
 
 /* ---- free counts ---- */
@@ -276,8 +189,7 @@ static bool test_nr_free_returns_after_munmap(void)
 	ASSERT_TRUE(st0.nr_free < st0.nr_frames);	/* the zero frame is never free */
 	ASSERT_GE(st0.nr_free, st0.nr_frames - 16);
 	ASSERT_EQ(st0.nr_mms, 1);
-	ASSERT_OK(map_at(mm, BASE, 1000, RW, PRIV));
-	ASSERT_EQ(write_pat(mm, BASE, 1000, 1), 1000);
+	ASSERT_TRUE(map_pat(mm, BASE, 1000, RW, PRIV, 1));
 	st1 = ustat(u);
 	ASSERT_TRUE(st1.nr_free <= st0.nr_free - 1000);
 	ASSERT_GE(st1.pgalloc - st0.pgalloc, 1000);
@@ -288,9 +200,7 @@ static bool test_nr_free_returns_after_munmap(void)
 	umm_mm_exit(mm);
 	ASSERT_EQ(ustat(u).nr_mms, 0);
 	ASSERT_EQ(ustat(u).nr_free, st0.nr_free);
-	ASSERT_EQ(umm_leak_check(u, NULL, NULL), 0);
-	umm_destroy(u);
-	return true;
+	return machine_done(u);
 }
 
 /* ---- nodes ---- */
@@ -308,10 +218,9 @@ static bool test_two_nodes(void)
 	st = ustat(u);
 	ASSERT_EQ(st.nr_frames, 512);
 	ASSERT_OK(umm_mm_create(u, &mm));
-	ASSERT_OK(map_at(mm, BASE, n, RW, PRIV));
-	ASSERT_EQ(write_pat(mm, BASE, n, 1), n);
+	ASSERT_TRUE(map_pat(mm, BASE, n, RW, PRIV, 1));
 	for (int i = 0; i < n; i++) {
-		pfns[i] = pfn_at(mm, AT(i));
+		pfns[i] = pinfo(mm, AT(i)).pfn;
 		ASSERT_TRUE(pfns[i] != 0 && pfns[i] < st.nr_frames);
 		if (pfns[i] < st.nr_frames / 2)
 			low++;
@@ -320,16 +229,12 @@ static bool test_two_nodes(void)
 	}
 	TAP_DIAG("%d frames from the low half, %d from the high half", low, high);
 	ASSERT_TRUE(low > 0 && high > 0);
-	qsort(pfns, n, sizeof(*pfns), cmp_u64);
-	for (int i = 1; i < n; i++)
-		ASSERT_NE(pfns[i], pfns[i - 1]);
+	ASSERT_TRUE(all_distinct(pfns, n));
 	ASSERT_TRUE(check_pat(mm, BASE, n, 1));
 	ASSERT_TRUE(machine_valid(u));
 	umm_mm_exit(mm);
 	ASSERT_EQ(ustat(u).nr_free, st.nr_free);
-	ASSERT_EQ(umm_leak_check(u, NULL, NULL), 0);
-	umm_destroy(u);
-	return true;
+	return machine_done(u);
 }
 
 static bool test_many_nodes_from_threads(void)
@@ -341,19 +246,11 @@ static bool test_many_nodes_from_threads(void)
 
 	ASSERT_OK(make_machine(8 * MiB, 4, 0, &u));
 	st0 = ustat(u);
-	for (int i = 0; i < nthreads; i++) {
+	for (int i = 0; i < nthreads; i++)
 		w[i] = (struct worker){ .u = u, .id = i, .rounds = rounds, .pages = 400 };
-		ASSERT_EQ(pthread_create(&w[i].tid, NULL, worker_own_mm, &w[i]), 0);
-	}
-	for (int i = 0; i < nthreads; i++)
-		pthread_join(w[i].tid, NULL);
-	for (int i = 0; i < nthreads; i++)
-		ASSERT_EQ(w[i].err, 0);
+	ASSERT_TRUE(run_workers(w, nthreads, worker_own_mm));
 	ASSERT_EQ(ustat(u).nr_free, st0.nr_free);
-	ASSERT_TRUE(machine_valid(u));
-	ASSERT_EQ(umm_leak_check(u, NULL, NULL), 0);
-	umm_destroy(u);
-	return true;
+	return machine_done(u);
 }
 
 /* ---- host memory ---- */
@@ -372,8 +269,7 @@ static bool test_host_memory_given_back(void)
 	r0 = rss_shmem();
 	ASSERT_GE(r0, 0);
 	st0 = ustat(u);
-	ASSERT_OK(map_at(mm, BASE, npages, RW, PRIV));
-	ASSERT_EQ(write_pat(mm, BASE, npages, 1), npages);
+	ASSERT_TRUE(map_pat(mm, BASE, npages, RW, PRIV, 1));
 	r1 = rss_shmem();
 	TAP_DIAG("RssShmem %lld KiB -> %lld KiB after writing %" PRIu64 " KiB",
 		 r0 / 1024, r1 / 1024, len / 1024);
@@ -393,9 +289,7 @@ static bool test_host_memory_given_back(void)
 	ASSERT_TRUE(st1.nr_free_resident <= st1.nr_free);
 	ASSERT_TRUE(st1.nr_free_resident < st1.nr_free - npages / 2);
 	umm_mm_exit(mm);
-	ASSERT_EQ(umm_leak_check(u, NULL, NULL), 0);
-	umm_destroy(u);
-	return true;
+	return machine_done(u);
 }
 
 static bool test_prefault_keeps_arena_resident(void)
@@ -414,8 +308,7 @@ static bool test_prefault_keeps_arena_resident(void)
 		 r0 / 1024, r1 / 1024, phys / 1024);
 	ASSERT_GE(r1 - r0, (long long)(phys * 9 / 10));
 	ASSERT_OK(umm_mm_create(u, &mm));
-	ASSERT_OK(map_at(mm, BASE, phys / 4 / PS, RW, PRIV));
-	ASSERT_EQ(write_pat(mm, BASE, phys / 4 / PS, 1), phys / 4 / PS);
+	ASSERT_TRUE(map_pat(mm, BASE, phys / 4 / PS, RW, PRIV, 1));
 	ASSERT_OK(umm_munmap(mm, BASE, phys / 4));
 	sleep_ms(200);
 	r2 = rss_shmem();
@@ -459,11 +352,10 @@ static bool test_leak_check_sees_held_reference(void)
 	ASSERT_OK(make_machine(4 * MiB, 1, 0, &u));
 	ASSERT_OK(umm_mm_create(u, &mm));
 	st0 = ustat(u);
-	ASSERT_OK(map_at(mm, BASE, 4, RW, PRIV));
-	ASSERT_EQ(write_pat(mm, BASE, 4, 1), 4);
+	ASSERT_TRUE(map_pat(mm, BASE, 4, RW, PRIV, 1));
 	ASSERT_OK(umm_get_user_page(mm, AT(2), UMM_GUP_WRITE, &pg));
 	pfn = umm_page_pfn(pg);
-	ASSERT_EQ(pfn, pfn_at(mm, AT(2)));
+	ASSERT_EQ(pfn, pinfo(mm, AT(2)).pfn);
 	umm_mm_exit(mm);
 
 	/* The mm is gone, the frame is not: the reference keeps it. */
@@ -472,12 +364,7 @@ static bool test_leak_check_sees_held_reference(void)
 	ASSERT_EQ(l.pfn[0], pfn);
 	ASSERT_EQ(ustat(u).nr_free, st0.nr_free - 1);
 	/* ... and still holds the data. */
-	{
-		uint64_t w[PS / 8];
-
-		pat_fill(w, AT(2), 1);
-		ASSERT_TRUE(memcmp(umm_page_address(pg), w, PS) == 0);
-	}
+	ASSERT_TRUE(page_is_pat(umm_page_address(pg), AT(2), 1));
 	umm_put_page(pg);
 	l.n = 0;
 	ASSERT_EQ(umm_leak_check(u, on_leak, &l), 0);
@@ -520,8 +407,7 @@ static bool test_config_smallest_machine(void)
 	ASSERT_OK(make_machine(16 * PS, 1, 0, &u));
 	ASSERT_EQ(ustat(u).nr_frames, 16);
 	ASSERT_OK(umm_mm_create(u, &mm));
-	ASSERT_OK(map_at(mm, BASE, 1, RW, PRIV));
-	ASSERT_EQ(write_pat(mm, BASE, 1, 1), 1);
+	ASSERT_TRUE(map_pat(mm, BASE, 1, RW, PRIV, 1));
 	ASSERT_TRUE(check_pat(mm, BASE, 1, 1));
 	umm_mm_exit(mm);
 	umm_destroy(u);
@@ -550,7 +436,6 @@ static bool test_config_errors(void)
 
 static bool test_config_zero_nodes(void)
 {
-	struct umm_config cfg;
 	struct umm *u;
 	int r;
 
@@ -558,18 +443,14 @@ static bool test_config_zero_nodes(void)
 	 * nr_nodes 0 in an otherwise valid config: either taken as one node or
 	 * refused, never a crash or a machine without memory.
 	 */
-	umm_config_init(&cfg);
-	cfg.phys_bytes = 1 * MiB;
-	cfg.nr_nodes = 0;
-	r = umm_create(&cfg, &u);
+	r = make_machine(1 * MiB, 0, 0, &u);
 	TAP_DIAG("nr_nodes 0: %d", r);
 	if (r == 0) {
 		struct umm_mm *mm;
 
 		ASSERT_EQ(ustat(u).nr_frames, 256);
 		ASSERT_OK(umm_mm_create(u, &mm));
-		ASSERT_OK(map_at(mm, BASE, 1, RW, PRIV));
-		ASSERT_EQ(write_pat(mm, BASE, 1, 1), 1);
+		ASSERT_TRUE(map_pat(mm, BASE, 1, RW, PRIV, 1));
 		umm_mm_exit(mm);
 		umm_destroy(u);
 	} else {

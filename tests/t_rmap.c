@@ -24,71 +24,14 @@
 
 #include <umm/umm.h>
 
+#define FIX_VALIDATE	VALIDATE_ALL
 #include "tap.h"
+#include "fixture.h"
 
-#define PS	UMM_PAGE_SIZE
-#define PG(n)	((uint64_t)(n) * PS)
-#define BASE	0x200000000ULL
-#define AT(n)	(BASE + PG(n))
-
-#define RW	(UMM_PROT_READ | UMM_PROT_WRITE)
-#define RO	UMM_PROT_READ
-#define PRIV	(UMM_MAP_PRIVATE | UMM_MAP_ANONYMOUS)
-#define SHRD	(UMM_MAP_SHARED | UMM_MAP_ANONYMOUS)
-#define VALIDATE_ALL	(UMM_VALIDATE_EXACT | UMM_VALIDATE_RMAP)
-
-/* ---- machine helpers ---- */
-
-static struct umm *machine(size_t phys)
-{
-	struct umm_config cfg;
-	struct umm *u = NULL;
-
-	umm_config_init(&cfg);
-	cfg.phys_bytes = phys;
-	if (umm_create(&cfg, &u))
-		return NULL;
-	return u;
-}
-
-static bool machine_valid(struct umm *u)
-{
-	char msg[256] = "";
-	int r = umm_validate(u, VALIDATE_ALL, msg, sizeof(msg));
-
-	if (r)
-		TAP_DIAG("umm_validate: %d: %s", r, msg);
-	return r == 0;
-}
-
-static void leak_cb(void *ctx, uint64_t pfn, int refcount, int mapcount, unsigned long flags)
-{
-	(void)ctx;
-	TAP_DIAG("leaked pfn %" PRIu64 ": refcount %d mapcount %d flags %#lx", pfn,
-		 refcount, mapcount, flags);
-}
-
-/* Every mm exited: nothing may be left; destroy. */
-static bool machine_done(struct umm *u)
-{
-	ASSERT_TRUE(machine_valid(u));
-	ASSERT_EQ(umm_leak_check(u, leak_cb, NULL), 0);
-	umm_destroy(u);
-	return true;
-}
-
-static int map_at(struct umm_mm *mm, uint64_t addr, uint64_t n, int prot, int flags)
-{
-	uint64_t out = 0;
-	int r = umm_mmap(mm, addr, PG(n), prot, flags | UMM_MAP_FIXED, NULL, 0, &out);
-
-	if (r == 0 && out != addr)
-		return -EADDRNOTAVAIL;
-	return r;
-}
+/* ---- ids ---- */
 
 /* A page's content for id @id: every word names the id and its place. */
-static void pat_fill(uint64_t *w, uint64_t id)
+static void id_fill(uint64_t *w, uint64_t id)
 {
 	for (size_t i = 0; i < PS / 8; i++)
 		w[i] = id * 0x9e3779b97f4a7c15ULL + i;
@@ -99,7 +42,7 @@ static bool write_id(struct umm_mm *mm, uint64_t addr, uint64_t id)
 	uint64_t w[PS / 8];
 	ssize_t r;
 
-	pat_fill(w, id);
+	id_fill(w, id);
 	r = umm_write(mm, addr, w, PS);
 	if (r != PS)
 		TAP_DIAG("umm_write(%#" PRIx64 ") = %zd", addr, r);
@@ -115,7 +58,7 @@ static bool holds_id(struct umm_mm *mm, uint64_t addr, uint64_t id)
 		TAP_DIAG("umm_read(%#" PRIx64 ") = %zd", addr, r);
 		return false;
 	}
-	pat_fill(want, id);
+	id_fill(want, id);
 	if (memcmp(w, want, PS)) {
 		TAP_DIAG("page at %#" PRIx64 " does not hold id %" PRIu64 " (word 0: %#" PRIx64
 			 ")", addr, id, w[0]);
@@ -124,16 +67,21 @@ static bool holds_id(struct umm_mm *mm, uint64_t addr, uint64_t id)
 	return true;
 }
 
-static struct umm_pageinfo pinfo(struct umm_mm *mm, uint64_t addr)
+/* Ids @id0, @id0 + 1, ... written to the @n pages at AT(0). */
+static bool write_ids(struct umm_mm *mm, int n, uint64_t id0)
 {
-	struct umm_pageinfo pi;
-	int r = umm_pagemap(mm, addr, &pi);
+	for (int i = 0; i < n; i++)
+		ASSERT_TRUE(write_id(mm, AT(i), id0 + (uint64_t)i));
+	return true;
+}
 
-	if (r) {
-		TAP_DIAG("umm_pagemap(%#" PRIx64 ") = %d", addr, r);
-		memset(&pi, 0xff, sizeof(pi));
-	}
-	return pi;
+/* A 16 MiB machine and an mm in it with @n pages at AT(0) (@flags: PRIV or SHRD). */
+static bool parent_mm(struct umm **u, struct umm_mm **p, int n, int flags)
+{
+	ASSERT_OK(make_machine(16 << 20, 1, 0, u));
+	ASSERT_OK(umm_mm_create(*u, p));
+	ASSERT_OK(map_at(*p, AT(0), n, RW, flags));
+	return true;
 }
 
 /* ---- the fork-tree model ---- */
@@ -158,9 +106,8 @@ struct tree {
 static int tree_root(struct tree *t, size_t phys)
 {
 	memset(t, 0, sizeof(*t));
-	t->u = machine(phys);
 	t->next_id = 1;
-	if (!t->u || umm_mm_create(t->u, &t->n[0].mm))
+	if (make_machine(phys, 1, 0, &t->u) || umm_mm_create(t->u, &t->n[0].mm))
 		return -1;
 	t->n[0].parent = -1;
 	t->n[0].base = AT(0);
@@ -509,15 +456,12 @@ static bool test_mremap_cow_shared(void)
  */
 static bool test_mremap_middle(void)
 {
-	uint64_t out = 0, ids[NPAGES];
+	uint64_t out = 0;
 	struct umm_mm *p, *c;
-	struct umm *u = machine(16 << 20);
+	struct umm *u;
 
-	ASSERT_TRUE(u != NULL);
-	ASSERT_OK(umm_mm_create(u, &p));
-	ASSERT_OK(map_at(p, AT(0), NPAGES, RW, PRIV));
-	for (int i = 0; i < NPAGES; i++)
-		ASSERT_TRUE(write_id(p, AT(i), ids[i] = 100 + (uint64_t)i));
+	ASSERT_TRUE(parent_mm(&u, &p, NPAGES, PRIV));
+	ASSERT_TRUE(write_ids(p, NPAGES, 100));
 	ASSERT_OK(umm_mm_fork(p, &c));
 	ASSERT_OK(umm_mremap(p, AT(1), PG(2), PG(2), UMM_MREMAP_MAYMOVE | UMM_MREMAP_FIXED,
 			     AT(50), &out));
@@ -527,13 +471,13 @@ static bool test_mremap_middle(void)
 	ASSERT_EQ(umm_page_rmap_count(p, AT(51)), 2);
 	ASSERT_EQ(umm_page_rmap_count(p, AT(3)), 2);
 	ASSERT_EQ(pinfo(p, AT(50)).pfn, pinfo(c, AT(1)).pfn);
-	ASSERT_TRUE(holds_id(p, AT(50), ids[1]));
-	ASSERT_TRUE(holds_id(p, AT(51), ids[2]));
+	ASSERT_TRUE(holds_id(p, AT(50), 101));
+	ASSERT_TRUE(holds_id(p, AT(51), 102));
 	ASSERT_ERR(umm_pagemap(p, AT(1), &(struct umm_pageinfo){ 0 }), EFAULT);	/* no VMA */
 	/* write the moved copy in the parent; the child keeps the original */
 	ASSERT_TRUE(write_id(p, AT(51), 7));
 	ASSERT_EQ(umm_page_rmap_count(c, AT(2)), 1);
-	ASSERT_TRUE(holds_id(c, AT(2), ids[2]));
+	ASSERT_TRUE(holds_id(c, AT(2), 102));
 	/* put it back: the pieces may merge again; every page still found */
 	ASSERT_OK(umm_mremap(p, AT(50), PG(2), PG(2), UMM_MREMAP_MAYMOVE | UMM_MREMAP_FIXED,
 			     AT(1), &out));
@@ -545,7 +489,7 @@ static bool test_mremap_middle(void)
 	ASSERT_TRUE(machine_valid(u));
 	for (int i = 0; i < NPAGES; i++) {
 		ASSERT_EQ(umm_page_rmap_count(c, AT(i)), 1);
-		ASSERT_TRUE(holds_id(c, AT(i), ids[i]));
+		ASSERT_TRUE(holds_id(c, AT(i), 100 + (uint64_t)i));
 	}
 	umm_mm_exit(c);
 	return machine_done(u);
@@ -585,14 +529,11 @@ static bool test_mremap_dontunmap(void)
 static bool test_mprotect_split(void)
 {
 	struct umm_mm *p, *c;
-	struct umm *u = machine(16 << 20);
+	struct umm *u;
 	struct umm_vma_info vi;
 
-	ASSERT_TRUE(u != NULL);
-	ASSERT_OK(umm_mm_create(u, &p));
-	ASSERT_OK(map_at(p, AT(0), 6, RW, PRIV));
-	for (int i = 0; i < 6; i++)
-		ASSERT_TRUE(write_id(p, AT(i), 200 + (uint64_t)i));
+	ASSERT_TRUE(parent_mm(&u, &p, 6, PRIV));
+	ASSERT_TRUE(write_ids(p, 6, 200));
 	ASSERT_OK(umm_mm_fork(p, &c));
 	ASSERT_OK(umm_mprotect(p, AT(2), PG(2), RO));
 	ASSERT_OK(umm_mm_vma_next(p, AT(0), &vi));
@@ -628,13 +569,10 @@ static bool test_mprotect_split(void)
 static bool test_munmap_half(void)
 {
 	struct umm_mm *p, *c;
-	struct umm *u = machine(16 << 20);
+	struct umm *u;
 
-	ASSERT_TRUE(u != NULL);
-	ASSERT_OK(umm_mm_create(u, &p));
-	ASSERT_OK(map_at(p, AT(0), 6, RW, PRIV));
-	for (int i = 0; i < 6; i++)
-		ASSERT_TRUE(write_id(p, AT(i), 300 + (uint64_t)i));
+	ASSERT_TRUE(parent_mm(&u, &p, 6, PRIV));
+	ASSERT_TRUE(write_ids(p, 6, 300));
 	ASSERT_OK(umm_mm_fork(p, &c));
 	ASSERT_OK(umm_munmap(p, AT(0), PG(3)));
 	ASSERT_TRUE(machine_valid(u));
@@ -673,11 +611,9 @@ static bool test_munmap_half(void)
 static bool test_merges_keep_pages_found(void)
 {
 	struct umm_mm *p, *c;
-	struct umm *u = machine(16 << 20);
+	struct umm *u;
 
-	ASSERT_TRUE(u != NULL);
-	ASSERT_OK(umm_mm_create(u, &p));
-	ASSERT_OK(map_at(p, AT(0), 2, RW, PRIV));
+	ASSERT_TRUE(parent_mm(&u, &p, 2, PRIV));
 	ASSERT_OK(map_at(p, AT(4), 2, RW, PRIV));
 	for (int i = 0; i < 6; i++)
 		if (i < 2 || i >= 4)
@@ -733,8 +669,8 @@ static int file_fd = -1;
 
 /*
  * (Re)fill the test file with @size bytes, page n holding (n * 31 + i).
- * The file lives in a mkdtemp() directory only until it is made: it is
- * unlinked at once and reached through /proc/self/fd, so a run that
+ * The file lives in a temporary directory only until it is made: both go
+ * at once and the file is reached through /proc/self/fd, so a run that
  * crashes leaves nothing behind.
  */
 static bool make_file(uint64_t size)
@@ -742,14 +678,10 @@ static bool make_file(uint64_t size)
 	uint8_t buf[PS];
 
 	if (file_fd < 0) {
-		char dir[] = "/tmp/umm-rmap-XXXXXX", path[64];
-
-		if (!mkdtemp(dir))
+		if (!tmp_init("rmap"))
 			return false;
-		snprintf(path, sizeof(path), "%s/f", dir);
-		file_fd = open(path, O_CREAT | O_RDWR, 0644);
-		unlink(path);
-		rmdir(dir);
+		file_fd = open(tmp_path("f"), O_CREAT | O_RDWR, 0644);
+		tmp_cleanup();
 		if (file_fd < 0)
 			return false;
 		snprintf(file_path, sizeof(file_path), "/proc/self/fd/%d", file_fd);
@@ -777,9 +709,9 @@ static bool test_private_file_cow_pages(void)
 	struct umm_file *f;
 	struct umm_mm *p, *c;
 	uint64_t out = 0;
-	struct umm *u = machine(16 << 20);
+	struct umm *u;
 
-	ASSERT_TRUE(u != NULL);
+	ASSERT_OK(make_machine(16 << 20, 1, 0, &u));
 	ASSERT_TRUE(make_file(PG(8)));
 	ASSERT_OK(umm_file_open(u, file_path, O_RDWR, &f));
 	ASSERT_OK(umm_mm_create(u, &p));
@@ -825,12 +757,10 @@ static bool test_private_file_cow_pages(void)
 static bool test_page_referenced(void)
 {
 	struct umm_mm *p, *c1, *c2;
-	struct umm *u = machine(16 << 20);
+	struct umm *u;
 	uint8_t b;
 
-	ASSERT_TRUE(u != NULL);
-	ASSERT_OK(umm_mm_create(u, &p));
-	ASSERT_OK(map_at(p, AT(0), 4, RW, PRIV));
+	ASSERT_TRUE(parent_mm(&u, &p, 4, PRIV));
 	ASSERT_ERR(umm_page_referenced(p, AT(0)), EFAULT);	/* untouched */
 	ASSERT_EQ(umm_read(p, AT(3), &b, 1), 1);
 	ASSERT_ERR(umm_page_referenced(p, AT(3)), EFAULT);	/* zero frame */
@@ -872,12 +802,10 @@ static bool test_page_referenced(void)
 static bool test_page_referenced_shared_anon(void)
 {
 	struct umm_mm *p, *c;
-	struct umm *u = machine(16 << 20);
+	struct umm *u;
 	uint8_t b;
 
-	ASSERT_TRUE(u != NULL);
-	ASSERT_OK(umm_mm_create(u, &p));
-	ASSERT_OK(map_at(p, AT(0), 2, RW, SHRD));
+	ASSERT_TRUE(parent_mm(&u, &p, 2, SHRD));
 	ASSERT_TRUE(write_id(p, AT(0), 1));
 	ASSERT_OK(umm_mm_fork(p, &c));
 	ASSERT_EQ(umm_read(c, AT(0), &b, 1), 1);
@@ -920,12 +848,10 @@ static bool test_try_to_unmap_and_mkclean_anon(void)
 	struct umm_pageinfo before, after;
 	struct umm_stat s0, s1;
 	struct umm_mm *p, *c;
-	struct umm *u = machine(16 << 20);
+	struct umm *u;
 	uint8_t b;
 
-	ASSERT_TRUE(u != NULL);
-	ASSERT_OK(umm_mm_create(u, &p));
-	ASSERT_OK(map_at(p, AT(0), 4, RW, PRIV));
+	ASSERT_TRUE(parent_mm(&u, &p, 4, PRIV));
 	ASSERT_TRUE(write_id(p, AT(0), 1));
 	ASSERT_TRUE(write_id(p, AT(1), 2));
 	ASSERT_EQ(umm_read(p, AT(2), &b, 1), 1);
@@ -978,12 +904,10 @@ static bool test_try_to_unmap_and_mkclean_anon(void)
 static bool test_try_to_unmap_shmem(void)
 {
 	struct umm_mm *p, *c;
-	struct umm *u = machine(16 << 20);
+	struct umm *u;
 	uint64_t pfn;
 
-	ASSERT_TRUE(u != NULL);
-	ASSERT_OK(umm_mm_create(u, &p));
-	ASSERT_OK(map_at(p, AT(0), 2, RW, SHRD));
+	ASSERT_TRUE(parent_mm(&u, &p, 2, SHRD));
 	ASSERT_TRUE(write_id(p, AT(0), 11));
 	ASSERT_OK(umm_mm_fork(p, &c));
 	ASSERT_TRUE(holds_id(c, AT(0), 11));
@@ -1306,7 +1230,7 @@ static bool test_concurrent(void)
 
 	ASSERT_TRUE(cc != NULL);
 	cc->seed = tap_seed();
-	ASSERT_TRUE((cc->u = machine(64 << 20)) != NULL);
+	ASSERT_OK(make_machine(64 << 20, 1, 0, &cc->u));
 	ASSERT_TRUE(make_file(PG(CC_FILE)));
 	ASSERT_OK(umm_file_open(cc->u, file_path, O_RDWR, &cc->f));
 	ASSERT_OK(umm_mm_create(cc->u, &cc->m));
@@ -1478,10 +1402,10 @@ static bool test_walk_vs_last_reference(void)
 {
 	int iters = tap_short() ? 300 : 2000;
 	pthread_t w[2], dog;
-	struct umm *u = machine(16 << 20);
+	struct umm *u;
 	struct td td = { 0 };
 
-	ASSERT_TRUE(u != NULL);
+	ASSERT_OK(make_machine(16 << 20, 1, 0, &u));
 	ASSERT_TRUE(make_file(PG(4)));
 	ASSERT_OK(umm_mm_create(u, &td.mm));
 	ASSERT_EQ(pthread_create(&dog, NULL, td_watchdog, &td), 0);
