@@ -479,9 +479,11 @@ int umm_file_open(struct umm *u, const char *path, int open_flags, struct umm_fi
 	int fd, acc = open_flags & O_ACCMODE;
 
 	if (!u || !path || !out || (acc != O_RDONLY && acc != O_RDWR) ||
-	    (open_flags & ~(O_ACCMODE | O_CREAT | O_TRUNC | O_CLOEXEC)))
+	    (open_flags & ~(O_ACCMODE | O_CREAT | O_TRUNC | O_CLOEXEC)) ||
+	    ((open_flags & O_TRUNC) && acc != O_RDWR))
 		return -EINVAL;
-	fd = open(path, open_flags | O_CLOEXEC, 0644);
+	/* truncate only once we know no cache of the file is live */
+	fd = open(path, (open_flags & ~O_TRUNC) | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -497,6 +499,13 @@ int umm_file_open(struct umm *u, const char *path, int open_flags, struct umm_fi
 	}
 	f->writable = acc == O_RDWR;
 	as = find_file_mapping(u, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+	if (as && (open_flags & O_TRUNC)) {
+		/* umm has no truncate of a live cache: refuse rather than serve stale pages */
+		mapping_put(as);
+		free(f);
+		close(fd);
+		return -EBUSY;
+	}
 	if (as) {
 		/* the machine already caches this file: share it */
 		pthread_mutex_lock(&as->writeback_lock);
@@ -505,11 +514,18 @@ int umm_file_open(struct umm *u, const char *path, int open_flags, struct umm_fi
 			fd = -1;
 		}
 		pthread_mutex_unlock(&as->writeback_lock);
-		if (open_flags & O_TRUNC)
-			atomic_store(&as->size, 0);
 		if (fd >= 0)
 			close(fd);
 	} else {
+		if ((open_flags & O_TRUNC) && ftruncate(fd, 0) < 0) {
+			int err = -errno;
+
+			free(f);
+			close(fd);
+			return err;
+		}
+		if (open_flags & O_TRUNC)
+			st.st_size = 0;
 		as = mapping_alloc(u, fd);
 		if (!as) {
 			free(f);

@@ -943,6 +943,20 @@ static bool test_open_errors(void)
 	ASSERT_EQ(umm_file_size(f), 0);
 	umm_file_put(f);
 	ASSERT_EQ(host_size("oe"), 0);
+	/* a second open shares the cache, but may not truncate it under the first */
+	ASSERT_TRUE(make_file("ot", PS, 16));
+	ASSERT_OK(umm_file_open(x.u, tmp_path("ot"), O_RDWR, &f));
+	{
+		struct umm_file *g = NULL;
+
+		ASSERT_ERR(umm_file_open(x.u, tmp_path("ot"), O_RDWR | O_TRUNC, &g), EBUSY);
+		ASSERT_TRUE(g == NULL);
+		ASSERT_EQ(host_size("ot"), PS);
+		ASSERT_OK(umm_file_open(x.u, tmp_path("ot"), O_RDONLY, &g));
+		ASSERT_EQ(umm_file_size(g), PS);
+		umm_file_put(g);
+	}
+	umm_file_put(f);
 	return ffix_fini(&x);
 }
 

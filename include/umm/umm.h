@@ -196,9 +196,11 @@ int umm_mm_vma_next(struct umm_mm *mm, uint64_t addr, struct umm_vma_info *info)
 
 /*
  * Open a real host file for mapping.  @open_flags: O_RDONLY or O_RDWR, plus
- * O_CREAT/O_TRUNC (mode 0644).  The file's page cache is shared by every
- * mapping of it in the machine.  Return: 0 and *@out (one reference), or the
- * negative errno of open(2).
+ * O_CREAT (mode 0644) and O_TRUNC (with O_RDWR).  The file's page cache is
+ * shared by every mapping and every open of it in the machine.  Return: 0
+ * and *@out (one reference); the negative errno of open(2); -EINVAL for
+ * other flags; -EBUSY, with the file untouched, for O_TRUNC of a file the
+ * machine already has open.
  */
 int  umm_file_open(struct umm *u, const char *path, int open_flags, struct umm_file **out);
 /* Drop the caller's reference; the last one writes back dirty pages. */
