@@ -405,7 +405,9 @@ int filemap_write_range(struct address_space *as, uint64_t first, uint64_t last)
 		struct umm_page *page = b.pages[i];
 
 		lock_page(page);
-		page_mkclean(page);
+		/* clean pages are left alone: no PTE changes, no notifier traffic */
+		if (TestPageFlag(page, PG_dirty) || page_dirty_in_ptes(page))
+			page_mkclean(page);
 		if (atomic_fetch_and(&page->flags, ~PG_dirty) & PG_dirty) {
 			if (write_page(as, page)) {
 				SetPageFlag(page, PG_dirty);

@@ -513,6 +513,7 @@ int page_referenced(struct umm_page *page);
 int page_mkclean(struct umm_page *page);
 bool try_to_unmap(struct umm_page *page);
 int page_rmap_count(struct umm_page *page);
+int page_dirty_in_ptes(struct umm_page *page);
 bool trylock_page(struct umm_page *page);
 void lock_page(struct umm_page *page);
 void unlock_page(struct umm_page *page);
@@ -580,7 +581,67 @@ int filemap_write_range(struct address_space *as, uint64_t first, uint64_t last)
 static inline bool mm_has_notifiers(struct umm_mm *mm)
 {
 	return unlikely(atomic_load_explicit(&mm->notifier_subscriptions,
-					     memory_order_relaxed) != NULL);
+					     memory_order_acquire) != NULL);
+}
+
+struct mmu_notifier_range {
+	struct umm_mmu_notifier_range r;	/* what subscribers see */
+	bool entered;				/* start reached subscribers: end must too */
+};
+
+int __mmu_notifier_invalidate_range_start(struct mmu_notifier_range *range);
+void __mmu_notifier_invalidate_range_end(struct mmu_notifier_range *range);
+int __mmu_notifier_clear_flush_young(struct umm_mm *mm, uint64_t start, uint64_t end);
+int __mmu_notifier_clear_young(struct umm_mm *mm, uint64_t start, uint64_t end);
+int __mmu_notifier_test_young(struct umm_mm *mm, uint64_t addr);
+void __mmu_notifier_change_pte(struct umm_mm *mm, uint64_t addr, uint64_t pfn, bool writable);
+void __mmu_notifier_invalidate_secondary_tlbs(struct umm_mm *mm, uint64_t start, uint64_t end);
+void __mmu_notifier_release(struct umm_mm *mm);
+void mmu_notifier_subscriptions_destroy(struct umm_mm *mm);
+
+static inline void mmu_notifier_range_init(struct mmu_notifier_range *range,
+					   enum umm_mmu_notifier_event event, struct umm_mm *mm,
+					   uint64_t start, uint64_t end)
+{
+	range->r.mm = mm;
+	range->r.start = start;
+	range->r.end = end;
+	range->r.event = event;
+	range->r.flags = UMM_MMU_NOTIFIER_RANGE_BLOCKABLE;
+	range->r.owner = NULL;
+	range->entered = false;
+}
+
+/* Return: 0, or -EAGAIN from a non-blockable start (then no end follows). */
+static inline int mmu_notifier_invalidate_range_start(struct mmu_notifier_range *range)
+{
+	if (mm_has_notifiers(range->r.mm))
+		return __mmu_notifier_invalidate_range_start(range);
+	return 0;
+}
+
+static inline void mmu_notifier_invalidate_range_end(struct mmu_notifier_range *range)
+{
+	if (range->entered)
+		__mmu_notifier_invalidate_range_end(range);
+}
+
+static inline int mmu_notifier_clear_flush_young(struct umm_mm *mm, uint64_t start, uint64_t end)
+{
+	return mm_has_notifiers(mm) ? __mmu_notifier_clear_flush_young(mm, start, end) : 0;
+}
+
+static inline void mmu_notifier_invalidate_secondary_tlbs(struct umm_mm *mm, uint64_t start,
+							  uint64_t end)
+{
+	if (mm_has_notifiers(mm))
+		__mmu_notifier_invalidate_secondary_tlbs(mm, start, end);
+}
+
+static inline void mmu_notifier_release(struct umm_mm *mm)
+{
+	if (mm_has_notifiers(mm))
+		__mmu_notifier_release(mm);
 }
 
 #endif /* UMM_INTERNAL_H */

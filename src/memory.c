@@ -187,6 +187,7 @@ static int wp_page_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 {
 	struct umm_mm *mm = vma->vm_mm;
 	struct umm *u = mm->u;
+	struct mmu_notifier_range range;
 	struct umm_page *new;
 	pte_t entry;
 
@@ -200,9 +201,13 @@ static int wp_page_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 
 	entry = pfn_pte(page_to_pfn(u, new), vma_pte_prot(vma->vm_flags) | _PAGE_RW |
 			_PAGE_ACCESSED | _PAGE_DIRTY);
+	mmu_notifier_range_init(&range, UMM_MMU_NOTIFY_CLEAR, mm, addr & PAGE_MASK,
+				(addr & PAGE_MASK) + PAGE_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
 	spin_lock(pte_lockptr(pt));
 	if (!pte_same(ptep_get(ptep), orig)) {
 		spin_unlock(pte_lockptr(pt));
+		mmu_notifier_invalidate_range_end(&range);
 		put_page(u, new);
 		if (old)
 			put_page(u, old);
@@ -218,9 +223,11 @@ static int wp_page_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 	/* ptep_clear_flush + set_pte_at: no access goes through @orig after this */
 	atomic_exchange_explicit(ptep, entry, memory_order_seq_cst);
 	flush_tlb_mm(mm);
+	mmu_notifier_invalidate_secondary_tlbs(mm, range.r.start, range.r.end);
 	if (old)
 		page_remove_rmap(old, vma);
 	spin_unlock(pte_lockptr(pt));
+	mmu_notifier_invalidate_range_end(&range);
 	count_vm_event(u, PGFAULT_COW);
 	if (old) {
 		put_page(u, old);	/* the mapping's reference */
@@ -788,9 +795,12 @@ void change_protection(struct vm_area_struct *vma, uint64_t start, uint64_t end,
 	struct umm_mm *mm = vma->vm_mm;
 	bool none = !(newflags & VM_ACCESS_FLAGS);
 	bool nowrite = !(newflags & VM_WRITE);
+	struct mmu_notifier_range range;
 	bool changed = false;
 	uint64_t addr = start;
 
+	mmu_notifier_range_init(&range, UMM_MMU_NOTIFY_PROTECTION_VMA, mm, start, end);
+	mmu_notifier_invalidate_range_start(&range);
 	while (addr < end) {
 		uint64_t next = min_t(uint64_t, (addr + PMD_SIZE) & PMD_MASK, end);
 		struct pt_page *pt;
@@ -821,8 +831,11 @@ void change_protection(struct vm_area_struct *vma, uint64_t start, uint64_t end,
 		}
 		spin_unlock(pte_lockptr(pt));
 	}
-	if (changed)
+	if (changed) {
 		flush_tlb_mm(mm);
+		mmu_notifier_invalidate_secondary_tlbs(mm, start, end);
+	}
+	mmu_notifier_invalidate_range_end(&range);
 }
 
 /*
@@ -837,9 +850,12 @@ int move_page_tables(struct vm_area_struct *vma, uint64_t old_addr, struct vm_ar
 		     uint64_t new_addr, uint64_t len)
 {
 	struct umm_mm *mm = vma->vm_mm;
+	struct mmu_notifier_range range;
 	bool moved = false;
 	int err = 0;
 
+	mmu_notifier_range_init(&range, UMM_MMU_NOTIFY_UNMAP, mm, old_addr, old_addr + len);
+	mmu_notifier_invalidate_range_start(&range);
 	for (uint64_t off = 0; off < len; off += PAGE_SIZE) {
 		struct pt_page *opt, *npt;
 		_Atomic pte_t *optep, *nptep;
@@ -871,8 +887,11 @@ int move_page_tables(struct vm_area_struct *vma, uint64_t old_addr, struct vm_ar
 		spin_unlock(pte_lockptr(opt));
 		moved = true;
 	}
-	if (moved)
+	if (moved) {
 		flush_tlb_mm(mm);
+		mmu_notifier_invalidate_secondary_tlbs(mm, old_addr, old_addr + len);
+	}
+	mmu_notifier_invalidate_range_end(&range);
 	return err;
 }
 

@@ -264,6 +264,7 @@ void mmdrop(struct umm_mm *mm)
 {
 	if (atomic_fetch_sub(&mm->mm_count, 1) != 1)
 		return;
+	mmu_notifier_subscriptions_destroy(mm);
 	pthread_rwlock_destroy(&mm->mmap_lock);
 	free(mm);
 }
@@ -312,6 +313,7 @@ static void remove_vmas(struct umm_mm *mm, struct vm_area_struct *first, uint64_
 static int do_munmap(struct umm_mm *mm, uint64_t start, uint64_t end)
 {
 	struct vm_area_struct *vma = find_vma(mm, start), *last;
+	struct mmu_notifier_range range;
 	struct mmu_gather tlb;
 
 	if (!vma || vma->vm_start >= end)
@@ -325,9 +327,12 @@ static int do_munmap(struct umm_mm *mm, uint64_t start, uint64_t end)
 		if (!vma)
 			return -ENOMEM;
 	}
+	mmu_notifier_range_init(&range, UMM_MMU_NOTIFY_UNMAP, mm, start, end);
+	mmu_notifier_invalidate_range_start(&range);
 	tlb_gather_mmu(&tlb, mm, false);
 	remove_vmas(mm, vma, end, &tlb);
 	tlb_finish_mmu(&tlb);
+	mmu_notifier_invalidate_range_end(&range);
 	return 0;
 }
 
@@ -337,7 +342,11 @@ static void exit_mmap(struct umm_mm *mm)
 	struct mmu_gather tlb;
 
 	pthread_rwlock_wrlock(&mm->mmap_lock);
-	mm->dead = true;
+	mm->dead = true;		/* no new subscriber from here on */
+	pthread_rwlock_unlock(&mm->mmap_lock);
+	/* secondary MMUs drop everything now; no start is sent after this */
+	mmu_notifier_release(mm);
+	pthread_rwlock_wrlock(&mm->mmap_lock);
 	tlb_gather_mmu(&tlb, mm, true);
 	n = rb_first(&mm->mm_rb);
 	if (n)
@@ -705,6 +714,7 @@ static unsigned long mergeable_flags(const struct vm_area_struct *vma, unsigned 
 
 static int madvise_dontneed(struct umm_mm *mm, uint64_t start, uint64_t end)
 {
+	struct mmu_notifier_range range;
 	struct mmu_gather tlb;
 	bool hole = false;
 	uint64_t pos;
@@ -719,6 +729,8 @@ static int madvise_dontneed(struct umm_mm *mm, uint64_t start, uint64_t end)
 			return -EINVAL;
 		pos = vma->vm_end;
 	}
+	mmu_notifier_range_init(&range, UMM_MMU_NOTIFY_CLEAR, mm, start, end);
+	mmu_notifier_invalidate_range_start(&range);
 	tlb_gather_mmu(&tlb, mm, false);
 	for (pos = start; pos < end;) {
 		struct vm_area_struct *vma = find_vma(mm, pos);
@@ -734,6 +746,7 @@ static int madvise_dontneed(struct umm_mm *mm, uint64_t start, uint64_t end)
 		pos = vma->vm_end;
 	}
 	tlb_finish_mmu(&tlb);
+	mmu_notifier_invalidate_range_end(&range);
 	return hole ? -ENOMEM : 0;
 }
 
@@ -1021,7 +1034,15 @@ int umm_mm_fork(struct umm_mm *parent, struct umm_mm **childp)
 		vma_link(child, cv);
 		child->total_vm += vma_pages(cv);
 		if (!(pv->vm_flags & VM_SHARED) && pv->anon_vma) {
+			struct mmu_notifier_range range;
+
+			/* the parent's PTEs lose write permission */
+			mmu_notifier_range_init(&range, UMM_MMU_NOTIFY_PROTECTION_PAGE, parent,
+						pv->vm_start, pv->vm_end);
+			mmu_notifier_invalidate_range_start(&range);
 			err = copy_page_range(cv, pv);
+			flush_tlb_mm(parent);
+			mmu_notifier_invalidate_range_end(&range);
 			if (err)
 				break;
 		}

@@ -8,15 +8,6 @@
  */
 #include "internal.h"
 
-int umm_mmu_notifier_register(struct umm_mmu_notifier *sub, struct umm_mm *mm) { return -ENOSYS; }
-void umm_mmu_notifier_unregister(struct umm_mmu_notifier *sub, struct umm_mm *mm) { }
-int umm_mmu_notifier_get(const struct umm_mmu_notifier_ops *ops, struct umm_mm *mm,
-			 struct umm_mmu_notifier **out)
-{
-	return -ENOSYS;
-}
-void umm_mmu_notifier_put(struct umm_mmu_notifier *sub) { }
-void umm_mmu_notifier_synchronize(struct umm *u) { }
 int umm_mmu_interval_notifier_insert(struct umm_mmu_interval_notifier *sub, struct umm_mm *mm,
 				     uint64_t start, uint64_t length,
 				     const struct umm_mmu_interval_notifier_ops *ops)

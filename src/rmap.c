@@ -11,6 +11,11 @@
  *           mm->page_table_lock or pte table lock (pte_lockptr())
  *             per-CPU free-list lock (pcp->lock), then node->lock
  *
+ * The MMU-notifier range rwsem (mmu_notifier.c) is read-locked by every
+ * invalidation wherever it sits in this order, as the kernel's SRCU read
+ * side is entered; it is write-locked only by notifier registration and
+ * release, which hold nothing below mmap_lock while they wait.
+ *
  * umm->mm_lock (the list of address spaces) is taken outside mmap_lock;
  * umm->as_lock (the list of page-cache objects) nests inside everything but
  * the free-list locks.  Access sections (tlb.c) take no lock at all;
@@ -619,13 +624,18 @@ static bool page_referenced_one(struct umm_page *page, struct vm_area_struct *vm
 	struct rmap_counter *rc = arg;
 	struct pt_page *pt;
 	_Atomic pte_t *ptep = page_vma_mapped(page, vma, addr, &pt);
+	bool young;
 
 	if (!ptep)
 		return true;
 	/* clearing the young bit needs no flush: a stale TLB only under-reports */
-	if (atomic_fetch_and(ptep, ~_PAGE_ACCESSED) & _PAGE_ACCESSED)
-		rc->count++;
+	young = atomic_fetch_and(ptep, ~_PAGE_ACCESSED) & _PAGE_ACCESSED;
 	spin_unlock(pte_lockptr(pt));
+	/* a secondary MMU's use counts too */
+	if (mmu_notifier_clear_flush_young(vma->vm_mm, addr, addr + PAGE_SIZE))
+		young = true;
+	if (young)
+		rc->count++;
 	return true;
 }
 
@@ -639,23 +649,29 @@ static bool page_mkclean_one(struct umm_page *page, struct vm_area_struct *vma,
 			     uint64_t addr, void *arg)
 {
 	struct rmap_counter *rc = arg;
+	struct mmu_notifier_range range;
 	struct pt_page *pt;
 	_Atomic pte_t *ptep;
 	pte_t old;
 
 	if (!(vma->vm_flags & VM_SHARED))
 		return true;
+	mmu_notifier_range_init(&range, UMM_MMU_NOTIFY_PROTECTION_PAGE, vma->vm_mm, addr,
+				addr + PAGE_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
 	ptep = page_vma_mapped(page, vma, addr, &pt);
-	if (!ptep)
-		return true;
-	old = atomic_fetch_and(ptep, ~(_PAGE_RW | _PAGE_DIRTY));
-	if (old & (_PAGE_RW | _PAGE_DIRTY)) {
-		flush_tlb_mm(vma->vm_mm);
-		if (old & _PAGE_DIRTY)
-			SetPageFlag(page, PG_dirty);
-		rc->count++;
+	if (ptep) {
+		old = atomic_fetch_and(ptep, ~(_PAGE_RW | _PAGE_DIRTY));
+		if (old & (_PAGE_RW | _PAGE_DIRTY)) {
+			flush_tlb_mm(vma->vm_mm);
+			mmu_notifier_invalidate_secondary_tlbs(vma->vm_mm, addr, addr + PAGE_SIZE);
+			if (old & _PAGE_DIRTY)
+				SetPageFlag(page, PG_dirty);
+			rc->count++;
+		}
+		spin_unlock(pte_lockptr(pt));
 	}
-	spin_unlock(pte_lockptr(pt));
+	mmu_notifier_invalidate_range_end(&range);
 	return true;
 }
 
@@ -675,24 +691,32 @@ static bool try_to_unmap_one(struct umm_page *page, struct vm_area_struct *vma,
 			     uint64_t addr, void *arg)
 {
 	struct umm_mm *mm = vma->vm_mm;
+	struct mmu_notifier_range range;
 	struct pt_page *pt;
-	_Atomic pte_t *ptep = page_vma_mapped(page, vma, addr, &pt);
+	_Atomic pte_t *ptep;
 	pte_t old;
 
-	if (!ptep)
-		return true;
-	if (vma->vm_flags & VM_LOCKED) {
+	mmu_notifier_range_init(&range, UMM_MMU_NOTIFY_CLEAR, mm, addr, addr + PAGE_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
+	ptep = page_vma_mapped(page, vma, addr, &pt);
+	if (ptep && (vma->vm_flags & VM_LOCKED)) {
 		spin_unlock(pte_lockptr(pt));
+		mmu_notifier_invalidate_range_end(&range);
 		return false;		/* mlocked pages stay */
 	}
-	old = atomic_exchange_explicit(ptep, 0, memory_order_seq_cst);
-	flush_tlb_mm(mm);
-	if (old & _PAGE_DIRTY)
-		SetPageFlag(page, PG_dirty);
-	page_remove_rmap(page, vma);
-	add_mm_counter(mm, mm_counter(page), -1);
-	spin_unlock(pte_lockptr(pt));
-	put_page(mm->u, page);
+	if (ptep) {
+		old = atomic_exchange_explicit(ptep, 0, memory_order_seq_cst);
+		flush_tlb_mm(mm);
+		mmu_notifier_invalidate_secondary_tlbs(mm, addr, addr + PAGE_SIZE);
+		if (old & _PAGE_DIRTY)
+			SetPageFlag(page, PG_dirty);
+		page_remove_rmap(page, vma);
+		add_mm_counter(mm, mm_counter(page), -1);
+		spin_unlock(pte_lockptr(pt));
+	}
+	mmu_notifier_invalidate_range_end(&range);
+	if (ptep)
+		put_page(mm->u, page);
 	return true;
 }
 
@@ -728,6 +752,27 @@ static bool rmap_count_one(struct umm_page *page, struct vm_area_struct *vma,
 		spin_unlock(pte_lockptr(pt));
 	}
 	return true;
+}
+
+static bool pte_dirty_one(struct umm_page *page, struct vm_area_struct *vma,
+			  uint64_t addr, void *arg)
+{
+	struct rmap_counter *rc = arg;
+	struct pt_page *pt;
+	_Atomic pte_t *ptep = page_vma_mapped(page, vma, addr, &pt);
+
+	if (ptep) {
+		if (atomic_load_explicit(ptep, memory_order_relaxed) & _PAGE_DIRTY)
+			rc->count++;
+		spin_unlock(pte_lockptr(pt));
+	}
+	return true;
+}
+
+/* How many PTEs mapping @page carry a dirty bit (a look, nothing changes). */
+int page_dirty_in_ptes(struct umm_page *page)
+{
+	return rmap_walk_count(page, pte_dirty_one);
 }
 
 /* How many PTEs an rmap walk finds mapping @page. */
