@@ -623,6 +623,62 @@ static bool test_register_unregister(void)
 	return true;
 }
 
+/* ---- test prologues and epilogues ---- */
+
+/* fix_init(), then a recorder "r" registered on its mm. */
+static bool fix_rec(struct fix *f, struct rec **r)
+{
+	ASSERT_TRUE(fix_init(f));
+	*r = rec_reg("r", f->mm);
+	ASSERT_TRUE(*r);
+	return true;
+}
+
+/* fix_fini(), then free every recorder. */
+static bool fix_done(struct fix *f)
+{
+	ASSERT_TRUE(fix_fini(f));
+	recs_free_all();
+	return true;
+}
+
+/* Unregister @r, then fix_done(). */
+static bool fix_rec_done(struct fix *f, struct rec *r)
+{
+	rec_unreg(r);
+	return fix_done(f);
+}
+
+/* A file @name of @npages (make_file()), a machine, the file opened on it. */
+static bool file_machine(const char *name, int npages, struct umm **u, struct umm_file **file)
+{
+	ASSERT_TRUE(make_file(name, npages));
+	ASSERT_OK(make_machine(16 << 20, 1, 0, u));
+	ASSERT_OK(umm_file_open(*u, tmp_path(name), O_RDWR, file));
+	return true;
+}
+
+/* Validate, unregister r[i] and exit mm[i] for each of @n, put @file. */
+static bool mms_put(struct umm *u, struct umm_file *file, struct umm_mm **mm, struct rec **r,
+		    int n)
+{
+	ASSERT_TRUE(machine_valid(u));
+	for (int i = 0; i < n; i++) {
+		rec_unreg(r[i]);
+		umm_mm_exit(mm[i]);
+	}
+	umm_file_put(file);
+	return true;
+}
+
+/* machine_done(), then free every recorder. */
+static bool machine_done_all(struct umm *u)
+{
+	ASSERT_TRUE(machine_done(u));
+	recs_free_all();
+	return true;
+}
+
 /* ---- faults that take nothing away ---- */
 
 /*
@@ -680,9 +736,7 @@ static bool test_faults_send_nothing(void)
 	umm_mm_exit(c);
 	ASSERT_TRUE(no_starts(r, m));			/* the child's exit is not ours */
 	ASSERT_TRUE(machine_valid(f.u));
-	rec_unreg(r);
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_rec_done(&f, r));
 	return true;
 }
 
@@ -762,8 +816,7 @@ static bool test_cow_break(void)
 	rec_unreg(rc);
 	rec_unreg(rp);
 	umm_mm_exit(c);
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_done(&f));
 	return true;
 }
 
@@ -795,8 +848,7 @@ static bool test_cow_break_file(void)
 	ASSERT_EQ(byte_at(f.mm, AT(1) + 8), fbyte(PG(1) + 8));
 	rec_unreg(r);
 	umm_file_put(file);
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_done(&f));
 	return true;
 }
 
@@ -870,8 +922,7 @@ static bool test_fork(void)
 	ASSERT_TRUE(no_starts(r, m));
 	rec_unreg(r);
 	umm_file_put(file);
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_done(&f));
 	return true;
 }
 
@@ -892,9 +943,7 @@ static bool test_munmap(void)
 	uint8_t b;
 	size_t m;
 
-	ASSERT_TRUE(fix_init(&f));
-	r = rec_reg("r", f.mm);
-	ASSERT_TRUE(r);
+	ASSERT_TRUE(fix_rec(&f, &r));
 	ASSERT_TRUE(map_pat(f.mm, AT(0), 8, RW, PRIV, 1));
 	m = rec_mark(r);
 	ASSERT_OK(umm_munmap(f.mm, AT(2), PG(3)));
@@ -935,9 +984,7 @@ static bool test_munmap(void)
 	ASSERT_TRUE(starts_cover(r, m, EV_UNMAP, AT(1), AT(3), "xx"));
 	ASSERT_TRUE(zeros_at(f.mm, AT(1), 2));
 	ASSERT_TRUE(check_pat(f.mm, AT(3), 1, 4));
-	rec_unreg(r);
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_rec_done(&f, r));
 	return true;
 }
 
@@ -955,9 +1002,7 @@ static bool test_dontneed(void)
 	struct rec *r;
 	size_t m;
 
-	ASSERT_TRUE(fix_init(&f));
-	r = rec_reg("r", f.mm);
-	ASSERT_TRUE(r);
+	ASSERT_TRUE(fix_rec(&f, &r));
 	ASSERT_TRUE(map_pat(f.mm, AT(0), 8, RW, PRIV, 1));
 	ASSERT_TRUE(map_pat(f.mm, AT(9), 2, RW, SHRD, 2));
 	m = rec_mark(r);
@@ -986,9 +1031,7 @@ static bool test_dontneed(void)
 	ASSERT_OK(umm_madvise(f.mm, AT(9), PG(2), UMM_MADV_DONTNEED));
 	ASSERT_TRUE(starts_cover(r, m, EV_CLEAR, AT(9), AT(11), "xx"));
 	ASSERT_TRUE(check_pat(f.mm, AT(9), 2, 2));		/* shmem keeps the data */
-	rec_unreg(r);
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_rec_done(&f, r));
 	return true;
 }
 
@@ -1006,9 +1049,7 @@ static bool test_mprotect(void)
 	struct rec *r;
 	size_t m;
 
-	ASSERT_TRUE(fix_init(&f));
-	r = rec_reg("r", f.mm);
-	ASSERT_TRUE(r);
+	ASSERT_TRUE(fix_rec(&f, &r));
 	ASSERT_TRUE(map_pat(f.mm, AT(0), 8, RW, PRIV, 1));
 	m = rec_mark(r);
 	ASSERT_OK(umm_mprotect(f.mm, AT(2), PG(3), RO));
@@ -1031,9 +1072,7 @@ static bool test_mprotect(void)
 	ASSERT_OK(umm_mprotect(f.mm, AT(0), PG(8), UMM_PROT_NONE));
 	ASSERT_TRUE(starts_cover(r, m, EV_PVMA, AT(0), AT(8), "xxxxxxxx"));
 	ASSERT_ERR(byte_at(f.mm, AT(0)), EFAULT);
-	rec_unreg(r);
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_rec_done(&f, r));
 	return true;
 }
 
@@ -1051,9 +1090,7 @@ static bool test_mremap(void)
 	uint64_t out;
 	size_t m;
 
-	ASSERT_TRUE(fix_init(&f));
-	r = rec_reg("r", f.mm);
-	ASSERT_TRUE(r);
+	ASSERT_TRUE(fix_rec(&f, &r));
 	ASSERT_TRUE(map_pat(f.mm, AT(0), 4, RW, PRIV, 1));
 	m = rec_mark(r);
 	ASSERT_OK(umm_mremap(f.mm, AT(0), PG(4), PG(4), UMM_MREMAP_MAYMOVE | UMM_MREMAP_FIXED,
@@ -1079,9 +1116,7 @@ static bool test_mremap(void)
 	ASSERT_TRUE(starts_cover(r, m, EV_UNMAP, AT(20), AT(22), "xx"));
 	ASSERT_TRUE(zeros_at(f.mm, AT(20), 2));
 	ASSERT_TRUE(pat_at(f.mm, AT(40), AT(0), 2, 1));
-	rec_unreg(r);
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_rec_done(&f, r));
 	return true;
 }
 
@@ -1104,9 +1139,7 @@ static bool test_page_mkclean(void)
 	struct umm *u;
 	size_t m[3];
 
-	ASSERT_TRUE(make_file("mkclean", 2));
-	ASSERT_OK(make_machine(16 << 20, 1, 0, &u));
-	ASSERT_OK(umm_file_open(u, tmp_path("mkclean"), O_RDWR, &file));
+	ASSERT_TRUE(file_machine("mkclean", 2, &u, &file));
 	for (int i = 0; i < 3; i++) {
 		ASSERT_OK(umm_mm_create(u, &mm[i]));
 		ASSERT_OK(map_file(mm[i], AT(10 * i), 2, RW,
@@ -1141,14 +1174,8 @@ static bool test_page_mkclean(void)
 	ASSERT_TRUE(STARTS_ARE(r[1], m[1], { EV_PPAGE, AT(10), AT(11) }));
 	ASSERT_TRUE(no_starts(r[2], m[2]));
 	ASSERT_FALSE(pinfo(mm[0], AT(0)).flags & (UMM_PI_WRITE | UMM_PI_DIRTY));
-	ASSERT_TRUE(machine_valid(u));
-	for (int i = 0; i < 3; i++) {
-		rec_unreg(r[i]);
-		umm_mm_exit(mm[i]);
-	}
-	umm_file_put(file);
-	ASSERT_TRUE(machine_done(u));
-	recs_free_all();
+	ASSERT_TRUE(mms_put(u, file, mm, r, 3));
+	ASSERT_TRUE(machine_done_all(u));
 	return true;
 }
 
@@ -1166,9 +1193,7 @@ static bool test_msync_clean_sends_nothing(void)
 	size_t m[2];
 	bool ok;
 
-	ASSERT_TRUE(make_file("msclean", 2));
-	ASSERT_OK(make_machine(16 << 20, 1, 0, &u));
-	ASSERT_OK(umm_file_open(u, tmp_path("msclean"), O_RDWR, &file));
+	ASSERT_TRUE(file_machine("msclean", 2, &u, &file));
 	for (int i = 0; i < 2; i++) {
 		ASSERT_OK(umm_mm_create(u, &mm[i]));
 		ASSERT_OK(map_file(mm[i], AT(10 * i), 2, RW, UMM_MAP_SHARED, file, 0));
@@ -1188,14 +1213,8 @@ static bool test_msync_clean_sends_nothing(void)
 	ASSERT_OK(umm_msync(mm[0], AT(0), PG(2), UMM_MS_SYNC));
 	for (int i = 0; i < 2; i++)
 		ok = no_starts(r[i], m[i]) && ok;
-	ASSERT_TRUE(machine_valid(u));
-	for (int i = 0; i < 2; i++) {
-		rec_unreg(r[i]);
-		umm_mm_exit(mm[i]);
-	}
-	umm_file_put(file);
-	ASSERT_TRUE(machine_done(u));
-	recs_free_all();
+	ASSERT_TRUE(mms_put(u, file, mm, r, 2));
+	ASSERT_TRUE(machine_done_all(u));
 	return ok;
 }
 
@@ -1212,9 +1231,7 @@ static bool test_try_to_unmap(void)
 	struct umm *u;
 	size_t m[3];
 
-	ASSERT_TRUE(make_file("ttu", 2));
-	ASSERT_OK(make_machine(16 << 20, 1, 0, &u));
-	ASSERT_OK(umm_file_open(u, tmp_path("ttu"), O_RDWR, &file));
+	ASSERT_TRUE(file_machine("ttu", 2, &u, &file));
 	for (int i = 0; i < 3; i++) {
 		ASSERT_OK(umm_mm_create(u, &mm[i]));
 		ASSERT_OK(map_file(mm[i], AT(10 * i + 3), 2, i == 2 ? RO : RW,
@@ -1233,12 +1250,7 @@ static bool test_try_to_unmap(void)
 		ASSERT_FALSE(pinfo(mm[i], AT(10 * i + 4)).flags & UMM_PI_PRESENT);
 	}
 	ASSERT_EQ(byte_at(mm[1], AT(14) + 1), 0x77);
-	ASSERT_TRUE(machine_valid(u));
-	for (int i = 0; i < 3; i++) {
-		rec_unreg(r[i]);
-		umm_mm_exit(mm[i]);
-	}
-	umm_file_put(file);
+	ASSERT_TRUE(mms_put(u, file, mm, r, 3));
 
 	/* shared anonymous memory, across fork */
 	ASSERT_OK(umm_mm_create(u, &mm[0]));
@@ -1257,8 +1269,7 @@ static bool test_try_to_unmap(void)
 	rec_unreg(r[0]);
 	umm_mm_exit(c);
 	umm_mm_exit(mm[0]);
-	ASSERT_TRUE(machine_done(u));
-	recs_free_all();
+	ASSERT_TRUE(machine_done_all(u));
 	return true;
 }
 
@@ -1339,8 +1350,7 @@ static bool test_page_referenced(void)
 	rec_unreg(rp2);
 	rec_unreg(rp);
 	umm_mm_exit(c);
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_done(&f));
 	return true;
 }
 
@@ -1390,8 +1400,7 @@ static bool test_exit_release(void)
 	ASSERT_EQ(rec_nr_release(r2), 1);
 	ASSERT_EQ(rec_mark(r2), m2 + 1);
 	f.mm = NULL;
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_done(&f));
 	return true;
 }
 
@@ -1424,9 +1433,7 @@ static bool test_exit_child(void)
 	rec_unreg(rc);
 	ASSERT_EQ(rec_nr_release(rc), 1);
 	ASSERT_TRUE(nothing_since(rp, m));
-	rec_unreg(rp);
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_rec_done(&f, rp));
 	return true;
 }
 
@@ -1509,8 +1516,7 @@ static bool test_multiple_subscribers(void)
 	}
 	for (int i = 0; i < 3; i++)
 		rec_unreg(r[i]);
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_done(&f));
 	return true;
 }
 
@@ -1533,8 +1539,7 @@ static bool test_late_subscriber(void)
 	ASSERT_TRUE(same_starts(a, ma, b, 0));
 	rec_unreg(b);
 	rec_unreg(a);
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_done(&f));
 	return true;
 }
 
@@ -1571,8 +1576,7 @@ static bool test_unregister_stops(void)
 	ASSERT_TRUE(starts_cover(a, ma, EV_UNMAP, AT(0), AT(2), "xx"));
 	rec_unreg(a);
 	rec_unreg(b);
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_done(&f));
 	return true;
 }
 
@@ -1739,8 +1743,7 @@ static bool test_register_during_invalidation(void)
 	}
 	rec_unreg(blk_rec);
 	rec_unreg(late_rec);
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_done(&f));
 	return true;
 }
 
@@ -1779,8 +1782,7 @@ static bool test_unregister_during_callback(void)
 		ASSERT_EQ(rec_mark(blk_rec), m);
 		ASSERT_TRUE(rec_ok_(blk_rec, false));
 	}
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_done(&f));
 	return true;
 }
 
@@ -1932,8 +1934,7 @@ static bool test_get_enomem(void)
 	umm_mmu_notifier_put(a);
 	umm_mmu_notifier_synchronize(f.u);
 	ASSERT_EQ(atomic_load(&g_frees), 1);
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_done(&f));
 	return true;
 }
 
@@ -1976,9 +1977,7 @@ static bool test_release_vs_rmap_walker(void)
 	struct umm *u;
 	bool ok;
 
-	ASSERT_TRUE(make_file("relwalk", 1));
-	ASSERT_OK(make_machine(16 << 20, 1, 0, &u));
-	ASSERT_OK(umm_file_open(u, tmp_path("relwalk"), O_RDWR, &file));
+	ASSERT_TRUE(file_machine("relwalk", 1, &u, &file));
 	ASSERT_OK(umm_mm_create(u, &x));
 	ASSERT_OK(umm_mm_create(u, &y));
 	ASSERT_OK(map_file(x, AT(0), 1, RW, UMM_MAP_SHARED, file, 0));
@@ -2009,8 +2008,7 @@ static bool test_release_vs_rmap_walker(void)
 	rec_unreg(r2);
 	umm_mm_exit(y);
 	umm_file_put(file);
-	ASSERT_TRUE(machine_done(u));
-	recs_free_all();
+	ASSERT_TRUE(machine_done_all(u));
 	return ok;
 }
 
@@ -2066,8 +2064,7 @@ static bool test_exit_vs_unregister(void)
 		TAP_DIAG("->release ran %lu times", rec_nr_release(r));
 		ok = false;
 	}
-	ASSERT_TRUE(fix_fini(&f));
-	recs_free_all();
+	ASSERT_TRUE(fix_done(&f));
 	return ok;
 }
 
