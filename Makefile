@@ -85,7 +85,7 @@ $(BUILD)/tests/%: tests/%.c tests/tap.h tests/fixture.h $(BUILD)/libumm.a $(CLIE
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -Iclients -o $@ $< $(CLIENT_SRCS) $(BUILD)/libumm.a $(LIBS) -lm
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libumm.a $(CLIENT_SRCS)
+$(BUILD)/bench/%: bench/%.c bench/bench_common.h $(BUILD)/libumm.a $(CLIENT_SRCS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Ibench -Iclients -o $@ $< $(CLIENT_SRCS) $(BUILD)/libumm.a $(LIBS) -lm
 

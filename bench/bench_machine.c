@@ -46,6 +46,9 @@
 
 #include <umm/umm.h>
 
+#define BENCH_NAME "bench_machine"
+#include "bench_common.h"
+
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -92,24 +95,6 @@ struct row {
 
 static struct row rows[64];
 static int nr_rows;
-static int nr_failed;        /* figures whose checks failed */
-static int nr_engine_errors; /* UMM_LOG_ERR messages from the library */
-
-/* Set false by CHECK() while a figure is being measured. */
-static bool cur_ok;
-
-static void fail_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail_msg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "bench_machine: CHECK FAILED: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	cur_ok = false;
-}
 
 #define CHECK(cond, ...) do { if (!(cond)) fail_msg(__VA_ARGS__); } while (0)
 
@@ -126,22 +111,6 @@ static struct row *add_row(const char *group, const char *name, enum unit unit,
 	return r;
 }
 
-/* ---- small helpers ---- */
-
-static inline uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 static double median(const double *v, int n)
 {
@@ -151,19 +120,9 @@ static double median(const double *v, int n)
 		return __builtin_nan("");
 	memcpy(s, v, n * sizeof(*v));
 	qsort(s, n, sizeof(*s), cmp_double);
-	return n & 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+	return median_sorted(s, n);
 }
 
-static inline uint64_t xorshift64(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*s = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
 
 /* Value of the byte the fault loops write to page @i (never 0). */
 static inline uint8_t page_byte(size_t i, unsigned int gen)
@@ -181,15 +140,6 @@ static size_t sample_page(size_t j, size_t npages)
 	return (j * 2654435761ULL) % npages;
 }
 
-static void umm_log_cb(void *ctx, int level, const char *msg)
-{
-	fprintf(stderr, "umm[%s]: %s\n", level <= UMM_LOG_ERR ? "err" :
-		level <= UMM_LOG_WARN ? "warn" : "info", msg);
-	if (level <= UMM_LOG_ERR) {
-		nr_engine_errors++;
-		cur_ok = false;
-	}
-}
 
 static struct umm *machine_create(size_t phys, bool prefault)
 {
@@ -1305,38 +1255,6 @@ static void bench_access(void)
 /* ===================================================================== */
 /* output                                                                  */
 
-static struct {
-	char cpu[128];
-	long cores;
-	char kernel[256];
-} mach;
-
-static void probe_machine(void)
-{
-	struct utsname un;
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	char line[512];
-
-	snprintf(mach.cpu, sizeof(mach.cpu), "unknown");
-	while (f && fgets(line, sizeof(line), f)) {
-		char *c;
-
-		if (strncmp(line, "model name", 10) || !(c = strchr(line, ':')))
-			continue;
-		c++;
-		while (*c == ' ' || *c == '\t')
-			c++;
-		c[strcspn(c, "\n")] = 0;
-		snprintf(mach.cpu, sizeof(mach.cpu), "%s", c);
-		break;
-	}
-	if (f)
-		fclose(f);
-	mach.cores = sysconf(_SC_NPROCESSORS_ONLN);
-	if (uname(&un) == 0)
-		snprintf(mach.kernel, sizeof(mach.kernel), "%s %s %s", un.sysname, un.release,
-			 un.machine);
-}
 
 static const char *unit_name(enum unit u)
 {
@@ -1433,39 +1351,13 @@ static void print_tables(double secs)
 	       "ns/op = wall time / ops of all threads;\n"
 	       "scaling = median of per-repetition throughput ratios; 'cpu only' (the loop "
 	       "without the access) is the machine's own ceiling\n");
-	printf("total time %.1f s; %s\n", secs,
-	       nr_failed ? "SOME CHECKS FAILED (figures marked FAILED are not valid)" :
-	       "all checks passed");
+	print_total(secs, "figures");
 }
 
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
-static void json_num(double v)
-{
-	if (v != v)
-		printf("null");
-	else
-		printf("%.4g", v);
-}
 
 static void print_json(double secs)
 {
-	printf("{\n  \"machine\": {\"cpu\": ");
-	json_str(mach.cpu);
-	printf(", \"cores\": %ld, \"kernel\": ", mach.cores);
-	json_str(mach.kernel);
+	json_machine();
 	printf("},\n  \"config\": {\"fault_mb\": %zu, \"fork_mb\": %zu, \"access_mb\": %zu, "
 	       "\"reps\": %d, \"quick\": %s},\n  \"results\": [\n",
 	       opt.fault_bytes / MiB, opt.big_bytes / MiB, opt.access_bytes / MiB, opt.reps,
@@ -1517,19 +1409,6 @@ static void usage(FILE *f)
 		"  --json         machine-readable output\n", MAX_REPS);
 }
 
-static long parse_num(const char *s, const char *what, long min, long max)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = s ? strtol(s, &end, 10) : 0;
-	if (!s || errno || *end || v < min || v > max) {
-		fprintf(stderr, "bench_machine: %s wants a number in [%ld, %ld]\n", what, min, max);
-		exit(2);
-	}
-	return v;
-}
 
 int main(int argc, char **argv)
 {
@@ -1540,25 +1419,15 @@ int main(int argc, char **argv)
 		const char *a = argv[i];
 
 		if (!strcmp(a, "--size-mb"))
-			size_mb = parse_num(i + 1 < argc ? argv[++i] : NULL, a, 1, 1 << 16);
+			size_mb = parse_num(opt_arg(argc, argv, &i), a, 1, 1 << 16);
 		else if (!strcmp(a, "--fork-mb"))
-			fork_mb = parse_num(i + 1 < argc ? argv[++i] : NULL, a, 1, 1 << 16);
+			fork_mb = parse_num(opt_arg(argc, argv, &i), a, 1, 1 << 16);
 		else if (!strcmp(a, "--access-mb"))
-			access_mb = parse_num(i + 1 < argc ? argv[++i] : NULL, a, 1, 1 << 14);
+			access_mb = parse_num(opt_arg(argc, argv, &i), a, 1, 1 << 14);
 		else if (!strcmp(a, "--reps"))
-			reps = parse_num(i + 1 < argc ? argv[++i] : NULL, a, 1, MAX_REPS);
-		else if (!strcmp(a, "--quick"))
-			opt.quick = true;
-		else if (!strcmp(a, "--json"))
-			opt.json = true;
-		else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "bench_machine: unknown option %s\n", a);
-			usage(stderr);
-			return 2;
-		}
+			reps = parse_num(opt_arg(argc, argv, &i), a, 1, MAX_REPS);
+		else
+			common_opt(a, &opt.quick, &opt.json, usage);
 	}
 	if (opt.quick) {
 		opt.fault_bytes = 16 * MiB;
@@ -1589,13 +1458,5 @@ int main(int argc, char **argv)
 	bench_fork_munmap();
 	bench_access();
 
-	double secs = (now_ns() - t0) / 1e9;
-
-	if (opt.json)
-		print_json(secs);
-	else
-		print_tables(secs);
-	if (nr_engine_errors)
-		fprintf(stderr, "bench_machine: the library logged %d error(s)\n", nr_engine_errors);
-	return nr_failed || nr_engine_errors ? 1 : 0;
+	return bench_finish(t0, opt.json, print_json, print_tables);
 }

@@ -76,6 +76,9 @@
 
 #include <umm/umm.h>
 
+#define BENCH_NAME "bench_rmap"
+#include "bench_common.h"
+
 #define PAGE_SHIFT UMM_PAGE_SHIFT
 #define PAGE_SIZE UMM_PAGE_SIZE
 #define MiB ((size_t)1 << 20)
@@ -131,23 +134,8 @@ struct run {
 
 static struct run runs[MAX_RUNS];
 static int nr_runs;
-static int nr_failed;
-static int nr_engine_errors;
-static bool cur_ok;		/* cleared by CHECK() while a run is measured */
 static double timer_ns;		/* median cost of one now_ns() pair */
 
-static void fail_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail_msg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "bench_rmap: CHECK FAILED: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	cur_ok = false;
-}
 
 /* Checks run in loops: report the first few failures, count them all. */
 static int nr_check_msgs;
@@ -159,44 +147,18 @@ static int nr_check_msgs;
 	}								\
 } while (0)
 
-/* ---- small helpers ---- */
-
-static inline uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 /* Sorts @v in place. */
 static struct fig summarize(double *v, int n)
 {
 	qsort(v, n, sizeof(*v), cmp_double);
 	return (struct fig){
-		.median = n & 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2,
+		.median = median_sorted(v, n),
 		.p10 = v[n / 10],
 		.p90 = v[n - 1 - n / 10],
 	};
 }
 
-static inline uint64_t xorshift64(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*s = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
 
 static void measure_timer(void)
 {
@@ -211,15 +173,6 @@ static void measure_timer(void)
 	timer_ns = summarize(v, K).median;
 }
 
-static void umm_log_cb(void *ctx, int level, const char *msg)
-{
-	fprintf(stderr, "umm[%s]: %s\n", level <= UMM_LOG_ERR ? "err" :
-		level <= UMM_LOG_WARN ? "warn" : "info", msg);
-	if (level <= UMM_LOG_ERR) {
-		nr_engine_errors++;
-		cur_ok = false;
-	}
-}
 
 /* ---- the forking server ---- */
 
@@ -975,38 +928,6 @@ static void bench_all(void)
 
 /* ---- output ---- */
 
-static struct {
-	char cpu[160];
-	long cores;
-	char kernel[200];
-} mach;
-
-static void probe_machine(void)
-{
-	struct utsname un;
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	char line[512];
-
-	snprintf(mach.cpu, sizeof(mach.cpu), "unknown");
-	while (f && fgets(line, sizeof(line), f)) {
-		char *c;
-
-		if (strncmp(line, "model name", 10) || !(c = strchr(line, ':')))
-			continue;
-		c++;
-		while (*c == ' ' || *c == '\t')
-			c++;
-		c[strcspn(c, "\n")] = 0;
-		snprintf(mach.cpu, sizeof(mach.cpu), "%s", c);
-		break;
-	}
-	if (f)
-		fclose(f);
-	mach.cores = sysconf(_SC_NPROCESSORS_ONLN);
-	if (uname(&un) == 0)
-		snprintf(mach.kernel, sizeof(mach.kernel), "%s %s %s", un.sysname, un.release,
-			 un.machine);
-}
 
 /* the runs at N = 1 and at the largest N; false if either is missing or failed */
 static bool end_runs(const struct run **lo, const struct run **hi)
@@ -1215,42 +1136,16 @@ static void print_tables(double secs)
 	       "structures, page tables included)\n");
 	printf("\nno host column: Linux has no userspace entry to page_referenced; the comparison "
 	       "is with the design's own scaling\n");
-	printf("total time %.1f s; %s\n", secs,
-	       nr_failed ? "SOME CHECKS FAILED (rows marked FAILED are not valid)" :
-	       "all checks passed");
+	print_total(secs, "rows");
 }
 
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
-static void json_num(double v)
-{
-	if (v != v)
-		printf("null");
-	else
-		printf("%.4g", v);
-}
 
 static void print_json(double secs)
 {
 	double ra = a_ratio(W_REFERENCED, T_A);
 	double rc = cold_ratio(W_REFERENCED);
 
-	printf("{\n  \"machine\": {\"cpu\": ");
-	json_str(mach.cpu);
-	printf(", \"cores\": %ld, \"kernel\": ", mach.cores);
-	json_str(mach.kernel);
+	json_machine();
 	printf("},\n  \"config\": {\"pages\": %d, \"shared\": %d, \"calls\": %d, "
 	       "\"cold_calls\": %d, \"quick\": %s, \"timer_ns\": %.1f},\n", opt.pages,
 	       opt.shared, opt.calls, ev.buf ? opt.cold_reps : 0, opt.quick ? "true" : "false",
@@ -1338,19 +1233,6 @@ static void usage(FILE *f)
 		"  --json       machine-readable output\n");
 }
 
-static long parse_num(const char *s, const char *what, long min, long max)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = s ? strtol(s, &end, 10) : 0;
-	if (!s || errno || *end || v < min || v > max) {
-		fprintf(stderr, "bench_rmap: %s wants a number in [%ld, %ld]\n", what, min, max);
-		exit(2);
-	}
-	return v;
-}
 
 /* --n 1,10,100: the numbers of children, each run in turn */
 static void parse_ns(const char *s)
@@ -1382,29 +1264,19 @@ int main(int argc, char **argv)
 		const char *a = argv[i];
 
 		if (!strcmp(a, "--reps"))
-			reps = parse_num(i + 1 < argc ? argv[++i] : NULL, a, 10, MAX_CALLS);
+			reps = parse_num(opt_arg(argc, argv, &i), a, 10, MAX_CALLS);
 		else if (!strcmp(a, "--cold-reps"))
-			cold_reps = parse_num(i + 1 < argc ? argv[++i] : NULL, a, 0, MAX_CALLS);
+			cold_reps = parse_num(opt_arg(argc, argv, &i), a, 0, MAX_CALLS);
 		else if (!strcmp(a, "--cold-mib"))
-			opt.cold_mib = parse_num(i + 1 < argc ? argv[++i] : NULL, a, 1, 1 << 16);
+			opt.cold_mib = parse_num(opt_arg(argc, argv, &i), a, 1, 1 << 16);
 		else if (!strcmp(a, "--n"))
-			parse_ns(i + 1 < argc ? argv[++i] : NULL);
+			parse_ns(opt_arg(argc, argv, &i));
 		else if (!strcmp(a, "--pages"))
-			opt.pages = parse_num(i + 1 < argc ? argv[++i] : NULL, a, 2, 1 << 16);
+			opt.pages = parse_num(opt_arg(argc, argv, &i), a, 2, 1 << 16);
 		else if (!strcmp(a, "--shared"))
-			opt.shared = parse_num(i + 1 < argc ? argv[++i] : NULL, a, 1, 1 << 16);
-		else if (!strcmp(a, "--quick"))
-			opt.quick = true;
-		else if (!strcmp(a, "--json"))
-			opt.json = true;
-		else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "bench_rmap: unknown option %s\n", a);
-			usage(stderr);
-			return 2;
-		}
+			opt.shared = parse_num(opt_arg(argc, argv, &i), a, 1, 1 << 16);
+		else
+			common_opt(a, &opt.quick, &opt.json, usage);
 	}
 	if (opt.shared >= opt.pages) {
 		fprintf(stderr, "bench_rmap: --shared must be below --pages\n");
@@ -1432,13 +1304,5 @@ int main(int argc, char **argv)
 	}
 	bench_all();
 
-	double secs = (now_ns() - t0) / 1e9;
-
-	if (opt.json)
-		print_json(secs);
-	else
-		print_tables(secs);
-	if (nr_engine_errors)
-		fprintf(stderr, "bench_rmap: the library logged %d error(s)\n", nr_engine_errors);
-	return nr_failed || nr_engine_errors ? 1 : 0;
+	return bench_finish(t0, opt.json, print_json, print_tables);
 }
