@@ -42,3 +42,13 @@ int umm_move_pages(struct umm_mm *mm, unsigned long count, const uint64_t *addrs
 {
 	return -ENOSYS;
 }
+
+int umm_mm_oom_reap(struct umm_mm *mm) { return -ENOSYS; }
+void umm_mmu_notifier_check_map(struct umm_mmu_notifier *sub, uint64_t addr, uint64_t pfn) { }
+void umm_mmu_notifier_check_unmap(struct umm_mmu_notifier *sub, uint64_t start, uint64_t end) { }
+void umm_mmu_interval_check_map(struct umm_mmu_interval_notifier *sub, uint64_t addr,
+				uint64_t pfn, unsigned long seq) { }
+void umm_mmu_interval_check_unmap(struct umm_mmu_interval_notifier *sub, uint64_t start,
+				  uint64_t end) { }
+void umm_might_sleep(void) { }
+unsigned long umm_mmu_notifier_checker_violations(struct umm *u) { return 0; }

@@ -587,3 +587,14 @@ void phys_exit(struct umm *u)
 	munmap(u->arena, u->nr_frames << PAGE_SHIFT);
 	close(u->memfd);
 }
+
+int umm_arena_fd(struct umm *u, uint64_t *bytes)
+{
+	if (!u)
+		return -EINVAL;
+	if (!(u->cfg.flags & UMM_CONFIG_SHAREABLE))
+		return -EPERM;
+	if (bytes)
+		*bytes = u->nr_frames << PAGE_SHIFT;
+	return u->memfd;
+}

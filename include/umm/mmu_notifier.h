@@ -80,6 +80,28 @@ bool umm_mmu_interval_read_retry(struct umm_mmu_interval_notifier *sub, unsigned
 bool umm_mmu_interval_check_retry(struct umm_mmu_interval_notifier *sub, unsigned long seq);
 void umm_mmu_interval_set_seq(struct umm_mmu_interval_notifier *sub, unsigned long seq);
 
+/*
+ * Protocol checker (a machine created with UMM_CONFIG_NOTIFIER_CHECKER;
+ * otherwise each call is a no-op).  Clients report the translations they
+ * cache; the checker reports, through the log hook, with addresses and
+ * callers: a translation established inside an active invalidation (or, for
+ * interval notifiers, with a sequence that read_retry would refuse), one
+ * still cached after the invalidation of its range ended, a frame freed
+ * while a subscriber reports it mapped, reports from a subscriber after its
+ * release or unregister, sleeping in a non-blockable callback, and
+ * unpaired invalidate_range_start/end.
+ */
+void umm_mmu_notifier_check_map(struct umm_mmu_notifier *sub, uint64_t addr, uint64_t pfn);
+void umm_mmu_notifier_check_unmap(struct umm_mmu_notifier *sub, uint64_t start, uint64_t end);
+void umm_mmu_interval_check_map(struct umm_mmu_interval_notifier *sub, uint64_t addr,
+				uint64_t pfn, unsigned long seq);
+void umm_mmu_interval_check_unmap(struct umm_mmu_interval_notifier *sub, uint64_t start,
+				  uint64_t end);
+/* "I may sleep here": a violation inside a non-blockable callback. */
+void umm_might_sleep(void);
+/* Violations the checker has reported on @u so far. */
+unsigned long umm_mmu_notifier_checker_violations(struct umm *u);
+
 #ifdef __cplusplus
 }
 #endif

@@ -125,6 +125,14 @@ long umm_leak_check(struct umm *u, umm_leak_fn cb, void *ctx);
 int  umm_mm_create(struct umm *u, struct umm_mm **out);
 int  umm_mm_fork(struct umm_mm *parent, struct umm_mm **child);  /* COW, anon_vma_fork */
 void umm_mm_exit(struct umm_mm *mm);                     /* exit_mmap; ->release; frees */
+/*
+ * The OOM reaper's pass over a victim: unmap every private (anonymous or
+ * COW) range without sleeping.  MMU notifiers see non-blockable UNMAP
+ * invalidations; a range whose subscriber answers -EAGAIN is left mapped.
+ * Return: 0 when everything was reaped, -EAGAIN if a range was left (try
+ * again later, as the kernel's reaper does), -ESRCH if @mm has exited.
+ */
+int  umm_mm_oom_reap(struct umm_mm *mm);
 
 #define UMM_PROT_NONE	0x0
 #define UMM_PROT_READ	0x1
@@ -263,6 +271,15 @@ int   umm_get_user_page(struct umm_mm *mm, uint64_t addr, unsigned int gup_flags
 void *umm_page_address(struct umm_page *page);          /* direct pointer to the frame */
 uint64_t umm_page_pfn(const struct umm_page *page);
 void  umm_put_page(struct umm_page *page);
+
+/*
+ * The arena's memfd, for another process to map frames directly (remote
+ * attach): frame @pfn is at offset pfn * UMM_PAGE_SIZE.  Owned by @u: do
+ * not close it; pass it over a Unix socket (SCM_RIGHTS).  *@bytes gets the
+ * arena's size.  Return: the fd, or -EPERM unless the machine was created
+ * with UMM_CONFIG_SHAREABLE.
+ */
+int umm_arena_fd(struct umm *u, uint64_t *bytes);
 
 /* pagemap + kpageflags in one */
 #define UMM_PI_PRESENT	0x001
