@@ -591,6 +591,7 @@ struct mmu_notifier_range {
 	struct umm_mmu_notifier_range r;	/* what subscribers see */
 	bool entered;				/* start reached subscribers: end must too */
 	bool itree;				/* counted active on the interval tree */
+	const char *origin;			/* the path that set it up (__func__) */
 };
 
 int __mmu_notifier_invalidate_range_start(struct mmu_notifier_range *range);
@@ -623,9 +624,9 @@ static inline void mn_check_frame_free(struct umm *u, uint64_t pfn)
 		__mn_check_frame_free(u, pfn);
 }
 
-static inline void mmu_notifier_range_init(struct mmu_notifier_range *range,
-					   enum umm_mmu_notifier_event event, struct umm_mm *mm,
-					   uint64_t start, uint64_t end)
+static inline void __mmu_notifier_range_init(struct mmu_notifier_range *range,
+					     enum umm_mmu_notifier_event event, struct umm_mm *mm,
+					     uint64_t start, uint64_t end, const char *origin)
 {
 	range->r.mm = mm;
 	range->r.start = start;
@@ -635,7 +636,11 @@ static inline void mmu_notifier_range_init(struct mmu_notifier_range *range,
 	range->r.owner = NULL;
 	range->entered = false;
 	range->itree = false;
+	range->origin = origin;
 }
+/* The range remembers the function that set it up, for the checker's reports. */
+#define mmu_notifier_range_init(range, event, mm, start, end) \
+	__mmu_notifier_range_init(range, event, mm, start, end, __func__)
 
 /* Return: 0, or -EAGAIN from a non-blockable start (then no end follows). */
 static inline int mmu_notifier_invalidate_range_start(struct mmu_notifier_range *range)

@@ -692,15 +692,23 @@ int umm_mmu_interval_notifier_insert(struct umm_mmu_interval_notifier *sub, stru
 	m->node.start = sub->start;
 	m->node.last = sub->last;
 
-	pthread_rwlock_wrlock(&mm->mmap_lock);
+	/*
+	 * Only the mm's first subscription needs mmap_lock (to publish the
+	 * subscriptions); after that an insert must not wait for it: a driver
+	 * may insert while a munmap holding it invalidates.
+	 */
 	subs = subscriptions(mm);
-	if (mm->dead)
-		err = -ESRCH;
-	else if (!subs && !(subs = mn_subscriptions_alloc(mm)))
-		err = -ENOMEM;
-	pthread_rwlock_unlock(&mm->mmap_lock);
-	if (err)
-		return err;
+	if (!subs) {
+		pthread_rwlock_wrlock(&mm->mmap_lock);
+		subs = subscriptions(mm);
+		if (mm->dead)
+			err = -ESRCH;
+		else if (!subs && !(subs = mn_subscriptions_alloc(mm)))
+			err = -ENOMEM;
+		pthread_rwlock_unlock(&mm->mmap_lock);
+		if (err)
+			return err;
+	}
 	mmgrab(mm);
 	if (unlikely(mm->u->mn_check))
 		mn_check_sub_new(mm->u, sub);

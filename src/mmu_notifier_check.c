@@ -49,6 +49,7 @@ struct mn_xlat {			/* one translation a subscriber reports */
 struct mn_active {			/* an invalidation between start and end */
 	struct list_head link;
 	const struct mmu_notifier_range *range;
+	const char *origin;		/* the path that set the range up */
 	const void *caller;
 	const void **delivered;		/* subscribers whose start ran */
 	unsigned int nr_delivered, cap;
@@ -87,6 +88,18 @@ static const char *sym(const void *addr, char *buf, size_t len)
 			 (unsigned long)((const char *)addr - (const char *)info.dli_saddr));
 	else
 		snprintf(buf, len, "%p", addr);
+	return buf;
+}
+
+/* "madvise_dontneed (0x...)": the path by name, the call site by address. */
+static const char *origin(const char *fn, const void *caller, char *buf, size_t len)
+{
+	char s[64];
+
+	if (fn)
+		snprintf(buf, len, "%s (%s)", fn, sym(caller, s, sizeof(s)));
+	else
+		sym(caller, buf, len);
 	return buf;
 }
 
@@ -334,6 +347,7 @@ void mn_check_range_start(struct mmu_notifier_range *range, const void *caller)
 	if (!a)
 		return;
 	a->range = range;
+	a->origin = range->origin;
 	a->caller = caller;
 	pthread_mutex_lock(&c->lock);
 	list_add_tail(&a->link, &c->active);
@@ -401,7 +415,8 @@ bool mn_check_range_end(struct mmu_notifier_range *range, const void *caller)
 		pthread_mutex_unlock(&c->lock);
 		violation(u, "invalidate_range_end without a start: mm %p [%#llx, %#llx) event %s, "
 			  "ended by %s", (void *)r->mm, (unsigned long long)r->start,
-			  (unsigned long long)r->end, event_name[r->event], sym(caller, s1, sizeof(s1)));
+			  (unsigned long long)r->end, event_name[r->event],
+			  origin(range->origin, caller, s1, sizeof(s1)));
 		return false;
 	}
 	for (uint64_t b = 0; b < c->nr_buckets; b++) {
@@ -416,7 +431,7 @@ bool mn_check_range_end(struct mmu_notifier_range *range, const void *caller)
 				  "started by %s", x->sub, (void *)x->mm, (unsigned long long)x->addr,
 				  (unsigned long long)x->pfn, sym(x->caller, s1, sizeof(s1)),
 				  (unsigned long long)r->start, (unsigned long long)r->end,
-				  event_name[r->event], sym(a->caller, s2, sizeof(s2)));
+				  event_name[r->event], origin(a->origin, a->caller, s2, sizeof(s2)));
 			pthread_mutex_lock(&c->lock);
 			goto done;	/* one report per invalidation is enough */
 		}
@@ -472,7 +487,8 @@ static void check_map(struct umm_mm *mm, const void *sub, uint64_t addr, uint64_
 			  "addr %#llx pfn %#llx by %s; invalidation [%#llx, %#llx) event %s started by %s",
 			  sub, (void *)mm, (unsigned long long)addr, (unsigned long long)pfn,
 			  sym(caller, s1, sizeof(s1)), (unsigned long long)r->start,
-			  (unsigned long long)r->end, event_name[r->event], sym(a->caller, s2, sizeof(s2)));
+			  (unsigned long long)r->end, event_name[r->event],
+			  origin(a->origin, a->caller, s2, sizeof(s2)));
 		return;
 	}
 	now = mm_pfn_at(mm, addr);
@@ -620,7 +636,7 @@ int mn_check_validate(struct umm *u, char *msg, size_t len)
 		machine_log(u, UMM_LOG_ERR, "mmu-notifier checker: invalidate_range_start without an "
 			    "end: mm %p [%#llx, %#llx) event %s, started by %s", (void *)r->mm,
 			    (unsigned long long)r->start, (unsigned long long)r->end,
-			    event_name[r->event], sym(a->caller, s1, sizeof(s1)));
+			    event_name[r->event], origin(a->origin, a->caller, s1, sizeof(s1)));
 		if (!err && msg && len)
 			snprintf(msg, len, "invalidation [%#llx, %#llx) started by %s never ended",
 				 (unsigned long long)r->start, (unsigned long long)r->end, s1);
