@@ -1192,9 +1192,8 @@ static bool frames_disjoint(struct umm_mm *a, struct umm_mm *b, unsigned long n)
 /*
  * mm0 and mm1 in domain 1, mm2 in domain 2, mm3 in domain 0 (the default),
  * each with n pages of the same bytes: one KSM page per domain, sharing only
- * within it; no frame is mapped from two domains.  With use_zero_pages the
- * zero frame is the one exception Linux's own semantics need (it holds no
- * data anyone wrote) - zero pages are not tested here.
+ * within it; no frame is mapped from two domains (pagemap pfns).  The zero
+ * frame of use_zero_pages holds nobody's data and is left out.
  */
 static bool test_merge_domains(void)
 {
@@ -1225,15 +1224,35 @@ static bool test_merge_domains(void)
 		ASSERT_EQ(kstat_mm(mm[i]).ksm_merging_pages, n);
 	ASSERT_TRUE(walk_check(u, mm, 4, true));
 
-	/* a child forked from domain 2 does not merge with domain 1 either */
+	/*
+	 * A child inherits its parent's domain: fork mm2 (domain 2) and write
+	 * 0xd1 in the child, in mm0 (domain 1, alone there now) and in mm3
+	 * (domain 0): three KSM pages of 0xd1, one per domain, and mm2's 0xd0.
+	 */
 	umm_mm_exit(mm[1]);
 	ASSERT_OK(umm_mm_fork(mm[2], &mm[1]));
 	ASSERT_TRUE(fill(mm[1], AT(0), n, 0xd1));
 	ASSERT_TRUE(fill(mm[0], AT(0), n, 0xd1));
+	ASSERT_TRUE(fill(mm[3], AT(0), n, 0xd1));
 	ASSERT_TRUE(scan_passes(u, 2));
+	ASSERT_EQ(kstats(u).pages_shared, 4);
+	ASSERT_EQ(kstats(u).pages_sharing, 4 * n - 4);
 	ASSERT_TRUE(frames_disjoint(mm[0], mm[1], n));
-	ASSERT_TRUE(filled(mm[1], AT(0), n, 0xd1));
+	ASSERT_TRUE(frames_disjoint(mm[0], mm[3], n));
+	ASSERT_TRUE(frames_disjoint(mm[1], mm[3], n));
 	ASSERT_TRUE(filled(mm[2], AT(0), n, 0xd0));
+	ASSERT_TRUE(walk_check(u, mm, 4, true));
+
+	/* moving mm3 to domain 1 unmerges it at once; then it merges with mm0 */
+	ASSERT_OK(umm_mm_set_ksm_domain(mm[3], 1));
+	ASSERT_TRUE(no_duplicates(mm[3], AT(0), n));
+	ASSERT_TRUE(frames_disjoint(mm[1], mm[3], n));
+	ASSERT_TRUE(filled(mm[3], AT(0), n, 0xd1));
+	ASSERT_TRUE(scan_passes(u, 2));
+	ASSERT_EQ(pinfo(mm[0], AT(0)).pfn, pinfo(mm[3], AT(0)).pfn);
+	ASSERT_EQ(kstats(u).pages_shared, 3);
+	ASSERT_EQ(kstats(u).pages_sharing, 4 * n - 3);
+	ASSERT_TRUE(frames_disjoint(mm[1], mm[3], n));
 	ASSERT_TRUE(walk_check(u, mm, 4, true));
 	return ksm_done(u, mm, 4);
 }
