@@ -174,6 +174,18 @@ static bool map_mergeable(struct umm_mm *mm, uint64_t n, int c)
 	return true;
 }
 
+/* A machine whose one mm has @n pages of @c at BASE, merged: one KSM page. */
+static bool merged_mm(struct umm **u, struct umm_mm **mm, unsigned long n, int c)
+{
+	ASSERT_TRUE(kmachine(u, 1));
+	ASSERT_OK(umm_mm_create(*u, mm));
+	ASSERT_TRUE(map_mergeable(*mm, n, c));
+	ASSERT_TRUE(scan_passes(*u, 2));
+	ASSERT_EQ(kstats(*u).pages_shared, 1);
+	ASSERT_EQ(kstats(*u).pages_sharing, n - 1);
+	return true;
+}
+
 /* ---- the walk: what pagemap says the figures must be ---- */
 
 struct walk {
@@ -471,12 +483,7 @@ static bool test_unmerge_by_write(void)
 	struct umm *u;
 	uint8_t buf[PS];
 
-	ASSERT_TRUE(kmachine(&u, 1));
-	ASSERT_OK(umm_mm_create(u, &mm));
-	ASSERT_TRUE(map_mergeable(mm, 2, '*'));
-	ASSERT_TRUE(scan_passes(u, 2));
-	ASSERT_EQ(kstats(u).pages_shared, 1);
-	ASSERT_EQ(kstats(u).pages_sharing, 1);
+	ASSERT_TRUE(merged_mm(&u, &mm, 2, '*'));
 	ASSERT_TRUE(put_byte(mm, AT(0), '-'));
 	ASSERT_TRUE(put_byte(mm, AT(1), '+'));
 	ASSERT_TRUE(scan_passes(u, 1));
@@ -506,11 +513,7 @@ static bool test_unmerge_madvise(void)
 	struct umm *u;
 	unsigned long n = tap_short() ? 16 : 256;
 
-	ASSERT_TRUE(kmachine(&u, 1));
-	ASSERT_OK(umm_mm_create(u, &mm));
-	ASSERT_TRUE(map_mergeable(mm, n, 0xcf));
-	ASSERT_TRUE(scan_passes(u, 2));
-	ASSERT_EQ(kstats(u).pages_sharing, n - 1);
+	ASSERT_TRUE(merged_mm(&u, &mm, n, 0xcf));
 
 	ASSERT_OK(umm_madvise(mm, AT(0), PG(n / 2), UMM_MADV_UNMERGEABLE));
 	ASSERT_TRUE(no_duplicates(mm, AT(0), n / 2));
@@ -630,11 +633,7 @@ static bool test_unmerge_discarded(void)
 	struct umm *u;
 	unsigned long n = tap_short() ? 16 : 512;
 
-	ASSERT_TRUE(kmachine(&u, 1));
-	ASSERT_OK(umm_mm_create(u, &mm));
-	ASSERT_TRUE(map_mergeable(mm, n, 0xcf));
-	ASSERT_TRUE(scan_passes(u, 2));
-	ASSERT_EQ(kstats(u).pages_sharing, n - 1);
+	ASSERT_TRUE(merged_mm(&u, &mm, n, 0xcf));
 	ASSERT_OK(umm_madvise(mm, AT(0), PG(n / 2), UMM_MADV_DONTNEED));
 	ASSERT_EQ(pinfo(mm, AT(0)).flags, 0);
 	ASSERT_OK(umm_madvise(mm, AT(0), PG(n), UMM_MADV_UNMERGEABLE));
