@@ -86,6 +86,11 @@ int umm_create(const struct umm_config *cfg, struct umm **out)
 	err = phys_init(u);
 	if (err)
 		goto out_unregister;
+	err = ksm_init(u);
+	if (err) {
+		phys_exit(u);
+		goto out_unregister;
+	}
 	*out = u;
 	return 0;
 
@@ -111,6 +116,7 @@ void umm_destroy(struct umm *u)
 
 	if (!u)
 		return;
+	ksm_stop_threads(u);
 	/* exit whatever the user left alive */
 	for (;;) {
 		struct umm_mm *mm = NULL;
@@ -124,6 +130,7 @@ void umm_destroy(struct umm *u)
 		atomic_store(&mm->mm_users, 1);
 		umm_mm_exit(mm);
 	}
+	ksm_destroy(u);		/* slots of exited mms, rmap_items, stable nodes */
 	leaked = umm_leak_check(u, log_leak, u);
 	if (leaked)
 		machine_log(u, UMM_LOG_ERR, "%ld frames leaked at destroy", leaked);
@@ -195,7 +202,15 @@ static void census_fail(struct census *c, const char *fmt, ...)
 	}
 }
 
-/* Walk @t (level @level, covering from @base), counting mapped frames. */
+static void census_fail_msg(void *ctx, const char *msg)
+{
+	census_fail(ctx, "%s", msg);
+}
+
+/*
+ * Walk @t (level @level, covering from @base), counting mapped frames;
+ * rss[NR_MM_COUNTERS] counts KSM zero pages.
+ */
 static void census_walk(struct census *c, struct umm_mm *mm, struct pt_page *t, int level,
 			uint64_t base, long *rss, long *tables)
 {
@@ -228,6 +243,8 @@ static void census_walk(struct census *c, struct umm_mm *mm, struct pt_page *t, 
 			if (pte_pfn(e) != ZERO_PFN || pte_write(e))
 				census_fail(c, "mm %p: bad special PTE %#llx at %#llx", (void *)mm,
 					    (unsigned long long)e, (unsigned long long)addr);
+			if (is_ksm_zero_pte(e))
+				rss[NR_MM_COUNTERS]++;
 			continue;
 		}
 		if (pte_pfn(e) == ZERO_PFN) {
@@ -270,6 +287,7 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 	uint8_t *is_free;
 	struct umm_mm *mm;
 	uint64_t nr_free = 0;
+	long ksm_zero = 0;
 
 	if (!u || (flags & ~(UMM_VALIDATE_EXACT | UMM_VALIDATE_RMAP)))
 		return -EINVAL;
@@ -285,9 +303,10 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 		return -ENOMEM;
 	}
 
+	ksm_census(u, census_fail_msg, &c);
 	pthread_mutex_lock(&u->mm_lock);
 	list_for_each_entry(mm, &u->mm_list, mmlist) {
-		long rss[NR_MM_COUNTERS] = { 0 }, tables = 0;
+		long rss[NR_MM_COUNTERS + 1] = { 0 }, tables = 0;
 		uint64_t total = 0;
 
 		pthread_rwlock_rdlock(&mm->mmap_lock);
@@ -311,6 +330,10 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 			if (rss[i] != atomic_load(&mm->rss[i]))
 				census_fail(&c, "mm %p: rss counter %d is %ld, page tables hold %ld",
 					    (void *)mm, i, atomic_load(&mm->rss[i]), rss[i]);
+		if (rss[NR_MM_COUNTERS] != atomic_load(&mm->ksm_zero_pages))
+			census_fail(&c, "mm %p: ksm_zero_pages %ld, page tables hold %ld", (void *)mm,
+				    atomic_load(&mm->ksm_zero_pages), rss[NR_MM_COUNTERS]);
+		ksm_zero += rss[NR_MM_COUNTERS];
 		if (tables != atomic_load(&mm->nr_ptes))
 			census_fail(&c, "mm %p: %ld page-table pages counted, %ld reachable", (void *)mm,
 				    atomic_load(&mm->nr_ptes), tables);
@@ -318,6 +341,9 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 	}
 	census_page_cache(&c);
 	pthread_mutex_unlock(&u->mm_lock);
+	if (ksm_zero != atomic_load(&u->ksm_zero_pages))
+		census_fail(&c, "ksm_zero_pages %ld, page tables hold %ld",
+			    atomic_load(&u->ksm_zero_pages), ksm_zero);
 
 	phys_mark_free_frames(u, is_free);
 	for (uint64_t pfn = 1; pfn < u->nr_frames; pfn++) {
