@@ -1258,8 +1258,12 @@ static struct ksm_rmap_item *scan_get_next_rmap_item(struct ksm *k)
 {
 	struct ksm_mm_slot *slot;
 	struct umm_mm *mm;
+	bool empty;
 
-	if (list_empty(&k->mm_head.mm_node))
+	spin_lock(&k->mmlist_lock);
+	empty = list_empty(&k->mm_head.mm_node);
+	spin_unlock(&k->mmlist_lock);
+	if (empty)
 		return NULL;
 	slot = k->scan.mm_slot;
 	if (slot == &k->mm_head) {
@@ -1948,7 +1952,7 @@ int umm_ksm_full_scans(struct umm *u, unsigned long nr)
 
 		ksm_do_scan(k, ULONG_MAX);
 		/* nothing registered: no scan can ever complete */
-		if (k->scan.seqnr == before && list_empty(&k->mm_head.mm_node))
+		if (k->scan.seqnr == before)
 			break;
 	}
 	pthread_mutex_unlock(&k->thread_mutex);
