@@ -145,6 +145,7 @@ struct ksm {
 	struct umm_ksm_params p;
 	_Atomic int run;
 	uint64_t zero_checksum;
+	uint64_t chains_pruned;			/* ms of the last prune of every chain */
 
 	_Atomic long pages_shared, pages_sharing, pages_unshared, rmap_items;
 	_Atomic long stable_node_chains, stable_node_dups;
@@ -279,25 +280,15 @@ static struct ksm_stable_node *alloc_stable_node(struct ksm_shard *shard, unsign
  * being unmerged): its rmap_items leave the stable tree.
  * Context: the node's shard locked (or the scanner's gather phase).
  */
+static void stable_item_gone(struct ksm *k, struct ksm_rmap_item *item,
+			     struct ksm_stable_node *node, bool last);
+
 static void remove_node_from_stable_tree(struct ksm *k, struct ksm_stable_node *node)
 {
 	struct ksm_rmap_item *item, *tmp;
 
-	list_for_each_entry_safe(item, tmp, &node->hlist, hlist) {
-		if (item->hlist.next != &node->hlist)
-			atomic_fetch_sub(&k->pages_sharing, 1);
-		else
-			atomic_fetch_sub(&k->pages_shared, 1);
-		atomic_fetch_sub(&item->mm->ksm_merging_pages, 1);
-		VM_BUG_ON(node->rmap_hlist_len <= 0);
-		node->rmap_hlist_len--;
-		put_anon_vma(item->anon_vma);
-		item->anon_vma = NULL;
-		item->head = NULL;
-		item->shard = NULL;
-		item->state = ITEM_NONE;
-		INIT_LIST_HEAD(&item->hlist);
-	}
+	list_for_each_entry_safe(item, tmp, &node->hlist, hlist)
+		stable_item_gone(k, item, node, item->hlist.next == &node->hlist);
 	if (node->chain) {
 		list_del_init(&node->hlist_dup);
 		atomic_fetch_sub(&k->stable_node_dups, 1);
@@ -361,6 +352,25 @@ stale:
 }
 
 /*
+ * stable_item_gone - @item no longer counts in @node (the @last of its
+ * mappings if so: pages_shared drops, else pages_sharing).
+ */
+static void stable_item_gone(struct ksm *k, struct ksm_rmap_item *item,
+			     struct ksm_stable_node *node, bool last)
+{
+	atomic_fetch_sub(last ? &k->pages_shared : &k->pages_sharing, 1);
+	atomic_fetch_sub(&item->mm->ksm_merging_pages, 1);
+	VM_BUG_ON(node->rmap_hlist_len <= 0);
+	node->rmap_hlist_len--;
+	put_anon_vma(item->anon_vma);
+	item->anon_vma = NULL;
+	item->head = NULL;
+	item->shard = NULL;
+	item->state = ITEM_NONE;
+	INIT_LIST_HEAD(&item->hlist);
+}
+
+/*
  * remove_rmap_item_from_tree - take @item out of the stable or unstable
  * tree it is in.  Context: @item's shard locked (or the gather phase).
  */
@@ -376,16 +386,7 @@ static void remove_rmap_item_from_tree(struct ksm *k, struct ksm_rmap_item *item
 		list_del_init(&item->hlist);
 		unlock_page(page);
 		put_page(k->u, page);
-		if (!list_empty(&node->hlist))
-			atomic_fetch_sub(&k->pages_sharing, 1);
-		else
-			atomic_fetch_sub(&k->pages_shared, 1);
-		atomic_fetch_sub(&item->mm->ksm_merging_pages, 1);
-		VM_BUG_ON(node->rmap_hlist_len <= 0);
-		node->rmap_hlist_len--;
-		put_anon_vma(item->anon_vma);
-		item->anon_vma = NULL;
-		item->head = NULL;
+		stable_item_gone(k, item, node, list_empty(&node->hlist));
 	} else if (item->state == ITEM_UNSTABLE) {
 		/* an older scan's tree was reset already: nothing to erase */
 		if (item->seqnr == k->scan.seqnr)
@@ -449,34 +450,12 @@ static struct vm_area_struct *find_mergeable_vma(struct umm_mm *mm, uint64_t add
 }
 
 /*
- * ksm_follow_page - the anonymous page mapped at @addr, with a reference.
- * PROT_NONE PTEs count (Linux merges them too); the zero frame does not.
+ * ksm_follow_pfn - the frame of the anonymous page mapped at @addr, and a
+ * reference on it if @get.  PROT_NONE PTEs count (Linux merges them too);
+ * the zero frame does not.  Return: the pfn, 0 for none.
  * Context: mmap_lock held.
  */
-static struct umm_page *ksm_follow_page(struct umm_mm *mm, uint64_t addr)
-{
-	struct umm_page *page = NULL;
-	struct pt_page *pt;
-	_Atomic pte_t *ptep = pte_offset(mm, addr, false, &pt);
-	pte_t pte;
-
-	if (!ptep)
-		return NULL;
-	spin_lock(pte_lockptr(pt));
-	pte = atomic_load_explicit(ptep, memory_order_relaxed);
-	if (pte_present(pte) && !pte_special(pte)) {
-		page = pfn_to_page(mm->u, pte_pfn(pte));
-		if (PageAnon(page) && !PageReserved(page))
-			get_page(page);
-		else
-			page = NULL;
-	}
-	spin_unlock(pte_lockptr(pt));
-	return page;
-}
-
-/* The frame of the anonymous page at @addr, no reference; 0: none.  Context: mmap_lock. */
-static uint64_t ksm_follow_pfn(struct umm_mm *mm, uint64_t addr)
+static uint64_t ksm_follow_pfn(struct umm_mm *mm, uint64_t addr, bool get)
 {
 	struct pt_page *pt;
 	_Atomic pte_t *ptep = pte_offset(mm, addr, false, &pt);
@@ -487,10 +466,24 @@ static uint64_t ksm_follow_pfn(struct umm_mm *mm, uint64_t addr)
 		return 0;
 	spin_lock(pte_lockptr(pt));
 	pte = atomic_load_explicit(ptep, memory_order_relaxed);
-	if (pte_present(pte) && !pte_special(pte) && PageAnon(pfn_to_page(mm->u, pte_pfn(pte))))
-		pfn = pte_pfn(pte);
+	if (pte_present(pte) && !pte_special(pte)) {
+		struct umm_page *page = pfn_to_page(mm->u, pte_pfn(pte));
+
+		if (PageAnon(page) && !PageReserved(page)) {
+			pfn = pte_pfn(pte);
+			if (get)
+				get_page(page);
+		}
+	}
 	spin_unlock(pte_lockptr(pt));
 	return pfn;
+}
+
+static struct umm_page *ksm_follow_page(struct umm_mm *mm, uint64_t addr)
+{
+	uint64_t pfn = ksm_follow_pfn(mm, addr, true);
+
+	return pfn ? pfn_to_page(mm->u, pfn) : NULL;
 }
 
 /* The mergeable anonymous page of @item's address now, with a reference. */
@@ -504,6 +497,30 @@ static struct umm_page *get_mergeable_page(struct ksm_rmap_item *item)
 		page = ksm_follow_page(mm, item->address);
 	pthread_rwlock_unlock(&mm->mmap_lock);
 	return page;
+}
+
+/*
+ * ksm_pte_lock - start a CLEAR invalidation of the page at @addr and lock
+ * its PTE.  Return: the PTE slot (its table's lock held, the range started),
+ * or NULL (nothing started).  ksm_pte_unlock() ends both.
+ */
+static _Atomic pte_t *ksm_pte_lock(struct umm_mm *mm, uint64_t addr,
+				   struct mmu_notifier_range *range, struct pt_page **pt)
+{
+	_Atomic pte_t *ptep = pte_offset(mm, addr, false, pt);
+
+	if (!ptep)
+		return NULL;
+	mmu_notifier_range_init(range, UMM_MMU_NOTIFY_CLEAR, mm, addr, addr + PAGE_SIZE);
+	mmu_notifier_invalidate_range_start(range);
+	spin_lock(pte_lockptr(*pt));
+	return ptep;
+}
+
+static void ksm_pte_unlock(struct mmu_notifier_range *range, struct pt_page *pt)
+{
+	spin_unlock(pte_lockptr(pt));
+	mmu_notifier_invalidate_range_end(range);
 }
 
 /*
@@ -525,12 +542,9 @@ static int write_protect_page(struct vm_area_struct *vma, struct umm_page *page,
 	int swapped, err = -EFAULT;
 	pte_t pte;
 
-	ptep = pte_offset(mm, addr, false, &pt);
+	ptep = ksm_pte_lock(mm, addr, &range, &pt);
 	if (!ptep)
 		return -EFAULT;
-	mmu_notifier_range_init(&range, UMM_MMU_NOTIFY_CLEAR, mm, addr, addr + PAGE_SIZE);
-	mmu_notifier_invalidate_range_start(&range);
-	spin_lock(pte_lockptr(pt));
 	pte = atomic_load_explicit(ptep, memory_order_relaxed);
 	if (!pte_present(pte) || pte_special(pte) || pte_pfn(pte) != page_to_pfn(u, page))
 		goto out_unlock;
@@ -550,8 +564,7 @@ static int write_protect_page(struct vm_area_struct *vma, struct umm_page *page,
 	*orig = pte;
 	err = 0;
 out_unlock:
-	spin_unlock(pte_lockptr(pt));
-	mmu_notifier_invalidate_range_end(&range);
+	ksm_pte_unlock(&range, pt);
 	return err;
 }
 
@@ -574,12 +587,9 @@ static int replace_page(struct vm_area_struct *vma, struct umm_page *page,
 	pte_t newpte;
 	int err = -EFAULT;
 
-	ptep = pte_offset(mm, addr, false, &pt);
+	ptep = ksm_pte_lock(mm, addr, &range, &pt);
 	if (!ptep)
 		return -EFAULT;
-	mmu_notifier_range_init(&range, UMM_MMU_NOTIFY_CLEAR, mm, addr, addr + PAGE_SIZE);
-	mmu_notifier_invalidate_range_start(&range);
-	spin_lock(pte_lockptr(pt));
 	if (atomic_load_explicit(ptep, memory_order_relaxed) != orig)
 		goto out_unlock;
 	if (kpfn != ZERO_PFN) {
@@ -602,8 +612,7 @@ static int replace_page(struct vm_area_struct *vma, struct umm_page *page,
 	put_page(u, page);		/* the old PTE's reference */
 	err = 0;
 out_unlock:
-	spin_unlock(pte_lockptr(pt));
-	mmu_notifier_invalidate_range_end(&range);
+	ksm_pte_unlock(&range, pt);
 	return err;
 }
 
@@ -1134,7 +1143,7 @@ static void ksm_scan_item(struct ksm *k, struct ksm_rmap_item *item)
 	 * on timing.
 	 */
 	pthread_rwlock_rdlock(&mm->mmap_lock);
-	pfn = find_mergeable_vma(mm, item->address) ? ksm_follow_pfn(mm, item->address) : 0;
+	pfn = find_mergeable_vma(mm, item->address) ? ksm_follow_pfn(mm, item->address, false) : 0;
 	domain = mm->ksm_domain;
 	pthread_rwlock_unlock(&mm->mmap_lock);
 	if (!pfn)
@@ -1229,6 +1238,39 @@ static bool should_skip_rmap_item(struct ksm *k, struct umm_page *page, struct k
 	return true;
 }
 
+/*
+ * prune_stable_node_chains - every stable_node_chains_prune_millisecs, at
+ * the start of a full scan, drop the stale dups of every chain and collapse
+ * chains left with one dup.  (Linux prunes a chain when a search passes
+ * through it; with sharded trees a chain is only ever searched by pages of
+ * its own content, so the scan visits them all instead.)
+ * Context: gather phase.
+ */
+static void prune_stable_node_chains(struct ksm *k)
+{
+	uint64_t now = now_ms();
+
+	if (now - k->chains_pruned < k->p.stable_node_chains_prune_millisecs)
+		return;
+	k->chains_pruned = now;
+	for (int i = 0; i < KSM_NR_SHARDS; i++) {
+		struct rb_node *n, *next;
+
+		for (n = rb_first(&k->shards[i].stable); n; n = next) {
+			struct ksm_stable_node *node = rb_entry(n, struct ksm_stable_node, node), *dup;
+			struct umm_page *page;
+
+			next = rb_next(n);
+			if (!is_stable_node_chain(node))
+				continue;
+			node->chain_prune_time = 0;	/* due now */
+			page = chain_pick(k, &node, &dup);
+			if (page)
+				put_page(k->u, page);
+		}
+	}
+}
+
 static void advisor_start_scan(struct ksm *k);
 static void advisor_stop_scan(struct ksm *k);
 
@@ -1268,6 +1310,7 @@ static struct ksm_rmap_item *scan_get_next_rmap_item(struct ksm *k)
 	slot = k->scan.mm_slot;
 	if (slot == &k->mm_head) {
 		advisor_start_scan(k);
+		prune_stable_node_chains(k);
 		/* a new full scan: a new unstable tree */
 		for (int i = 0; i < KSM_NR_SHARDS; i++)
 			k->shards[i].unstable = RB_ROOT;
