@@ -122,9 +122,29 @@ struct ksm_shard {
 	struct rb_root unstable;
 } __attribute__((aligned(64)));
 
+/* One gathered page: what the checksum phase found for it. */
+struct ksm_scan_entry {
+	struct ksm_rmap_item *item;
+	uint64_t pfn;				/* 0: nothing mergeable there now */
+	uint64_t checksum;
+	unsigned int domain;
+	int nid;
+	unsigned int shard;
+};
+
+/*
+ * A batch runs in two parallel phases: checksums (one unit per entry), then
+ * merges (one unit per shard: a shard's entries in scan order, so that the
+ * order of the merges in a shard, and hence their outcome, is the one a
+ * single thread would produce).
+ */
 struct ksm_batch {
-	struct ksm_rmap_item **items;
+	struct ksm_scan_entry *e;
 	unsigned long nr;
+	unsigned int *order;			/* entries sorted by shard, stable */
+	unsigned int start[KSM_NR_SHARDS + 1];	/* each shard's run in order[] */
+	void (*fn)(struct ksm *k, struct ksm_batch *b, unsigned long unit);
+	unsigned long units;
 	_Atomic unsigned long next;
 };
 
@@ -787,10 +807,13 @@ static inline bool is_page_sharing_candidate(struct ksm *k, struct ksm_stable_no
 }
 
 /*
- * chain_pick - look into a chain: remove stale dups, and choose the dup a
- * new mapping should join (the fullest one below max_page_sharing, so dups
- * fill up one at a time).  Every stable_node_chains_prune_millisecs a chain
- * left with a single non-full dup collapses back into a plain node.
+ * chain_pick - look into a chain and choose the dup a new mapping should
+ * join: the first non-full one from the head, where the dup being filled
+ * sits (new dups go to the head).  Full dups are passed over without a look.
+ * Every stable_node_chains_prune_millisecs a chain is pruned instead: every
+ * dup is looked at, stale ones removed, the fullest non-full one chosen and
+ * moved to the head, and a chain left with one non-full dup collapses back
+ * into a plain node.
  * Return: a page of the chain's content, referenced, for the comparison
  * (the chosen dup's when there is one), and *@dupp the chosen dup or NULL;
  * NULL if the chain had no live dup (it is gone: restart the search).
@@ -805,17 +828,22 @@ static struct umm_page *chain_pick(struct ksm *k, struct ksm_stable_node **nodep
 	int nr = 0;
 
 	list_for_each_entry_safe(dup, tmp, &chain->hlist, hlist_dup) {
-		struct umm_page *page = get_ksm_page(k, dup, false);
+		bool candidate = is_page_sharing_candidate(k, dup);
+		struct umm_page *page;
 
+		if (!prune && !candidate && (found || any))
+			continue;
+		page = get_ksm_page(k, dup, false);
 		if (!page)
 			continue;	/* stale: removed */
 		nr++;
-		if (is_page_sharing_candidate(k, dup) &&
-		    (!found || dup->rmap_hlist_len > found->rmap_hlist_len)) {
+		if (candidate && (!found || dup->rmap_hlist_len > found->rmap_hlist_len)) {
 			if (found_page)
 				put_page(k->u, found_page);
 			found = dup;
 			found_page = page;
+			if (!prune)
+				break;
 			continue;
 		}
 		if (!any)
@@ -838,6 +866,9 @@ static struct umm_page *chain_pick(struct ksm *k, struct ksm_stable_node **nodep
 			atomic_fetch_sub(&k->stable_node_chains, 1);
 			atomic_fetch_sub(&k->stable_node_dups, 1);
 			*nodep = found;
+		} else if (found && chain->hlist.next != &found->hlist_dup) {
+			list_del_init(&found->hlist_dup);
+			list_add(&found->hlist_dup, &chain->hlist);
 		}
 	}
 	*dupp = found;
@@ -1123,53 +1154,68 @@ static void cmp_and_merge_page(struct ksm *k, struct ksm_shard *shard, struct um
 }
 
 /*
- * ksm_scan_item - process one gathered item: look up its page, checksum it,
- * then merge under the lock of the shard its contents belong to.
+ * ksm_checksum_entry - the first phase for one gathered item: find its page
+ * and checksum it, which decides the shard.  No page reference is taken: a
+ * reference held outside the shard lock could make another thread's
+ * write_protect_page() of the same page fail, and the outcome depend on
+ * timing.  (Reading a frame that is freed meanwhile only gives a checksum
+ * that will not match anything.)
  */
-static void ksm_scan_item(struct ksm *k, struct ksm_rmap_item *item)
+static void ksm_checksum_entry(struct ksm *k, struct ksm_batch *b, unsigned long i)
 {
+	struct ksm_scan_entry *e = &b->e[i];
+	struct umm_mm *mm = e->item->mm;
 	struct umm *u = k->u;
-	struct umm_mm *mm = item->mm;
-	struct ksm_shard *shard, *old;
-	struct umm_page *page;
-	uint64_t checksum, pfn;
-	unsigned int domain;
-	int nid;
 
-	/*
-	 * Checksum first, to find the shard, and without a page reference: a
-	 * reference held outside the shard lock could make another thread's
-	 * write_protect_page() of the same page fail, and the outcome depend
-	 * on timing.
-	 */
 	pthread_rwlock_rdlock(&mm->mmap_lock);
-	pfn = find_mergeable_vma(mm, item->address) ? ksm_follow_pfn(mm, item->address, false) : 0;
-	domain = mm->ksm_domain;
+	e->pfn = find_mergeable_vma(mm, e->item->address) ?
+		 ksm_follow_pfn(mm, e->item->address, false) : 0;
+	e->domain = mm->ksm_domain;
 	pthread_rwlock_unlock(&mm->mmap_lock);
-	if (!pfn)
-		goto out;
-	nid = page_key_nid(k, pfn_to_page(u, pfn));
-	checksum = calc_checksum(u, pfn_to_page(u, pfn));
+	e->shard = 0;
+	if (!e->pfn)
+		return;
+	e->nid = page_key_nid(k, pfn_to_page(u, e->pfn));
+	e->checksum = calc_checksum(u, pfn_to_page(u, e->pfn));
+	e->shard = (unsigned int)(shard_of(k, e->checksum) - k->shards);
+}
 
-	shard = shard_of(k, checksum);
+/*
+ * ksm_merge_entry - the second phase for one item: under its shard's lock,
+ * take the page again and merge it (cmp_and_merge_page).
+ */
+static void ksm_merge_entry(struct ksm *k, struct ksm_scan_entry *e)
+{
+	struct ksm_rmap_item *item = e->item;
+	struct ksm_shard *shard = &k->shards[e->shard], *old;
+	struct umm_page *page;
+
+	atomic_fetch_add_explicit(&k->pages_scanned, 1, memory_order_relaxed);
+	if (!e->pfn)
+		return;
+	/* out of another shard's tree first: never two shard locks at once */
 	old = item->shard;
 	if (old && old != shard)
 		remove_rmap_item_locked(k, item);
 	pthread_mutex_lock(&shard->lock);
-	if (item->shard && (item->domain != domain || item->nid != nid))
+	if (item->shard && (item->domain != e->domain || item->nid != e->nid))
 		remove_rmap_item_from_tree(k, item);
 	if (!item->shard) {
-		item->domain = domain;
-		item->nid = nid;
+		item->domain = e->domain;
+		item->nid = e->nid;
 	}
 	page = get_mergeable_page(item);
 	if (page) {
-		cmp_and_merge_page(k, shard, page, item, checksum);
-		put_page(u, page);
+		cmp_and_merge_page(k, shard, page, item, e->checksum);
+		put_page(k->u, page);
 	}
 	pthread_mutex_unlock(&shard->lock);
-out:
-	atomic_fetch_add_explicit(&k->pages_scanned, 1, memory_order_relaxed);
+}
+
+static void ksm_merge_shard(struct ksm *k, struct ksm_batch *b, unsigned long shard)
+{
+	for (unsigned int i = b->start[shard]; i < b->start[shard + 1]; i++)
+		ksm_merge_entry(k, &b->e[b->order[i]]);
 }
 
 /* ---- the scan: slots, cursor, passes ---- */
@@ -1411,8 +1457,8 @@ static void ksm_process_batch(struct ksm *k, struct ksm_batch *b)
 {
 	unsigned long i;
 
-	while ((i = atomic_fetch_add(&b->next, 1)) < b->nr)
-		ksm_scan_item(k, b->items[i]);
+	while ((i = atomic_fetch_add(&b->next, 1)) < b->units)
+		b->fn(k, b, i);
 }
 
 static void *ksm_helper_fn(void *arg)
@@ -1466,10 +1512,15 @@ static void ksm_pool_resize(struct ksm *k)
 	}
 }
 
-/* Process @b with every scanner thread.  Context: thread_mutex held. */
-static void ksm_run_batch(struct ksm *k, struct ksm_batch *b)
+/* Run b->fn over b->units with every scanner thread.  Context: thread_mutex held. */
+static void ksm_run_phase(struct ksm *k, struct ksm_batch *b,
+			  void (*fn)(struct ksm *, struct ksm_batch *, unsigned long),
+			  unsigned long units)
 {
-	if (!k->nr_helpers || b->nr < 2) {
+	b->fn = fn;
+	b->units = units;
+	atomic_store(&b->next, 0);
+	if (!k->nr_helpers || units < 2) {
 		ksm_process_batch(k, b);
 		return;
 	}
@@ -1486,29 +1537,56 @@ static void ksm_run_batch(struct ksm *k, struct ksm_batch *b)
 	pthread_mutex_unlock(&k->pool_lock);
 }
 
+/* Process a gathered batch: checksums, then each shard's merges in scan order. */
+static void ksm_run_batch(struct ksm *k, struct ksm_batch *b)
+{
+	unsigned int count[KSM_NR_SHARDS] = { 0 };
+
+	if (b->nr == 1) {
+		ksm_checksum_entry(k, b, 0);
+		ksm_merge_entry(k, &b->e[0]);
+		return;
+	}
+	ksm_run_phase(k, b, ksm_checksum_entry, b->nr);
+	for (unsigned long i = 0; i < b->nr; i++)
+		count[b->e[i].shard]++;
+	b->start[0] = 0;
+	for (unsigned int s = 0; s < KSM_NR_SHARDS; s++) {
+		b->start[s + 1] = b->start[s] + count[s];
+		count[s] = b->start[s];
+	}
+	for (unsigned long i = 0; i < b->nr; i++)
+		b->order[count[b->e[i].shard]++] = (unsigned int)i;
+	ksm_run_phase(k, b, ksm_merge_shard, KSM_NR_SHARDS);
+}
+
 /*
  * ksm_do_scan - scan up to @nr pages, stopping early at the end of a full
- * scan.  Context: thread_mutex held.
+ * scan.  With helpers, pages are gathered in batches of 64 per thread.
+ * Context: thread_mutex held.
  */
 static void ksm_do_scan(struct ksm *k, unsigned long nr)
 {
 	unsigned long cap = k->nr_helpers ? KSM_BATCH_PER_THREAD * (k->nr_helpers + 1) : 1;
-	struct ksm_rmap_item *stack[1], **items = stack;
-	struct ksm_batch b;
+	struct ksm_scan_entry one;
+	unsigned int one_order;
+	struct ksm_batch b = { .e = &one, .order = &one_order };
 
 	if (cap > 1) {
-		items = malloc(cap * sizeof(*items));
-		if (!items) {
-			items = stack;
+		b.e = malloc(cap * sizeof(*b.e));
+		b.order = malloc(cap * sizeof(*b.order));
+		if (!b.e || !b.order) {
+			free(b.e);
+			free(b.order);
+			b.e = &one;
+			b.order = &one_order;
 			cap = 1;
 		}
 	}
 	while (nr) {
 		bool stop = false;
 
-		b.items = items;
 		b.nr = 0;
-		atomic_init(&b.next, 0);
 		k->scan.batch_gen++;
 		while (b.nr < min_t(unsigned long, cap, nr)) {
 			struct ksm_rmap_item *item = scan_get_next_rmap_item(k);
@@ -1517,9 +1595,10 @@ static void ksm_do_scan(struct ksm *k, unsigned long nr)
 				stop = true;
 				break;
 			}
-			items[b.nr++] = item;
+			b.e[b.nr++].item = item;
 		}
-		ksm_run_batch(k, &b);
+		if (b.nr)
+			ksm_run_batch(k, &b);
 		nr -= b.nr;
 		if (k->scan.pass_done) {
 			k->scan.pass_done = false;
@@ -1530,8 +1609,10 @@ static void ksm_do_scan(struct ksm *k, unsigned long nr)
 		if (stop && !b.nr)
 			break;
 	}
-	if (items != stack)
-		free(items);
+	if (b.e != &one) {
+		free(b.e);
+		free(b.order);
+	}
 }
 
 /* ---- the advisor (Linux 6.9's scan-time advisor) ---- */

@@ -270,6 +270,50 @@ static bool test_ksmd_threads(void)
 	return fix_fini(&f);
 }
 
+/*
+ * As on Linux, the figures count rmap_items, not PTEs: a page shared with a
+ * fork child that becomes a KSM page after the child's slot was visited in
+ * this scan is mapped by the child without being counted until the child's
+ * next visit.  Slots: [Q A] -> fork of A while the cursor is in Q puts the
+ * child B behind the cursor: [B Q A].  Scan 2 visits B (page not KSM yet),
+ * then Q, then A, which merges A's page (also B's) with Q's.
+ */
+static bool test_fork_child_counted_next_scan(void)
+{
+	static const uint8_t c = 0x66;
+	struct umm_mm *q, *a, *b;
+	struct umm_mm_ksm_stat st;
+	struct umm_pageinfo pi;
+	struct umm *u;
+
+	ASSERT_TRUE(kmachine(&u, 1, 256));
+	ASSERT_OK(umm_mm_create(u, &q));
+	ASSERT_OK(umm_mm_create(u, &a));
+	ASSERT_TRUE(map_contents(q, 1, &c, 1));
+	ASSERT_TRUE(map_contents(a, 1, &c, 1));
+	ASSERT_OK(umm_ksm_scan(u, 1));		/* the cursor is in Q */
+	ASSERT_OK(umm_mm_fork(a, &b));
+	ASSERT_OK(umm_ksm_full_scans(u, 1));	/* ends scan 1 */
+	ASSERT_OK(umm_ksm_full_scans(u, 1));	/* scan 2: B, Q, A */
+	ASSERT_EQ(kstats(u).pages_shared, 1);
+	ASSERT_EQ(kstats(u).pages_sharing, 1);
+	ASSERT_OK(umm_pagemap(b, AT(0), &pi));
+	ASSERT_TRUE(pi.flags & UMM_PI_KSM);
+	umm_mm_get_ksm_stat(b, &st);
+	ASSERT_EQ(st.ksm_merging_pages, 0);
+	ASSERT_TRUE(machine_valid(u));
+	ASSERT_OK(umm_ksm_full_scans(u, 1));
+	umm_mm_get_ksm_stat(b, &st);
+	ASSERT_EQ(st.ksm_merging_pages, 1);
+	ASSERT_EQ(kstats(u).pages_sharing, 2);
+	ASSERT_TRUE(machine_valid(u));
+	umm_mm_exit(q);
+	umm_mm_exit(a);
+	umm_mm_exit(b);
+	ASSERT_TRUE(machine_done(u));
+	return true;
+}
+
 int main(void)
 {
 	RUN_TEST(test_threads_same_counts);
@@ -277,5 +321,6 @@ int main(void)
 	RUN_TEST(test_rmap_walk_ksm);
 	RUN_TEST(test_advisor);
 	RUN_TEST(test_ksmd_threads);
+	RUN_TEST(test_fork_child_counted_next_scan);
 	return tap_done();
 }
