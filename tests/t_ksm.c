@@ -213,10 +213,14 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /*
- * Walk every VMA of the @nr mms: a KSM page's pfn counts once in "shared"
- * and every further mapping of it in "sharing"; a mapping of the zero frame
- * counts as a KSM zero page when @zero_is_ksm (the test wrote every page it
- * maps, so only KSM can have put the zero frame there).
+ * Walk every mergeable VMA of the @nr mms: a KSM page's pfn counts once in
+ * "shared" and every further mapping of it in "sharing"; a mapping of the
+ * zero frame counts as a KSM zero page when @zero_is_ksm (the test wrote
+ * every page it maps, so only KSM can have put the zero frame there).
+ * Linux's figures count rmap items, and only mergeable VMAs get them: a
+ * page a fork left shared with a VMA that is no longer mergeable can
+ * become a KSM page there too (merged in place from the other side), and
+ * is in no figure.
  */
 static bool walk(struct umm_mm **mms, int nr, bool zero_is_ksm, struct walk *w)
 {
@@ -230,7 +234,7 @@ static bool walk(struct umm_mm **mms, int nr, bool zero_is_ksm, struct walk *w)
 		uint64_t addr = 0;
 
 		while (umm_mm_vma_next(mms[i], addr, &vi) == 0) {
-			for (uint64_t a = vi.start; a < vi.end; a += PS) {
+			for (uint64_t a = vi.start; a < vi.end && vi.mergeable; a += PS) {
 				struct umm_pageinfo pi = pinfo(mms[i], a);
 
 				if (!(pi.flags & UMM_PI_PRESENT))
@@ -1254,6 +1258,102 @@ static bool test_merge_domains(void)
 	return ksm_done(u, mm, 4);
 }
 
+/* ---- KSM pages that a fork left shared with a VMA KSM does not scan ---- */
+
+/* Every page of @mm: the rmap walk finds exactly the mappings pagemap counts. */
+static bool rmap_exact(struct umm_mm *mm, unsigned long n)
+{
+	for (unsigned long i = 0; i < n; i++) {
+		struct umm_pageinfo pi = pinfo(mm, AT(i));
+
+		if (!(pi.flags & UMM_PI_PRESENT))
+			continue;
+		if (umm_page_rmap_count(mm, AT(i)) != pi.mapcount) {
+			TAP_DIAG("page %lu (pfn %" PRIu64 ", flags %#x): rmap walk finds %d mappings, "
+				 "mapcount %d", i, pi.pfn, pi.flags, umm_page_rmap_count(mm, AT(i)),
+				 pi.mapcount);
+			return false;
+		}
+	}
+	return true;
+}
+
+enum fork_shape { PARENT_UNMERGEABLE, PARENT_MERGE_ANY_OFF, GRANDCHILD_UNMERGEABLE };
+
+/*
+ * "AA" identical in a parent, forked before any scan, then one member of
+ * the family stops being mergeable while its pages are still COW-shared:
+ *
+ *   PARENT_UNMERGEABLE      parent MADV_UNMERGEABLE, the child merges
+ *   PARENT_MERGE_ANY_OFF    merge-any in the parent (inherited), then off
+ *   GRANDCHILD_UNMERGEABLE  parent -> child -> grandchild, which goes
+ *                           UNMERGEABLE; parent and child merge
+ *
+ * The mergeable side turns a page that the other side still maps into a KSM
+ * page in place (as Linux's try_to_merge_two_pages() does with the page in
+ * hand), so a VMA with no rmap item maps a KSM page.  The rmap walk must
+ * still find each of its mappings exactly once (umm_validate(RMAP), and
+ * umm_page_rmap_count() against the mapcount): KSM pages are unmapped and
+ * migrated through it.  Linux's rmap_walk_ksm() walks each item's own
+ * anon_vma, which misses an ancestor's mapping and reaches a descendant's
+ * through every ancestor's item; umm promises an exact walk.
+ */
+static bool fork_shape_case(enum fork_shape shape)
+{
+	struct umm_mm *mm[3] = { NULL, NULL, NULL };
+	struct umm *u;
+
+	ASSERT_TRUE(kmachine(&u, 1));
+	ASSERT_OK(umm_mm_create(u, &mm[0]));
+	ASSERT_OK(map_at(mm[0], AT(0), 2, RW, PRIV));
+	ASSERT_TRUE(fill(mm[0], AT(0), 2, 0x42));
+	if (shape == PARENT_MERGE_ANY_OFF)
+		ASSERT_OK(umm_mm_set_merge_any(mm[0], true));
+	else
+		ASSERT_OK(umm_madvise(mm[0], AT(0), PG(2), UMM_MADV_MERGEABLE));
+	ASSERT_OK(umm_mm_fork(mm[0], &mm[1]));
+	switch (shape) {
+	case PARENT_UNMERGEABLE:
+		ASSERT_OK(umm_madvise(mm[0], AT(0), PG(2), UMM_MADV_UNMERGEABLE));
+		break;
+	case PARENT_MERGE_ANY_OFF:
+		ASSERT_OK(umm_mm_set_merge_any(mm[0], false));
+		break;
+	case GRANDCHILD_UNMERGEABLE:
+		ASSERT_OK(umm_mm_fork(mm[1], &mm[2]));
+		ASSERT_OK(umm_madvise(mm[2], AT(0), PG(2), UMM_MADV_UNMERGEABLE));
+		break;
+	}
+	ASSERT_TRUE(scan_passes(u, 4));
+	ASSERT_EQ(kstats(u).pages_shared, 1);
+	for (int i = 0; i < 3; i++) {
+		if (!mm[i])
+			continue;
+		ASSERT_TRUE(filled(mm[i], AT(0), 2, 0x42));
+		ASSERT_TRUE(rmap_exact(mm[i], 2));
+	}
+	ASSERT_TRUE(walk_check(u, mm, shape == GRANDCHILD_UNMERGEABLE ? 3 : 2, true));
+	/* and a write in the unscanned VMA is its own */
+	ASSERT_TRUE(put_byte(mm[shape == GRANDCHILD_UNMERGEABLE ? 2 : 0], AT(1), 0x43));
+	ASSERT_EQ(byte_at(mm[1], AT(1)), 0x42);
+	return ksm_done(u, mm, 3);
+}
+
+static bool test_fork_parent_unmergeable(void)
+{
+	return fork_shape_case(PARENT_UNMERGEABLE);
+}
+
+static bool test_fork_parent_merge_any_off(void)
+{
+	return fork_shape_case(PARENT_MERGE_ANY_OFF);
+}
+
+static bool test_fork_grandchild_unmergeable(void)
+{
+	return fork_shape_case(GRANDCHILD_UNMERGEABLE);
+}
+
 int main(void)
 {
 	RUN_TEST(test_merge);
@@ -1275,5 +1375,8 @@ int main(void)
 	RUN_TEST(test_knobs);
 	RUN_TEST(test_extra_reference);
 	RUN_TEST(test_merge_domains);
+	RUN_TEST(test_fork_parent_unmergeable);
+	RUN_TEST(test_fork_parent_merge_any_off);
+	RUN_TEST(test_fork_grandchild_unmergeable);
 	return tap_done();
 }
