@@ -1354,6 +1354,39 @@ static bool test_fork_grandchild_unmergeable(void)
 	return fork_shape_case(GRANDCHILD_UNMERGEABLE);
 }
 
+/*
+ * The same in a family where every VMA stays mergeable: "AB" scanned three
+ * times (smart scan has aged both items), B := A, fork.  In the next two
+ * passes the parent's pages are skipped, and the child merges its own two
+ * pages by turning the one it shares with the parent's page 1 into a KSM
+ * page in place; until the parent's page is scanned again, no item of the
+ * parent reaches that mapping.  The rmap walk must find it all the same.
+ */
+static bool test_fork_shared_page_made_ksm(void)
+{
+	struct umm_mm *mm[2];
+	struct umm *u;
+
+	ASSERT_TRUE(kmachine(&u, 1));
+	ASSERT_OK(umm_mm_create(u, &mm[0]));
+	ASSERT_OK(map_at(mm[0], AT(0), 2, RW, PRIV));
+	ASSERT_TRUE(fill(mm[0], AT(0), 1, 0x42));
+	ASSERT_TRUE(fill(mm[0], AT(1), 1, 0x43));
+	ASSERT_OK(umm_madvise(mm[0], AT(0), PG(2), UMM_MADV_MERGEABLE));
+	ASSERT_TRUE(scan_passes(u, 3));
+	ASSERT_TRUE(fill(mm[0], AT(1), 1, 0x42));
+	ASSERT_OK(umm_mm_fork(mm[0], &mm[1]));
+	ASSERT_TRUE(scan_passes(u, 2));
+	for (int i = 0; i < 2; i++) {
+		ASSERT_TRUE(filled(mm[i], AT(0), 2, 0x42));
+		ASSERT_TRUE(rmap_exact(mm[i], 2));
+	}
+	ASSERT_TRUE(machine_valid(u));
+	ASSERT_TRUE(scan_passes(u, 1));
+	ASSERT_TRUE(walk_check(u, mm, 2, true));
+	return ksm_done(u, mm, 2);
+}
+
 int main(void)
 {
 	RUN_TEST(test_merge);
@@ -1378,5 +1411,6 @@ int main(void)
 	RUN_TEST(test_fork_parent_unmergeable);
 	RUN_TEST(test_fork_parent_merge_any_off);
 	RUN_TEST(test_fork_grandchild_unmergeable);
+	RUN_TEST(test_fork_shared_page_made_ksm);
 	return tap_done();
 }

@@ -427,8 +427,8 @@ static bool scan_passes(struct run *r, unsigned int n)
  * restart ksmd.  Why not check after one pass: a pass can turn a page that
  * a fork left shared with an mm scanned earlier in the pass (or skipped by
  * smart scan) into a KSM page, and that mm's mapping gets its rmap item on
- * the next pass only - Linux's counters lag the same way.  t_ksm's
- * test_cow_shared_page_made_ksm pins that case down on its own.
+ * the next pass only - Linux's counters lag the same way.  (t_ksm's
+ * test_fork_shared_page_made_ksm pins down what the rmap walk must do then.)
  */
 static void meet_quiet(struct run *r)
 {
