@@ -1320,8 +1320,12 @@ static void prune_stable_node_chains(struct ksm *k)
 static void advisor_start_scan(struct ksm *k);
 static void advisor_stop_scan(struct ksm *k);
 
-/* Unlink and free @slot.  Context: ksm->mmlist_lock held; drops it. */
-static void drop_mm_slot(struct ksm *k, struct ksm_mm_slot *slot)
+/*
+ * Unlink and free @slot.  Context: ksm->mmlist_lock held, dropped here; if
+ * @mmap_locked, mmap_lock held for read too, dropped after the flags are
+ * cleared (a racing MADV_MERGEABLE then sees the mm unregistered).
+ */
+static void drop_mm_slot(struct ksm *k, struct ksm_mm_slot *slot, bool mmap_locked)
 {
 	struct umm_mm *mm = slot->mm;
 
@@ -1329,6 +1333,8 @@ static void drop_mm_slot(struct ksm *k, struct ksm_mm_slot *slot)
 	mm->ksm_slot = NULL;
 	atomic_fetch_and(&mm->ksm_flags, ~(MMF_VM_MERGEABLE | MMF_VM_MERGE_ANY));
 	spin_unlock(&k->mmlist_lock);
+	if (mmap_locked)
+		pthread_rwlock_unlock(&mm->mmap_lock);
 	free(slot);
 	mmdrop(mm);
 }
@@ -1438,8 +1444,7 @@ exiting:
 	 */
 	if (k->scan.address == 0 &&
 	    (ksm_test_exit(mm) || !(atomic_load(&mm->ksm_flags) & MMF_VM_MERGE_ANY))) {
-		pthread_rwlock_unlock(&mm->mmap_lock);
-		drop_mm_slot(k, slot);
+		drop_mm_slot(k, slot, true);
 	} else {
 		pthread_rwlock_unlock(&mm->mmap_lock);
 		spin_unlock(&k->mmlist_lock);
@@ -1571,6 +1576,7 @@ static void ksm_do_scan(struct ksm *k, unsigned long nr)
 	struct ksm_scan_entry one;
 	unsigned int one_order;
 	struct ksm_batch b = { .e = &one, .order = &one_order };
+	uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
 
 	if (cap > 1) {
 		b.e = malloc(cap * sizeof(*b.e));
@@ -1613,6 +1619,7 @@ static void ksm_do_scan(struct ksm *k, unsigned long nr)
 		free(b.e);
 		free(b.order);
 	}
+	atomic_fetch_add(&k->scan_cpu_ns, now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0);
 }
 
 /* ---- the advisor (Linux 6.9's scan-time advisor) ---- */
@@ -1667,12 +1674,8 @@ static void *ksmd_fn(void *arg)
 		struct timespec ts;
 
 		pthread_mutex_lock(&k->thread_mutex);
-		if (k->run == 1) {
-			uint64_t t0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
-
+		if (k->run == 1)
 			ksm_do_scan(k, k->p.pages_to_scan);
-			atomic_fetch_add(&k->scan_cpu_ns, now_ns(CLOCK_THREAD_CPUTIME_ID) - t0);
-		}
 		sleep_ms = k->p.sleep_millisecs;
 		pthread_mutex_unlock(&k->thread_mutex);
 
@@ -1996,7 +1999,7 @@ static int unmerge_and_remove_all_rmap_items(struct ksm *k)
 		spin_lock(&k->mmlist_lock);
 		k->scan.mm_slot = list_entry(slot->mm_node.next, struct ksm_mm_slot, mm_node);
 		if (ksm_test_exit(mm))
-			drop_mm_slot(k, slot);
+			drop_mm_slot(k, slot, false);
 		else
 			spin_unlock(&k->mmlist_lock);
 		slot = k->scan.mm_slot;
@@ -2411,7 +2414,7 @@ void ksm_destroy(struct umm *u)
 
 		remove_trailing_rmap_items(k, &slot->rmap_list);
 		spin_lock(&k->mmlist_lock);
-		drop_mm_slot(k, slot);
+		drop_mm_slot(k, slot, false);
 	}
 	k->scan.mm_slot = &k->mm_head;
 	remove_all_stable_nodes(k);

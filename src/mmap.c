@@ -794,7 +794,7 @@ int umm_madvise(struct umm_mm *mm, uint64_t addr, uint64_t len, int advice)
 	case UMM_MADV_UNMERGEABLE:
 		pthread_rwlock_wrlock(&mm->mmap_lock);
 		/* register with ksmd, or unmerge the range first */
-		err = range_mapped(mm, addr, end) ? ksm_madvise(mm, addr, end, advice) : -ENOMEM;
+		err = ksm_madvise(mm, addr, end, advice);
 		if (!err)
 			err = apply_flags(mm, addr, end, mergeable_flags, advice == UMM_MADV_MERGEABLE);
 		pthread_rwlock_unlock(&mm->mmap_lock);
