@@ -84,6 +84,14 @@ struct ksm_stable_node {
 	struct ksm_stable_node *chain;		/* dup: its chain; NULL otherwise */
 	struct ksm_shard *shard;
 	_Atomic uint64_t kpfn;			/* plain, dup: the KSM page's frame */
+	/*
+	 * plain, dup: the anon_vma and index the page had before it became a
+	 * KSM page in place (referenced; NULL if it was made from a replaced
+	 * page).  Mappings it had then - in VMAs of the fork family that have
+	 * no rmap_item for it - are found through them (rmap_walk_ksm).
+	 */
+	struct anon_vma *anon_vma;
+	uint64_t index;
 	uint64_t chain_prune_time;		/* chain: ms of the last prune */
 	int rmap_hlist_len;			/* mappings; STABLE_NODE_CHAIN for a chain */
 	unsigned int domain;			/* key: merge domain, then node, then bytes */
@@ -315,6 +323,8 @@ static void remove_node_from_stable_tree(struct ksm *k, struct ksm_stable_node *
 	} else {
 		rb_erase(&node->node, &node->shard->stable);
 	}
+	if (node->anon_vma)
+		put_anon_vma(node->anon_vma);
 	free(node);
 }
 
@@ -638,11 +648,12 @@ out_unlock:
 
 /*
  * try_to_merge_one_page - make the mapping of @page at @addr share @kpage,
- * or, with @kpage NULL, turn @page itself into a (not yet stable) KSM page.
+ * or, with @kpage NULL, turn @page itself into a (not yet stable) KSM page:
+ * then *@origp is the anon_vma it belonged to, referenced (or NULL).
  * Return: 0 or -errno.  Context: mmap_lock read.
  */
 static int try_to_merge_one_page(struct vm_area_struct *vma, struct umm_page *page,
-				 struct umm_page *kpage, uint64_t addr)
+				 struct umm_page *kpage, uint64_t addr, struct anon_vma **origp)
 {
 	struct umm *u = vma->vm_mm->u;
 	pte_t orig = 0;
@@ -658,6 +669,13 @@ static int try_to_merge_one_page(struct vm_area_struct *vma, struct umm_page *pa
 	err = write_protect_page(vma, page, addr, &orig);
 	if (!err) {
 		if (!kpage) {
+			uintptr_t m = atomic_load(&page->mapping);
+
+			*origp = NULL;
+			if ((m & PAGE_MAPPING_FLAGS) == PAGE_MAPPING_ANON) {
+				*origp = (struct anon_vma *)(m & ~PAGE_MAPPING_FLAGS);
+				get_anon_vma(*origp);
+			}
 			set_page_stable_node(page, NULL);
 			SetPageFlag(page, PG_dirty);
 		} else if (pages_identical(u, page, kpage)) {
@@ -676,7 +694,8 @@ static int try_to_merge_one_page(struct vm_area_struct *vma, struct umm_page *pa
  * which rmap_walk_ksm() will search.
  */
 static int try_to_merge_with_ksm_page(struct ksm *k, struct ksm_rmap_item *item,
-				      struct umm_page *page, struct umm_page *kpage)
+				      struct umm_page *page, struct umm_page *kpage,
+				      struct anon_vma **origp)
 {
 	struct umm_mm *mm = item->mm;
 	struct vm_area_struct *vma;
@@ -686,7 +705,7 @@ static int try_to_merge_with_ksm_page(struct ksm *k, struct ksm_rmap_item *item,
 	vma = find_mergeable_vma(mm, item->address);
 	if (!vma)
 		goto out;
-	err = try_to_merge_one_page(vma, page, kpage, item->address);
+	err = try_to_merge_one_page(vma, page, kpage, item->address, origp);
 	if (err)
 		goto out;
 	remove_rmap_item_from_tree(k, item);
@@ -776,22 +795,38 @@ static void break_cow(struct ksm_rmap_item *item)
 
 /*
  * try_to_merge_two_pages - make @page a KSM page and merge @tree_page into
- * it.  Return: the KSM page, or NULL (nothing is left merged).
+ * it.  Return: the KSM page (and in *@origp the anon_vma @page had, for the
+ * stable node), or NULL: nothing is left merged - @page, made a KSM page in
+ * place, is an ordinary anonymous page again.
  */
 static struct umm_page *try_to_merge_two_pages(struct ksm *k, struct ksm_rmap_item *item,
 					       struct umm_page *page,
 					       struct ksm_rmap_item *tree_item,
-					       struct umm_page *tree_page)
+					       struct umm_page *tree_page,
+					       struct anon_vma **origp)
 {
-	int err = try_to_merge_with_ksm_page(k, item, page, NULL);
+	int err = try_to_merge_with_ksm_page(k, item, page, NULL, origp);
 
-	if (!err) {
-		err = try_to_merge_with_ksm_page(k, tree_item, tree_page, page);
-		/* a KSM page with a single mapping: undo it */
-		if (err)
-			break_cow(item);
+	if (err)
+		return NULL;
+	err = try_to_merge_with_ksm_page(k, tree_item, tree_page, page, NULL);
+	if (!err)
+		return page;
+	/* a KSM page with a single item: undo it */
+	if (*origp) {
+		/* in place: other mappings (forks) may share it, give it its anon_vma back */
+		lock_page(page);
+		if (atomic_load(&page->mapping) == PAGE_MAPPING_KSM)
+			atomic_store_explicit(&page->mapping, (uintptr_t)*origp | PAGE_MAPPING_ANON,
+					      memory_order_release);
+		unlock_page(page);
+		put_anon_vma(*origp);
+		put_anon_vma(item->anon_vma);
+		item->anon_vma = NULL;
+	} else {
+		break_cow(item);
 	}
-	return err ? NULL : page;
+	return NULL;
 }
 
 /* ---- the stable tree ---- */
@@ -1086,6 +1121,7 @@ static void cmp_and_merge_page(struct ksm *k, struct ksm_shard *shard, struct um
 	struct ksm_stable_node *node = page_stable_node(page);
 	struct ksm_rmap_item *tree_item;
 	struct umm_page *kpage, *tree_page;
+	struct anon_vma *orig = NULL;
 	int err;
 
 	if (node && item->state == ITEM_STABLE && item->head == node)
@@ -1098,7 +1134,7 @@ static void cmp_and_merge_page(struct ksm *k, struct ksm_shard *shard, struct um
 	}
 	remove_rmap_item_from_tree(k, item);
 	if (kpage) {
-		err = try_to_merge_with_ksm_page(k, item, page, kpage);
+		err = try_to_merge_with_ksm_page(k, item, page, kpage, NULL);
 		if (!err) {
 			lock_page(kpage);
 			node = page_stable_node(kpage);
@@ -1125,7 +1161,7 @@ static void cmp_and_merge_page(struct ksm *k, struct ksm_shard *shard, struct um
 		pthread_rwlock_rdlock(&mm->mmap_lock);
 		vma = find_mergeable_vma(mm, item->address);
 		err = vma ? try_to_merge_one_page(vma, page, pfn_to_page(k->u, ZERO_PFN),
-						  item->address) : -EFAULT;
+						  item->address, NULL) : -EFAULT;
 		pthread_rwlock_unlock(&mm->mmap_lock);
 		/* not really empty after all: go on */
 		if (!err)
@@ -1135,18 +1171,22 @@ static void cmp_and_merge_page(struct ksm *k, struct ksm_shard *shard, struct um
 	tree_item = unstable_tree_search_insert(k, shard, item, page, &tree_page);
 	if (!tree_item)
 		return;
-	kpage = try_to_merge_two_pages(k, item, page, tree_item, tree_page);
+	kpage = try_to_merge_two_pages(k, item, page, tree_item, tree_page, &orig);
 	put_page(k->u, tree_page);
 	if (!kpage)
 		return;
 	lock_page(kpage);
 	node = stable_tree_insert(k, shard, kpage, item->domain, item->nid);
 	if (node) {
+		node->anon_vma = orig;
+		node->index = kpage->index;
 		stable_tree_append(k, tree_item, node);
 		stable_tree_append(k, item, node);
 	}
 	unlock_page(kpage);
 	if (!node) {
+		if (orig)
+			put_anon_vma(orig);
 		/* two mappings of a KSM page outside the tree: undo both */
 		break_cow(tree_item);
 		break_cow(item);
@@ -2197,58 +2237,93 @@ void umm_mm_get_ksm_stat(struct umm_mm *mm, struct umm_mm_ksm_stat *st)
 
 /* ---- rmap ---- */
 
-/* Does another of @node's items stand for the mapping of @mm at @addr? */
-static bool node_has_item(struct ksm_stable_node *node, struct umm_mm *mm, uint64_t addr)
+/* Is @vma linked to @av (in its tree)?  Context: their root's rwsem held. */
+static bool vma_linked(struct vm_area_struct *vma, struct anon_vma *av)
 {
-	struct ksm_rmap_item *item;
+	struct anon_vma_chain *avc;
 
-	list_for_each_entry(item, &node->hlist, hlist)
-		if (item->mm == mm && item->address == addr)
+	list_for_each_entry(avc, &vma->anon_vma_chain, same_vma)
+		if (avc->anon_vma == av)
 			return true;
 	return false;
 }
 
 /*
- * rmap_walk_ksm - every VMA that may map the KSM page @page: for each of
- * its node's rmap_items, the VMAs of the item's anon_vma at the item's
- * address - first in the item's own mm, then in mms forked since (which
- * have no item of their own for it).
+ * Would a source of rmap_walk_ksm() before @upto's (the node's own
+ * anon_vma, then its items in list order) reach @vma at @addr?
+ */
+static bool ksm_rmap_seen(struct ksm_stable_node *node, struct ksm_rmap_item *upto,
+			  struct vm_area_struct *vma, uint64_t addr)
+{
+	struct ksm_rmap_item *item;
+
+	if (node->anon_vma && node->index >= vma->vm_pgoff &&
+	    node->index < vma->vm_pgoff + vma_pages(vma) &&
+	    vma->vm_start + ((node->index - vma->vm_pgoff) << PAGE_SHIFT) == addr &&
+	    vma_linked(vma, node->anon_vma))
+		return true;
+	list_for_each_entry(item, &node->hlist, hlist) {
+		if (item == upto)
+			break;
+		if (item->address == addr && vma_linked(vma, item->anon_vma))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * rmap_walk_ksm - every VMA that may map the KSM page @page, each once.
+ * The page can be mapped where its rmap_items are, in mms forked since
+ * (which have no item of their own for it), and - if it became a KSM page
+ * in place - wherever the anonymous page it was was mapped (the fork family
+ * of its anon_vma, some of whose VMAs may not be mergeable at all).  So the
+ * walk searches the node's original anon_vma at the page's index, then each
+ * item's anon_vma at the item's address, skipping a VMA an earlier source
+ * reached already.  (Linux walks only the items' anon_vmas, which misses
+ * the first kind and can reach a VMA through several items.)
  * Context: @page locked and referenced.
  */
 int rmap_walk_ksm(struct umm_page *page, struct rmap_walk_control *rwc)
 {
 	struct ksm_stable_node *node = page_stable_node(page);
 	struct ksm_rmap_item *item;
+	struct interval_tree_node *n;
+	bool stop = false;
 
 	if (!node)
 		return 0;
-	for (int search_new_forks = 0; search_new_forks < 2; search_new_forks++) {
-		list_for_each_entry(item, &node->hlist, hlist) {
-			struct anon_vma *av = item->anon_vma;
-			struct interval_tree_node *n;
-			bool stop = false;
+	if (node->anon_vma) {
+		struct anon_vma *av = node->anon_vma;
 
-			pthread_rwlock_rdlock(&av->root->rwsem);
-			for (n = interval_tree_iter_first(&av->rb_root, 0, UINT64_MAX); n && !stop;
-			     n = interval_tree_iter_next(n, 0, UINT64_MAX)) {
-				struct vm_area_struct *vma =
-					container_of(n, struct anon_vma_chain, itn)->vma;
-				uint64_t addr = item->address;
+		pthread_rwlock_rdlock(&av->root->rwsem);
+		for (n = interval_tree_iter_first(&av->rb_root, node->index, node->index); n && !stop;
+		     n = interval_tree_iter_next(n, node->index, node->index)) {
+			struct vm_area_struct *vma = container_of(n, struct anon_vma_chain, itn)->vma;
+			uint64_t addr = vma->vm_start + ((node->index - vma->vm_pgoff) << PAGE_SHIFT);
 
-				if (addr < vma->vm_start || addr >= vma->vm_end)
-					continue;
-				if ((item->mm == vma->vm_mm) == (bool)search_new_forks)
-					continue;
-				if (search_new_forks && node_has_item(node, vma->vm_mm, addr))
-					continue;
-				if (!rwc->rmap_one(page, vma, addr, rwc->arg) ||
-				    (rwc->done && rwc->done(page)))
-					stop = true;
-			}
-			pthread_rwlock_unlock(&av->root->rwsem);
-			if (stop)
-				return 0;
+			if (!rwc->rmap_one(page, vma, addr, rwc->arg) || (rwc->done && rwc->done(page)))
+				stop = true;
 		}
+		pthread_rwlock_unlock(&av->root->rwsem);
+	}
+	list_for_each_entry(item, &node->hlist, hlist) {
+		struct anon_vma *av = item->anon_vma;
+
+		if (stop)
+			break;
+		pthread_rwlock_rdlock(&av->root->rwsem);
+		for (n = interval_tree_iter_first(&av->rb_root, 0, UINT64_MAX); n && !stop;
+		     n = interval_tree_iter_next(n, 0, UINT64_MAX)) {
+			struct vm_area_struct *vma = container_of(n, struct anon_vma_chain, itn)->vma;
+			uint64_t addr = item->address;
+
+			if (addr < vma->vm_start || addr >= vma->vm_end ||
+			    ksm_rmap_seen(node, item, vma, addr))
+				continue;
+			if (!rwc->rmap_one(page, vma, addr, rwc->arg) || (rwc->done && rwc->done(page)))
+				stop = true;
+		}
+		pthread_rwlock_unlock(&av->root->rwsem);
 	}
 	return 0;
 }

@@ -858,6 +858,14 @@ static int move_vma(struct umm_mm *mm, struct vm_area_struct *vma, uint64_t old_
 	struct vm_area_struct *new;
 	int err;
 
+	/*
+	 * Break KSM pages first, as Linux does: their rmap items know them by
+	 * address, and they should not turn up where other KSM pages were.
+	 */
+	err = ksm_madvise(mm, old_addr, old_addr + old_len, UMM_MADV_UNMERGEABLE);
+	if (err)
+		return err;
+	vma = find_vma(mm, old_addr);
 	vma = vma_isolate(mm, vma, old_addr, old_addr + old_len);
 	if (!vma)
 		return -ENOMEM;
