@@ -1301,13 +1301,17 @@ static unsigned int skip_age(uint8_t age)
 
 /*
  * should_skip_rmap_item - smart scan: a page that did not merge for a few
- * scans is looked at only every 2nd, 4th, 8th scan.
+ * scans is looked at only every 2nd, 4th, 8th scan.  umm never skips a page
+ * mapped more than once (a fork's): another mapping's item may turn it into
+ * a KSM page in place at any time, and this mapping should join the node at
+ * its next visit - which also keeps the decision, taken when a batch is
+ * gathered, the one a single thread takes after the pages before it merged.
  */
 static bool should_skip_rmap_item(struct ksm *k, struct umm_page *page, struct ksm_rmap_item *item)
 {
 	uint8_t age;
 
-	if (!k->p.smart_scan || PageKsm(page))
+	if (!k->p.smart_scan || PageKsm(page) || page_mapcount(page) > 1)
 		return false;
 	age = item->age;
 	if (age != UINT8_MAX)
