@@ -53,7 +53,7 @@ struct tlb_dev {
 	pthread_rwlock_t tlb_lock;	/* read: an access; write: drop-in, flush */
 	struct tlb_entry tlb[TLB_SETS][TLB_WAYS];
 	unsigned int victim[TLB_SETS];
-	bool released;
+	atomic_bool released;
 
 	_Atomic long ms_range_active;	/* invalidations between start and end */
 	_Atomic unsigned long ms_range_seq; /* bumped by every start, under tlb_lock */
@@ -126,6 +126,9 @@ static int tlb_dropin(struct tlb_dev *dev, uint64_t vaddr, bool write)
 
 		if (wait_range_inactive(dev))
 			stat_inc(dev, dropin_waits);
+		/* no GUP on an mm whose exit has begun: its page tables are going */
+		if (atomic_load(&dev->released))
+			return -EFAULT;
 		seq = atomic_load(&dev->ms_range_seq);
 		err = umm_get_user_page(dev->mm, vaddr, write ? UMM_GUP_WRITE : 0, &page);
 		if (err)
@@ -135,7 +138,7 @@ static int tlb_dropin(struct tlb_dev *dev, uint64_t vaddr, bool write)
 		umm_put_page(page);	/* the notifier keeps the entry honest */
 
 		pthread_rwlock_wrlock(&dev->tlb_lock);
-		if (dev->released) {
+		if (atomic_load(&dev->released)) {
 			pthread_rwlock_unlock(&dev->tlb_lock);
 			return -EFAULT;
 		}
@@ -280,7 +283,7 @@ static void tlb_release(struct umm_mmu_notifier *mn, struct umm_mm *mm)
 	struct tlb_dev *dev = to_dev(mn);
 
 	pthread_rwlock_wrlock(&dev->tlb_lock);
-	dev->released = true;
+	atomic_store(&dev->released, true);
 	atomic_fetch_add(&dev->ms_range_seq, 1);
 	stat_add(dev, flushed, tlb_flush_range(dev, 0, UMM_TASK_SIZE));
 	umm_mmu_notifier_check_unmap(&dev->mn, 0, UMM_TASK_SIZE);
