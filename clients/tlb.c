@@ -94,6 +94,23 @@ static struct tlb_entry *tlb_find(struct tlb_dev *dev, uint64_t vaddr)
 
 /* ---- the driver ---- */
 
+/*
+ * Copy between a frame and the caller's buffer.  Word-sized accesses, the
+ * common case of a device access, are one load and one store: gcc's inline
+ * expansion of a variable-length memcpy (rep movsq) costs tens of ns.
+ */
+static inline void frame_copy(void *dst, const void *src, size_t n)
+{
+	if (n == 8) {
+		uint64_t v;
+
+		memcpy(&v, src, 8);
+		memcpy(dst, &v, 8);
+	} else {
+		memcpy(dst, src, n);
+	}
+}
+
 /* Sleep until no invalidation is active.  Return: whether it had to. */
 static bool wait_range_inactive(struct tlb_dev *dev)
 {
@@ -193,9 +210,9 @@ static ssize_t dev_access(struct tlb_dev *dev, uint64_t addr, void *buf, size_t 
 		e = tlb_find(dev, va & PAGE_MASK);
 		if (e && (!write || e->writable)) {
 			if (write)
-				memcpy(e->frame + off, (const char *)buf + done, n);
+				frame_copy(e->frame + off, (const char *)buf + done, n);
 			else
-				memcpy((char *)buf + done, e->frame + off, n);
+				frame_copy((char *)buf + done, e->frame + off, n);
 			pthread_rwlock_unlock(&dev->tlb_lock);
 			stat_inc(dev, hits);
 			done += n;
