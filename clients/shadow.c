@@ -18,8 +18,9 @@
  *
  * Faults follow mmu_invalidate_seq: snapshot it under mmu_lock, fault the
  * page in with GUP (no long-term pin), and install under mmu_lock only if
- * no invalidation is in progress and none ran since the snapshot; then drop
- * the GUP reference.  The notifier, not a reference, keeps the spte valid:
+ * no invalidation covering the page is in progress (the union of the
+ * ranges in progress is kept, as kvm keeps it) and none ended since the
+ * snapshot; then drop the GUP reference.  The notifier, not a reference, keeps the spte valid:
  * every change of the primary PTE starts with invalidate_range_start,
  * which zaps the spte before the frame can be freed, moved, merged or
  * write-protected.
@@ -65,6 +66,8 @@ struct shadow_vm {
 	pthread_mutex_t mmu_lock;		/* protects everything below */
 	unsigned long mmu_invalidate_seq;
 	long mmu_invalidate_in_progress;
+	uint64_t mmu_invalidate_start;		/* union of the ranges in progress */
+	uint64_t mmu_invalidate_end;
 	bool released;
 	uint64_t *pfns;				/* pfn of each present spte */
 	char *arena;				/* frame of pfn 0, learnt from GUP */
@@ -103,6 +106,19 @@ static bool clip_range(struct shadow_vm *vm, uint64_t *start, uint64_t *end)
 	*start = s;
 	*end = e;
 	return true;
+}
+
+/*
+ * Must a fault of @gpa wait or give up its result?  Only while an
+ * invalidation covering it is in progress, or if one ended since @seq was
+ * sampled (kvm's mmu_invalidate_retry_gfn).  Context: mmu_lock held.
+ */
+static bool mmu_invalidate_retry(struct shadow_vm *vm, uint64_t gpa, unsigned long seq)
+{
+	if (vm->mmu_invalidate_in_progress && gpa >= vm->mmu_invalidate_start &&
+	    gpa < vm->mmu_invalidate_end)
+		return true;
+	return vm->mmu_invalidate_seq != seq;
 }
 
 /* ---- the vCPU side ---- */
@@ -192,13 +208,13 @@ static int shadow_page_fault(struct shadow_vm *vm, uint64_t gpa, bool write)
 			pthread_mutex_unlock(&vm->mmu_lock);
 			return 0;
 		}
-		if (vm->mmu_invalidate_in_progress) {
+		seq = vm->mmu_invalidate_seq;
+		if (mmu_invalidate_retry(vm, gpa, seq)) {
 			pthread_mutex_unlock(&vm->mmu_lock);
 			stat_inc(vm, retries);
 			sched_yield();
 			continue;
 		}
-		seq = vm->mmu_invalidate_seq;
 		pthread_mutex_unlock(&vm->mmu_lock);
 
 		err = umm_get_user_page(vm->mm, gpa & PAGE_MASK, write ? UMM_GUP_WRITE : 0, &page);
@@ -207,8 +223,7 @@ static int shadow_page_fault(struct shadow_vm *vm, uint64_t gpa, bool write)
 		frame = umm_page_address(page);
 
 		pthread_mutex_lock(&vm->mmu_lock);
-		if (!vm->released && !vm->mmu_invalidate_in_progress &&
-		    vm->mmu_invalidate_seq == seq) {
+		if (!vm->released && !mmu_invalidate_retry(vm, gpa, seq)) {
 			uint64_t pfn = umm_page_pfn(page);
 
 			/* a read maps read-only: the frame may be the zero frame or COW-shared */
@@ -349,20 +364,27 @@ static int shadow_invalidate_range_start(struct umm_mmu_notifier *mn,
 		return -EAGAIN;
 	}
 	stat_inc(vm, invalidations);
-	vm->mmu_invalidate_in_progress++;
+	if (!vm->mmu_invalidate_in_progress++) {
+		vm->mmu_invalidate_start = start;
+		vm->mmu_invalidate_end = end;
+	} else {
+		if (start < vm->mmu_invalidate_start)
+			vm->mmu_invalidate_start = start;
+		if (end > vm->mmu_invalidate_end)
+			vm->mmu_invalidate_end = end;
+	}
 	nr = zap_range(vm, start, end);
-	if (nr) {
-		if (!blockable && vcpus_in_guest(vm)) {
-			/* no end will come for a refused start */
-			vm->mmu_invalidate_in_progress--;
-			vm->mmu_invalidate_seq++;
-			pthread_mutex_unlock(&vm->mmu_lock);
-			stat_add(vm, zaps, nr);
-			stat_inc(vm, eagain);
-			return -EAGAIN;
-		}
+	stat_add(vm, zaps, nr);
+	if (nr && !blockable && vcpus_in_guest(vm)) {
+		/* waiting is not allowed; and no end will come for a refused start */
+		vm->mmu_invalidate_in_progress--;
+		vm->mmu_invalidate_seq++;
+		pthread_mutex_unlock(&vm->mmu_lock);
+		stat_inc(vm, eagain);
+		return -EAGAIN;
+	}
+	if (nr && blockable) {
 		shadow_flush_remote_tlbs(vm);
-		stat_add(vm, zaps, nr);
 		stat_inc(vm, flushes);
 	}
 	umm_mmu_notifier_check_unmap(&vm->mn, start, end);

@@ -994,6 +994,7 @@ static bool stress_run(unsigned int paths)
 	int node = 0, status;
 
 	ASSERT_TRUE(s);
+	atomic_store(&log_errors, 0);
 	s->seed = tap_seed();
 	s->paths = paths;
 	s->racer_rnd = s->seed ^ 0x5bd1e995;
