@@ -74,16 +74,11 @@ struct shadow_vm {
 	struct shadow_vcpu *vcpus[SHADOW_MAX_VCPUS];
 	int nr_vcpus;
 
-	struct {
-		_Atomic unsigned long faults, retries, zaps, flushes, young, change_pte,
-				      eagain, invalidations, unpaired;
-	} stat;
+	struct shadow_stats stat;		/* updated with __atomic builtins */
 };
 
-#define stat_inc(vm, field) \
-	atomic_fetch_add_explicit(&(vm)->stat.field, 1, memory_order_relaxed)
-#define stat_add(vm, field, n) \
-	atomic_fetch_add_explicit(&(vm)->stat.field, (n), memory_order_relaxed)
+#define stat_add(vm, field, n) __atomic_fetch_add(&(vm)->stat.field, (n), __ATOMIC_RELAXED)
+#define stat_inc(vm, field) stat_add(vm, field, 1)
 
 static inline struct shadow_vm *to_vm(struct umm_mmu_notifier *mn)
 {
@@ -559,6 +554,13 @@ void shadow_vm_destroy(struct shadow_vm *vm)
 {
 	if (!vm)
 		return;
+	/*
+	 * Stop the VM first, as a driver stops its device: nothing is cached
+	 * once unregister takes the notifier off the mm's list, so an
+	 * invalidation that no longer reaches us cannot leave a stale spte
+	 * (umm's unregister unlists before it calls ->release).
+	 */
+	shadow_release(&vm->mn, vm->mm);
 	umm_mmu_notifier_unregister(&vm->mn, vm->mm);
 	pthread_mutex_destroy(&vm->mmu_lock);
 	free(vm->pfns);
@@ -626,15 +628,11 @@ unsigned int shadow_spte(struct shadow_vm *vm, uint64_t gpa, uint64_t *pfn)
 
 void shadow_vm_stats(struct shadow_vm *vm, struct shadow_stats *st)
 {
-	st->faults = atomic_load(&vm->stat.faults);
-	st->retries = atomic_load(&vm->stat.retries);
-	st->zaps = atomic_load(&vm->stat.zaps);
-	st->flushes = atomic_load(&vm->stat.flushes);
-	st->young = atomic_load(&vm->stat.young);
-	st->change_pte = atomic_load(&vm->stat.change_pte);
-	st->eagain = atomic_load(&vm->stat.eagain);
-	st->invalidations = atomic_load(&vm->stat.invalidations);
-	st->unpaired = atomic_load(&vm->stat.unpaired);
+	const unsigned long *from = (const unsigned long *)&vm->stat;
+	unsigned long *to = (unsigned long *)st;
+
+	for (size_t i = 0; i < sizeof(*st) / sizeof(*to); i++)
+		to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
 }
 
 struct umm_mmu_notifier *shadow_vm_notifier(struct shadow_vm *vm)

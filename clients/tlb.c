@@ -60,16 +60,11 @@ struct tlb_dev {
 	pthread_mutex_t wait_lock;	/* ends wake drop-ins waiting for active == 0 */
 	pthread_cond_t wait_cond;
 
-	struct {
-		_Atomic unsigned long hits, misses, dropins, dropin_waits, retries, flushes,
-				      flushed, evictions, eagain, unpaired;
-	} stat;
+	struct tlb_stats stat;		/* updated with __atomic builtins */
 };
 
-#define stat_inc(dev, field) \
-	atomic_fetch_add_explicit(&(dev)->stat.field, 1, memory_order_relaxed)
-#define stat_add(dev, field, n) \
-	atomic_fetch_add_explicit(&(dev)->stat.field, (n), memory_order_relaxed)
+#define stat_add(dev, field, n) __atomic_fetch_add(&(dev)->stat.field, (n), __ATOMIC_RELAXED)
+#define stat_inc(dev, field) stat_add(dev, field, 1)
 
 static inline struct tlb_dev *to_dev(struct umm_mmu_notifier *mn)
 {
@@ -351,6 +346,8 @@ void tlb_dev_destroy(struct tlb_dev *dev)
 {
 	if (!dev)
 		return;
+	/* flush and refuse drop-ins before leaving the list: see shadow_vm_destroy() */
+	tlb_release(&dev->mn, dev->mm);
 	umm_mmu_notifier_unregister(&dev->mn, dev->mm);
 	pthread_cond_destroy(&dev->wait_cond);
 	pthread_mutex_destroy(&dev->wait_lock);
@@ -378,16 +375,11 @@ int tlb_dev_lookup(struct tlb_dev *dev, uint64_t addr, uint64_t *pfn, bool *writ
 
 void tlb_dev_stats(struct tlb_dev *dev, struct tlb_stats *st)
 {
-	st->hits = atomic_load(&dev->stat.hits);
-	st->misses = atomic_load(&dev->stat.misses);
-	st->dropins = atomic_load(&dev->stat.dropins);
-	st->dropin_waits = atomic_load(&dev->stat.dropin_waits);
-	st->retries = atomic_load(&dev->stat.retries);
-	st->flushes = atomic_load(&dev->stat.flushes);
-	st->flushed = atomic_load(&dev->stat.flushed);
-	st->evictions = atomic_load(&dev->stat.evictions);
-	st->eagain = atomic_load(&dev->stat.eagain);
-	st->unpaired = atomic_load(&dev->stat.unpaired);
+	const unsigned long *from = (const unsigned long *)&dev->stat;
+	unsigned long *to = (unsigned long *)st;
+
+	for (size_t i = 0; i < sizeof(*st) / sizeof(*to); i++)
+		to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
 }
 
 struct umm_mmu_notifier *tlb_dev_notifier(struct tlb_dev *dev)
