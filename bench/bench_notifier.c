@@ -401,7 +401,7 @@ static void *access_thread(void *arg)
 {
 	struct access_run *a = arg;
 	uint64_t rnd = a->seed, sum = 0, t0;
-	long ops = opt.quick ? 200000 : 2000000;
+	long ops = opt.quick ? 100000 : 500000;
 
 	pthread_barrier_wait(a->go);
 	t0 = now_ns();
