@@ -497,6 +497,87 @@ static bool test_shadow_oom_reap(void) { return test_oom_reap(P_VCPU); }
 static bool test_tlb_oom_reap(void) { return test_oom_reap(P_DEV); }
 
 /*
+ * The OOM reaper against clients in use: a vCPU and a device thread keep
+ * writing while the main thread reaps over and over.  The reaper's
+ * non-blockable starts must never sleep (the checker's might_sleep check):
+ * a client that would have to wait for an access in flight answers
+ * -EAGAIN, and the reaper reports it; afterwards what is mapped is
+ * coherent and nothing leaked.
+ */
+struct reap_run {
+	struct accessor a;
+	atomic_bool *stop;
+	long ops;
+};
+
+static void *reap_accessor(void *arg)
+{
+	struct reap_run *rr = arg;
+	uint64_t rnd = 0x1234567 + rr->a.path;
+
+	while (!atomic_load(rr->stop)) {
+		uint64_t x = tap_rand(&rnd), v = x;
+
+		acc_write(&rr->a, AT(x % U_PAGES) + ((x >> 8) % (PS / 8)) * 8, &v, 8);
+		rr->ops++;
+	}
+	return NULL;
+}
+
+static bool test_oom_reap_racing(void)
+{
+	struct reap_run rr[2];
+	struct shadow_stats sst;
+	struct tlb_stats tst;
+	atomic_bool stop = false;
+	long ok = 0, again = 0;
+	pthread_t th[2];
+	struct cl c;
+	int r;
+
+	ASSERT_TRUE(cl_init(&c, P_VCPU));
+	r = umm_mm_oom_reap(c.f.mm);
+	if (r == -ENOSYS) {
+		TAP_DIAG("umm_mm_oom_reap: -ENOSYS, not tested");
+		return cl_fini(&c);
+	}
+	ASSERT_OK(tlb_dev_create(c.f.mm, &c.dev));
+	rr[0] = (struct reap_run){ .a = c.a, .stop = &stop };
+	rr[1] = (struct reap_run){ .a = { .path = P_DEV, .mm = c.f.mm, .dev = c.dev },
+				   .stop = &stop };
+	for (int i = 0; i < 2; i++)
+		ASSERT_EQ(pthread_create(&th[i], NULL, reap_accessor, &rr[i]), 0);
+	for (int i = 0; i < (tap_short() ? 200 : 2000); i++) {
+		r = umm_mm_oom_reap(c.f.mm);
+		if (r == -EAGAIN)
+			again++;
+		else if (r == 0)
+			ok++;
+		else
+			break;
+		sched_yield();
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	ASSERT_TRUE(r == 0 || r == -EAGAIN);
+	shadow_vm_stats(c.vm, &sst);
+	tlb_dev_stats(c.dev, &tst);
+	TAP_DIAG("reaps: %ld done, %ld -EAGAIN; shadow refused %lu, tlb refused %lu; "
+		 "%ld vCPU and %ld device writes", ok, again, sst.eagain, tst.eagain, rr[0].ops,
+		 rr[1].ops);
+	ASSERT_GE(ok, 1);
+	ASSERT_EQ(tst.unpaired, 0);
+	/* quiescent: a last reap succeeds, and leaves nothing cached */
+	ASSERT_OK(umm_mm_oom_reap(c.f.mm));
+	for (int p = 0; p < U_PAGES; p++) {
+		ASSERT_EQ(cl_cached(&c, AT(p), NULL), 0);
+		ASSERT_EQ(tlb_dev_lookup(c.dev, AT(p), NULL, NULL), 0);
+	}
+	return cl_fini(&c);
+}
+
+/*
  * Clients registered and unregistered in a loop (each accessing a little
  * while it lives) while another thread unmaps, maps and writes the range:
  * no client may see an end without its start, and what a client reads
@@ -1121,6 +1202,7 @@ int main(void)
 	RUN_TEST(test_tlb_release);
 	RUN_TEST(test_shadow_oom_reap);
 	RUN_TEST(test_tlb_oom_reap);
+	RUN_TEST(test_oom_reap_racing);
 	RUN_TEST(test_register_race);
 	RUN_TEST(test_stress_shadow);
 	RUN_TEST(test_stress_tlb);
