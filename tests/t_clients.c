@@ -85,13 +85,26 @@ static void log_hook(void *ctx, int level, const char *msg)
 		atomic_fetch_add(&log_errors, 1);
 }
 
-/* A machine that runs the protocol checker, and one mm. */
-static bool cfix_init(struct fix *f, size_t phys, unsigned int nodes)
+/* A machine that runs the protocol checker (and swaps to @swap if set), and one mm. */
+static bool cfix_init_swap(struct fix *f, size_t phys, unsigned int nodes, const char *swap)
 {
-	ASSERT_OK(make_machine(phys, nodes, UMM_CONFIG_NOTIFIER_CHECKER, &f->u));
+	struct umm_config cfg;
+
+	umm_config_init(&cfg);
+	cfg.phys_bytes = phys;
+	cfg.nr_nodes = nodes;
+	cfg.flags = UMM_CONFIG_NOTIFIER_CHECKER;
+	cfg.swap_path = swap;
+	cfg.swap_bytes = swap ? 16 << 20 : 0;
+	ASSERT_OK(umm_create(&cfg, &f->u));
 	umm_set_log(f->u, log_hook, NULL);
 	ASSERT_OK(umm_mm_create(f->u, &f->mm));
 	return true;
+}
+
+static bool cfix_init(struct fix *f, size_t phys, unsigned int nodes)
+{
+	return cfix_init_swap(f, phys, nodes, NULL);
 }
 
 static bool no_violations(struct umm *u)
@@ -995,7 +1008,7 @@ static void racer_step(struct stress *s)
 		if (s->have_reclaim && !r) {
 			unsigned long got;
 
-			r = umm_reclaim(s->f.u, 8, &got);
+			r = umm_reclaim(s->f.u, 32, &got);
 			if (r == -ENOMEM || r == -EAGAIN || r == -EBUSY)
 				r = 0;	/* nothing evictable without swap */
 		}
@@ -1080,7 +1093,7 @@ static bool stress_run(unsigned int paths)
 	s->paths = paths;
 	s->racer_rnd = s->seed ^ 0x5bd1e995;
 	pthread_mutex_init(&s->lock, NULL);
-	ASSERT_TRUE(cfix_init(&s->f, 64 << 20, 2));
+	ASSERT_TRUE(cfix_init_swap(&s->f, 64 << 20, 2, tmp_path("swap")));
 	/* owners: one on the CPU path, then per_path per client */
 	s->owners[s->nr_owners++].a = (struct accessor){ .path = P_CPU, .mm = s->f.mm };
 	for (int k = 0; k < per_path; k++) {
@@ -1167,6 +1180,13 @@ static bool stress_run(unsigned int paths)
 		ASSERT_GE(st.flushed, 1);
 	}
 	ASSERT_GE(s->nr_forks, 1);
+	if (s->have_reclaim) {
+		struct umm_vmscan_stat vs;
+
+		umm_get_vmscan_stat(s->f.u, &vs);
+		TAP_DIAG("reclaim: %" PRIu64 " pages swapped out, %" PRIu64 " in, %" PRIu64
+			 " migrated", vs.pswpout, vs.pswpin, vs.pgmigrate_success);
+	}
 	for (int i = 0; i < s->nr_owners; i++)
 		shadow_vcpu_destroy(s->owners[i].a.vcpu);
 	shadow_vcpu_destroy(s->check_vcpu);
@@ -1186,6 +1206,10 @@ static bool test_stress_both(void) { return stress_run(1u << P_VCPU | 1u << P_DE
 
 int main(void)
 {
+	if (!tmp_init("clients")) {
+		printf("1..0 # SKIP mkdtemp: %s\n", strerror(errno));
+		return 0;
+	}
 	RUN_TEST(test_shadow_basic);
 	RUN_TEST(test_tlb_basic);
 	RUN_TEST(test_shadow_cow_fork);
@@ -1207,5 +1231,6 @@ int main(void)
 	RUN_TEST(test_stress_shadow);
 	RUN_TEST(test_stress_tlb);
 	RUN_TEST(test_stress_both);
+	tmp_cleanup();
 	return tap_done();
 }
