@@ -164,10 +164,10 @@ struct cl {
 	struct accessor a;
 };
 
-static bool cl_init(struct cl *c, enum path path)
+static bool cl_init_swap(struct cl *c, enum path path, const char *swap)
 {
 	memset(c, 0, sizeof(*c));
-	ASSERT_TRUE(cfix_init(&c->f, 32 << 20, 1));
+	ASSERT_TRUE(cfix_init_swap(&c->f, 32 << 20, 1, swap));
 	ASSERT_OK(map_at(c->f.mm, AT(0), U_PAGES, RW, PRIV));
 	c->a.path = path;
 	c->a.mm = c->f.mm;
@@ -181,6 +181,11 @@ static bool cl_init(struct cl *c, enum path path)
 		c->a.dev = c->dev;
 	}
 	return true;
+}
+
+static bool cl_init(struct cl *c, enum path path)
+{
+	return cl_init_swap(c, path, NULL);
 }
 
 static unsigned long cl_unpaired(struct cl *c)
@@ -400,6 +405,40 @@ static bool test_dontneed(enum path path)
 
 static bool test_shadow_dontneed(void) { return test_dontneed(P_VCPU); }
 static bool test_tlb_dontneed(void) { return test_dontneed(P_DEV); }
+
+/*
+ * Reclaim swaps out pages the client caches: their translations must go
+ * (try_to_unmap invalidates), and the client's next access swaps them back
+ * in with the bytes it wrote.
+ */
+static bool test_swap(enum path path)
+{
+	unsigned long got = 0;
+	int out = 0;
+	struct cl c;
+
+	ASSERT_TRUE(cl_init_swap(&c, path, tmp_path(path == P_VCPU ? "swap-vcpu" : "swap-dev")));
+	for (int p = 0; p < U_PAGES; p++)
+		ASSERT_TRUE(acc_put(&c.a, AT(p) + 8 * p, 1000 + p));
+	for (int i = 0; i < 8 && out < U_PAGES / 2; i++) {
+		ASSERT_OK(umm_reclaim(c.f.u, 1024, &got));
+		out = 0;
+		for (int p = 0; p < U_PAGES; p++)
+			out += !!(pinfo(c.f.mm, AT(p)).flags & UMM_PI_SWAPPED);
+	}
+	TAP_DIAG("%d of %d pages swapped out", out, U_PAGES);
+	ASSERT_GE(out, 1);
+	for (int p = 0; p < U_PAGES; p++) {
+		if (pinfo(c.f.mm, AT(p)).flags & UMM_PI_SWAPPED)
+			ASSERT_EQ(cl_cached(&c, AT(p), NULL), 0);
+	}
+	for (int p = 0; p < U_PAGES; p++)
+		ASSERT_EQ(acc_get(&c.a, AT(p) + 8 * p), 1000 + p);
+	return cl_fini(&c);
+}
+
+static bool test_shadow_swap(void) { return test_swap(P_VCPU); }
+static bool test_tlb_swap(void) { return test_swap(P_DEV); }
 
 /*
  * Aging: umm_page_referenced() asks the shadow MMU through
@@ -1220,6 +1259,8 @@ int main(void)
 	RUN_TEST(test_tlb_mprotect);
 	RUN_TEST(test_shadow_dontneed);
 	RUN_TEST(test_tlb_dontneed);
+	RUN_TEST(test_shadow_swap);
+	RUN_TEST(test_tlb_swap);
 	RUN_TEST(test_shadow_aging);
 	RUN_TEST(test_tlb_eviction);
 	RUN_TEST(test_shadow_release);
