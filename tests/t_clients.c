@@ -7,12 +7,14 @@
  * the CPU path; COW after fork (a client write after the fork is not seen
  * by the child); munmap (the client's access then fails); mprotect
  * read-only (a client write faults and fails with -EFAULT, reads go on);
- * MADV_DONTNEED (the client reads zeros); for shadow, aging (a page the
- * vCPU touched makes umm_page_referenced() count it, one it did not touch
- * does not) and the read-only mapping of read faults; for tlb, eviction
- * from a full set; release at umm_mm_exit (accesses fail, nothing left
- * cached); the OOM reaper's non-blockable invalidations when the engine
- * has it; and clients registered and unregistered in a loop while another
+ * MADV_DONTNEED (the client reads zeros); reclaim to swap (the cached
+ * translations go, the data comes back through the client); for shadow,
+ * aging (a page the vCPU touched makes umm_page_referenced() count it, one
+ * it did not touch does not) and the read-only mapping of read faults; for
+ * tlb, eviction from a full set; release at umm_mm_exit (accesses fail,
+ * nothing left cached); the OOM reaper's non-blockable invalidations, on
+ * idle clients and on clients in use (they answer -EAGAIN rather than
+ * wait); and clients registered and unregistered in a loop while another
  * thread unmaps, maps and writes (each client counts an end without its
  * start: there must be none).
  *
@@ -21,8 +23,8 @@
  * every page through their path, and a racer forking (children's memory
  * checked for leaked writes), unmapping and mapping, mprotecting,
  * DONTNEEDing and writing a window of its own, calling page_referenced,
- * and running KSM, reclaim and migration when the engine has them (probed
- * once: -ENOSYS means not yet).  Each 8-byte word an owner writes names its
+ * and running KSM, reclaim (the machine swaps) and migration when the
+ * engine has them (probed once: -ENOSYS means not yet).  Each 8-byte word an owner writes names its
  * page, its word and a version; every word anyone reads must be a version
  * of that very word no older than the last write completed before the read
  * began and no newer than the last one begun when it ended, and an owner's
