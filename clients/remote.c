@@ -485,9 +485,10 @@ static void *exp_receiver(void *arg)
 				pthread_cond_broadcast(&exp->cond);
 			}
 			break;
-		case REMOTE_MSG_GOODBYE:
-		default:
+		case REMOTE_MSG_GOODBYE:	/* it promises it unmapped everything */
 			exp_peer_gone(exp);
+			break;
+		default:			/* not trusted to mean anything */
 			break;
 		}
 		pthread_mutex_unlock(&exp->lock);
@@ -789,7 +790,10 @@ static int imp_fault(struct remote_import *imp, uint64_t addr, bool write)
 	slot->done = false;
 	slot->id = m.id = ++imp->next_id;
 	imp->st.faults++;
+	/* not under imp->lock: the receiver must never wait behind a full socket */
+	pthread_mutex_unlock(&imp->lock);
 	err = msg_send(imp->sock, &m, -1);
+	pthread_mutex_lock(&imp->lock);
 	while (!err && !slot->done && !imp->peer_gone)
 		pthread_cond_wait(&imp->cond, &imp->lock);
 	if (!err)

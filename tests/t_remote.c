@@ -961,7 +961,14 @@ static bool stress_verify(struct rig *r, const struct layout *l, const uint64_t 
 	return true;
 }
 
-static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, double secs)
+/*
+ * One run: @nexp exporter owners and the racer here, @nimp importer owners
+ * there, for @secs.  With @kill, the importer is killed a third of the way
+ * in, holding mappings: the exporter's side must run to the end (no
+ * invalidation may wait for it) and its own pages must still be exact.
+ */
+static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, double secs,
+		       bool kill_importer)
 {
 	struct layout l = {
 		.npages = npages, .nzap = npages / 4, .nexp = nexp, .nimp = nimp,
@@ -975,7 +982,9 @@ static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, do
 	uint64_t *ctr, w[PS / 8];
 	struct remote_export_stat est;
 	unsigned long writes = 0, reads = 0, efault = 0, errors = 0;
+	struct layout li;
 	struct rig r;
+	int status;
 
 	ASSERT_TRUE(nexp <= 8 && npages <= MAX_PAGES);
 	l.seed = tap_seed();
@@ -996,7 +1005,10 @@ static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, do
 	rc.has_reclaim = engine_has(&r, 1);
 	rc.has_migrate = engine_has(&r, 2);
 
-	memcpy(c.arg, &l, sizeof(l));
+	li = l;
+	if (kill_importer)
+		li.duration_ms *= 100;		/* it will not see the end */
+	memcpy(c.arg, &li, sizeof(li));
 	ASSERT_EQ(send(r.ctl, &c, sizeof(c), MSG_NOSIGNAL), sizeof(c));
 	for (unsigned int t = 0; t < nexp; t++) {
 		struct owner_run *o = &runs[t];
@@ -1014,6 +1026,12 @@ static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, do
 		ASSERT_OK(-pthread_create(&tids[t], NULL, owner_thread, o));
 	}
 	ASSERT_OK(-pthread_create(&rtid, NULL, racer_thread, &rc));
+	if (kill_importer) {
+		sleep_us((long)(secs * 1e6 / 3));
+		kill(r.pid, SIGKILL);
+		waitpid(r.pid, &status, 0);
+		r.pid = 0;
+	}
 	pthread_join(rtid, NULL);
 	for (unsigned int t = 0; t < nexp; t++) {
 		struct owner_run *o = &runs[t];
@@ -1029,7 +1047,10 @@ static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, do
 	}
 	if (rc.errors)
 		TAP_DIAG("racer: %s", rc.what);
-	ASSERT_EQ(recv(r.ctl, &c, sizeof(c), 0), sizeof(c));
+	memset(c.arg, 0, sizeof(c.arg));
+	c.ret = 0;
+	if (!kill_importer)
+		ASSERT_EQ(recv(r.ctl, &c, sizeof(c), 0), sizeof(c));
 	est = exp_stat(&r);
 	TAP_DIAG("exporter: %lu writes %lu reads %lu efault; importer: %" PRIu64 " writes %"
 		 PRIu64 " reads %" PRIu64 " efault; %lu faults (%lu retried), %lu invalidations"
@@ -1047,14 +1068,31 @@ static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, do
 	ASSERT_EQ(errors, 0);
 	ASSERT_EQ(rc.errors, 0);
 	ASSERT_EQ(c.ret, 0);
-	ASSERT_TRUE(writes > 0 && c.arg[0] > 0 && c.arg[1] > 0);
-	/* the importer's counters for its pages complete the model */
-	for (uint64_t p = 0; p < npages; p++)
-		if (!owner_is_exporter(&l, owner_of(&l, p)))
-			ctr[p] = ((uint64_t *)c.data)[p];
-	ASSERT_TRUE(stress_verify(&r, &l, ctr));
-	/* quiescent, the importer idle but mapping pages: they hold no reference */
-	ASSERT_GE(exp_stat(&r).mapped, 1);
+	ASSERT_TRUE(writes > 0 && est.faults > 0);
+	if (kill_importer) {
+		/* its pages are frozen: check the exporter's exactly, its loosely */
+		ASSERT_TRUE(est.peer_gone);
+		ASSERT_EQ(est.mapped, 0);
+		for (uint64_t p = 0; p < npages; p++) {
+			unsigned int owner = owner_of(&l, p);
+			uint64_t min;
+
+			ASSERT_EQ(umm_read(r.mm, BASE + PG(p), w, PS), PS);
+			if (owner_is_exporter(&l, owner))
+				ASSERT_TRUE(stamp_exact(w, p, owner, ctr[p], zappable(&l, p)));
+			else
+				ASSERT_EQ(stamp_loose(w, p, owner, zappable(&l, p), &min), -1);
+		}
+	} else {
+		ASSERT_TRUE(c.arg[0] > 0 && c.arg[1] > 0);
+		/* the importer's counters for its pages complete the model */
+		for (uint64_t p = 0; p < npages; p++)
+			if (!owner_is_exporter(&l, owner_of(&l, p)))
+				ctr[p] = ((uint64_t *)c.data)[p];
+		ASSERT_TRUE(stress_verify(&r, &l, ctr));
+		/* quiescent, the importer idle but mapping pages: they hold no reference */
+		ASSERT_GE(exp_stat(&r).mapped, 1);
+	}
 	ASSERT_TRUE(machine_valid(r.u));
 	free(ctr);
 	return rig_down(&r);
@@ -1067,7 +1105,13 @@ static double budget_s(double normal)
 
 static bool test_stress(void)
 {
-	return stress_run(2, 2, 64, budget_s(3));
+	return stress_run(2, 2, 64, budget_s(3), false);
+}
+
+/* The importer killed in the middle of a stress run. */
+static bool test_stress_importer_dies(void)
+{
+	return stress_run(2, 2, 64, budget_s(1.5), true);
 }
 
 int main(int argc, char **argv)
@@ -1083,5 +1127,6 @@ int main(int argc, char **argv)
 	RUN_TEST(test_release);
 	RUN_TEST(test_oom_reap);
 	RUN_TEST(test_stress);
+	RUN_TEST(test_stress_importer_dies);
 	return tap_done();
 }
