@@ -253,13 +253,20 @@ static int remote_invalidate_range_start(struct umm_mmu_notifier *sub,
 
 	if (!exp_clip(exp, &start, &end))
 		return 0;
-	pthread_mutex_lock(&exp->lock);
-	if (!(range->flags & UMM_MMU_NOTIFIER_RANGE_BLOCKABLE) &&
-	    exp_any_mapped(exp, start, end)) {
-		/* waiting for the importer's ACK would sleep */
-		exp->st.eagain++;
-		pthread_mutex_unlock(&exp->lock);
-		return -EAGAIN;
+	if (!(range->flags & UMM_MMU_NOTIFIER_RANGE_BLOCKABLE)) {
+		/*
+		 * Waiting for the importer's ACK would sleep, and so could
+		 * waiting for the lock (its holder may be sending): give up.
+		 */
+		if (pthread_mutex_trylock(&exp->lock))
+			return -EAGAIN;
+		if (exp_any_mapped(exp, start, end)) {
+			exp->st.eagain++;
+			pthread_mutex_unlock(&exp->lock);
+			return -EAGAIN;
+		}
+	} else {
+		pthread_mutex_lock(&exp->lock);
 	}
 	exp->inval_active++;
 	exp->inval_seq++;
