@@ -198,6 +198,8 @@ struct umm {
 	void *log_ctx;
 	_Atomic long nr_pgtables;
 
+	struct mn_checker *mn_check;	/* UMM_CONFIG_NOTIFIER_CHECKER (mmu_notifier_check.c) */
+
 	/* page-table pages: a pool of huge-page-backed chunks (pgtable.c) */
 	spinlock_t pt_lock;
 	struct pt_chunk *pt_chunks;
@@ -432,6 +434,7 @@ struct umm_mm {
 	_Atomic int mm_count;			/* references to the struct */
 	uint64_t mmap_base;
 	bool dead;
+	_Atomic bool unstable;			/* OOM-reaped: faults fail (MMF_UNSTABLE) */
 	struct list_head mmlist;		/* in umm->mm_list */
 	_Atomic(void *) notifier_subscriptions;	/* MMU notifiers (mmu_notifier.c) */
 };
@@ -587,6 +590,8 @@ static inline bool mm_has_notifiers(struct umm_mm *mm)
 struct mmu_notifier_range {
 	struct umm_mmu_notifier_range r;	/* what subscribers see */
 	bool entered;				/* start reached subscribers: end must too */
+	bool itree;				/* counted active on the interval tree */
+	const char *origin;			/* the path that set it up (__func__) */
 };
 
 int __mmu_notifier_invalidate_range_start(struct mmu_notifier_range *range);
@@ -599,9 +604,29 @@ void __mmu_notifier_invalidate_secondary_tlbs(struct umm_mm *mm, uint64_t start,
 void __mmu_notifier_release(struct umm_mm *mm);
 void mmu_notifier_subscriptions_destroy(struct umm_mm *mm);
 
-static inline void mmu_notifier_range_init(struct mmu_notifier_range *range,
-					   enum umm_mmu_notifier_event event, struct umm_mm *mm,
-					   uint64_t start, uint64_t end)
+/* The protocol checker (mmu_notifier_check.c), when the machine has one. */
+int mn_check_init(struct umm *u);
+void mn_check_exit(struct umm *u);
+int mn_check_validate(struct umm *u, char *msg, size_t len);
+void mn_check_range_start(struct mmu_notifier_range *range, const void *caller);
+void mn_check_delivered(struct mmu_notifier_range *range, const void *sub);
+void mn_check_range_abort(struct mmu_notifier_range *range);
+bool mn_check_range_end(struct mmu_notifier_range *range, const void *caller);
+void mn_check_sub_gone(struct umm *u, const void *sub, const char *why);
+void mn_check_sub_new(struct umm *u, const void *sub);
+void mn_check_nonblock_enter(struct umm *u);
+void mn_check_nonblock_exit(void);
+void mn_check_change_pte(struct umm_mm *mm, uint64_t addr, uint64_t pfn);
+void __mn_check_frame_free(struct umm *u, uint64_t pfn);
+static inline void mn_check_frame_free(struct umm *u, uint64_t pfn)
+{
+	if (unlikely(u->mn_check))
+		__mn_check_frame_free(u, pfn);
+}
+
+static inline void __mmu_notifier_range_init(struct mmu_notifier_range *range,
+					     enum umm_mmu_notifier_event event, struct umm_mm *mm,
+					     uint64_t start, uint64_t end, const char *origin)
 {
 	range->r.mm = mm;
 	range->r.start = start;
@@ -610,7 +635,12 @@ static inline void mmu_notifier_range_init(struct mmu_notifier_range *range,
 	range->r.flags = UMM_MMU_NOTIFIER_RANGE_BLOCKABLE;
 	range->r.owner = NULL;
 	range->entered = false;
+	range->itree = false;
+	range->origin = origin;
 }
+/* The range remembers the function that set it up, for the checker's reports. */
+#define mmu_notifier_range_init(range, event, mm, start, end) \
+	__mmu_notifier_range_init(range, event, mm, start, end, __func__)
 
 /* Return: 0, or -EAGAIN from a non-blockable start (then no end follows). */
 static inline int mmu_notifier_invalidate_range_start(struct mmu_notifier_range *range)

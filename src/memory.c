@@ -287,6 +287,8 @@ int handle_mm_fault(struct vm_area_struct *vma, uint64_t addr, unsigned int flag
 	pte_t pte;
 
 	count_vm_event(mm->u, PGFAULT);
+	if (unlikely(atomic_load_explicit(&mm->unstable, memory_order_relaxed)))
+		return -EFAULT;		/* reaped: its memory is not coming back */
 	ptep = pte_offset(mm, addr, true, &pt);
 	if (!ptep)
 		return -ENOMEM;

@@ -8,18 +8,6 @@
  */
 #include "internal.h"
 
-int umm_mmu_interval_notifier_insert(struct umm_mmu_interval_notifier *sub, struct umm_mm *mm,
-				     uint64_t start, uint64_t length,
-				     const struct umm_mmu_interval_notifier_ops *ops)
-{
-	return -ENOSYS;
-}
-void umm_mmu_interval_notifier_remove(struct umm_mmu_interval_notifier *sub) { }
-unsigned long umm_mmu_interval_read_begin(struct umm_mmu_interval_notifier *sub) { return 0; }
-bool umm_mmu_interval_read_retry(struct umm_mmu_interval_notifier *sub, unsigned long seq) { return true; }
-bool umm_mmu_interval_check_retry(struct umm_mmu_interval_notifier *sub, unsigned long seq) { return true; }
-void umm_mmu_interval_set_seq(struct umm_mmu_interval_notifier *sub, unsigned long seq) { }
-
 int umm_ksm_get_params(struct umm *u, struct umm_ksm_params *p) { return -ENOSYS; }
 int umm_ksm_set_params(struct umm *u, const struct umm_ksm_params *p) { return -ENOSYS; }
 int umm_ksm_set_run(struct umm *u, int run) { return -ENOSYS; }
@@ -42,13 +30,11 @@ int umm_move_pages(struct umm_mm *mm, unsigned long count, const uint64_t *addrs
 {
 	return -ENOSYS;
 }
-
-int umm_mm_oom_reap(struct umm_mm *mm) { return -ENOSYS; }
-void umm_mmu_notifier_check_map(struct umm_mmu_notifier *sub, uint64_t addr, uint64_t pfn) { }
-void umm_mmu_notifier_check_unmap(struct umm_mmu_notifier *sub, uint64_t start, uint64_t end) { }
-void umm_mmu_interval_check_map(struct umm_mmu_interval_notifier *sub, uint64_t addr,
-				uint64_t pfn, unsigned long seq) { }
-void umm_mmu_interval_check_unmap(struct umm_mmu_interval_notifier *sub, uint64_t start,
-				  uint64_t end) { }
-void umm_might_sleep(void) { }
-unsigned long umm_mmu_notifier_checker_violations(struct umm *u) { return 0; }
+int umm_compact(struct umm *u, int nid, uint64_t nr_frames, uint64_t *start_pfn) { return -ENOSYS; }
+void umm_get_vmscan_stat(struct umm *u, struct umm_vmscan_stat *st)
+{
+	if (st)
+		memset(st, 0, sizeof(*st));
+}
+int umm_fault_inject(struct umm *u, int kind, unsigned int probability_ppm, long times) { return -ENOSYS; }
+uint64_t umm_fault_injected(struct umm *u, int kind) { return 0; }

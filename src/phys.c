@@ -226,6 +226,7 @@ void free_unref_page(struct umm *u, struct umm_page *p)
 
 	VM_BUG_ON(PageReserved(p));
 	VM_BUG_ON(atomic_load(&p->_mapcount) != -1);
+	mn_check_frame_free(u, pfn);
 	atomic_store_explicit(&p->mapping, 0, memory_order_relaxed);
 	p->index = 0;
 	p->private = 0;

@@ -86,9 +86,16 @@ int umm_create(const struct umm_config *cfg, struct umm **out)
 	err = phys_init(u);
 	if (err)
 		goto out_unregister;
+	if (cfg->flags & UMM_CONFIG_NOTIFIER_CHECKER) {
+		err = mn_check_init(u);
+		if (err)
+			goto out_phys;
+	}
 	*out = u;
 	return 0;
 
+out_phys:
+	phys_exit(u);
 out_unregister:
 	machine_unregister(u);
 out_free:
@@ -136,6 +143,7 @@ void umm_destroy(struct umm *u)
 	}
 	rcu_barrier();		/* anon_vmas waiting for a grace period */
 	pt_pool_exit(u);
+	mn_check_exit(u);
 	phys_exit(u);
 	machine_unregister(u);
 	pthread_mutex_destroy(&u->mm_lock);
@@ -355,6 +363,8 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 	free(c.maps);
 	free(c.cache);
 	free(is_free);
+	if (!c.err)
+		c.err = mn_check_validate(u, msg, msglen);
 	return c.err;
 }
 

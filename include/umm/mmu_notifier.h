@@ -67,9 +67,9 @@ struct umm_mmu_interval_notifier {      /* embed in your own struct */
 	const struct umm_mmu_interval_notifier_ops *ops;
 	/* private fields follow */
 	struct umm_mm *mm;
-	uint64_t start, last;
+	uint64_t start, last;		/* [start, last], inclusive */
 	unsigned long invalidate_seq;
-	void *priv[6];
+	void *priv[12];
 };
 int  umm_mmu_interval_notifier_insert(struct umm_mmu_interval_notifier *sub,
 				      struct umm_mm *mm, uint64_t start, uint64_t length,
