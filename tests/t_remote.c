@@ -733,6 +733,57 @@ static bool test_oom_reap(void)
 	return rig_down(&r);
 }
 
+/*
+ * Shared memory: a MAP_SHARED anonymous range is one object for the parent,
+ * its fork and the importer; and a shared file mapping, where msync's
+ * page_mkclean must take the importer's write permission away so that its
+ * next store dirties the page again and reaches the file.
+ */
+static bool test_shared_and_file(void)
+{
+	struct umm_mm *child;
+	struct umm_file *file;
+	uint64_t st0[5], st1[5], w[PS / 8];
+	char path[128];
+	struct rig r;
+	int fd;
+
+	ASSERT_TRUE(rig_up(&r, 4, 1));
+	ASSERT_OK(map_at(r.mm, AT(0), 2, RW, SHRD));
+	ASSERT_TRUE(imp_write_pat(&r, 0, 1));
+	ASSERT_OK(umm_mm_fork(r.mm, &child));
+	ASSERT_TRUE(check_pat(child, AT(0), 1, 1));
+	ASSERT_TRUE(imp_write_pat(&r, 0, 2));		/* no COW: one object */
+	ASSERT_TRUE(check_pat(child, AT(0), 1, 2));
+	ASSERT_TRUE(write_pat(child, AT(1), 1, 3));
+	ASSERT_TRUE(imp_pat(&r, 1, 3));
+	umm_mm_exit(child);
+
+	snprintf(path, sizeof(path), "/tmp/umm-remote-%d", (int)getpid());
+	fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0644);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(ftruncate(fd, PG(2)), 0);
+	ASSERT_OK(umm_file_open(r.u, path, O_RDWR, &file));
+	ASSERT_OK(map_file(r.mm, AT(2), 2, RW, UMM_MAP_SHARED, file, 0));
+	ASSERT_TRUE(imp_write_pat(&r, 2, 4));
+	ASSERT_OK(umm_msync(r.mm, AT(2), PG(2), UMM_MS_SYNC));
+	ASSERT_EQ(pread(fd, w, PS, 0), PS);
+	ASSERT_TRUE(page_is_pat(w, AT(2), 4));
+	ASSERT_TRUE(rig_stat(&r, st0));
+	ASSERT_TRUE(imp_write_pat(&r, 2, 5));		/* must fault: the PTE is clean */
+	ASSERT_TRUE(rig_stat(&r, st1));
+	ASSERT_EQ(st1[0], st0[0] + 1);
+	ASSERT_OK(umm_msync(r.mm, AT(2), PG(2), UMM_MS_SYNC));
+	ASSERT_EQ(pread(fd, w, PS, 0), PS);
+	ASSERT_TRUE(page_is_pat(w, AT(2), 5));
+	ASSERT_TRUE(machine_valid(r.u));
+	ASSERT_OK(umm_munmap(r.mm, AT(2), PG(2)));
+	umm_file_put(file);
+	close(fd);
+	unlink(path);
+	return rig_down(&r);
+}
+
 /* ---- differential stress ---- */
 
 static ssize_t exp_rd(void *ctx, uint64_t addr, void *buf, size_t len)
@@ -1126,6 +1177,7 @@ int main(int argc, char **argv)
 	RUN_TEST(test_importer_dies);
 	RUN_TEST(test_release);
 	RUN_TEST(test_oom_reap);
+	RUN_TEST(test_shared_and_file);
 	RUN_TEST(test_stress);
 	RUN_TEST(test_stress_importer_dies);
 	return tap_done();
