@@ -17,11 +17,15 @@
  * wait for a reply.
  *
  * Lock order (exporter): exp->lock is taken inside notifier callbacks
- * (under the engine's locks) and never held across a call into umm.
+ * (under the engine's locks), so it is never held across a call into umm
+ * that can fault or invalidate; only the checker's calls and a put of a
+ * page still mapped (a decrement) run under it.  It also orders the
+ * exporter's sends.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +140,7 @@ struct remote_export {
 	struct remote_msg queue[FAULT_QUEUE];	/* FAULTs for the server */
 	unsigned int q_head, q_len;
 	struct remote_export_stat st;
+	atomic_ulong nr_eagain_busy;	/* non-blockable starts that found the lock taken */
 
 	pthread_t rx_thread, fault_thread;
 	bool rx_started, fault_started;
@@ -258,8 +263,10 @@ static int remote_invalidate_range_start(struct umm_mmu_notifier *sub,
 		 * Waiting for the importer's ACK would sleep, and so could
 		 * waiting for the lock (its holder may be sending): give up.
 		 */
-		if (pthread_mutex_trylock(&exp->lock))
+		if (pthread_mutex_trylock(&exp->lock)) {
+			atomic_fetch_add(&exp->nr_eagain_busy, 1);
 			return -EAGAIN;
+		}
 		if (exp_any_mapped(exp, start, end)) {
 			exp->st.eagain++;
 			pthread_mutex_unlock(&exp->lock);
@@ -358,24 +365,43 @@ static const struct umm_mmu_notifier_ops remote_mn_ops = {
 };
 
 /*
- * Serve one FAULT: GUP with the invalidation sequence snapshotted, record
- * the translation only if no invalidation intervened, reply, unpin.
- * Return: the reply's err.
+ * Record the translation of @addr to @pfn and send the reply, in one
+ * critical section with the invalidations' drop-and-send.
+ * Context: exp->lock held; no invalidation since the GUP that found @pfn.
  */
-static int exp_fault(struct remote_export *exp, const struct remote_msg *req)
+static void exp_install(struct remote_export *exp, uint64_t addr, uint64_t pfn, bool write,
+			struct remote_msg *rep)
 {
-	bool write = req->flags & REMOTE_WRITE;
-	struct remote_msg rep = { .type = REMOTE_MSG_FAULT_REPLY, .id = req->id,
-				  .start = req->start };
-	uint64_t addr = req->start & ~(uint64_t)(PS - 1);
-	struct umm_page *page = NULL;
+	struct rpage *p = exp_page(exp, addr);
+
+	/* a record with another pfn cannot be here: its PTE change dropped it */
+	if (!p->mapped) {
+		exp->nr_mapped++;
+		p->writable = false;
+	}
+	p->mapped = true;
+	p->pfn = pfn;
+	p->writable |= write;	/* a read after a write keeps the write permission */
+	p->young = true;
+	umm_mmu_notifier_check_map(&exp->mn, addr, pfn);
+	rep->pfn = pfn;
+	rep->flags = p->writable ? REMOTE_WRITABLE : 0;
+	exp_send(exp, rep);
+}
+
+/*
+ * Fault @addr in and tell the importer: GUP with the invalidation sequence
+ * snapshotted, install only if no invalidation started or ran meanwhile
+ * (else the frame may already be on its way out: retry), drop the GUP
+ * reference.  Return: 0 (reply sent), or the errno to reply.
+ */
+static int exp_fault_in(struct remote_export *exp, uint64_t addr, bool write,
+			struct remote_msg *rep)
+{
+	struct umm_page *page;
 	unsigned long seq;
 	int err;
 
-	if (req->start < exp->start || req->start >= exp->end) {
-		err = -EFAULT;
-		goto reply;
-	}
 	for (;;) {
 		pthread_mutex_lock(&exp->lock);
 		while (exp->inval_active && !exp->released && !exp->stopping)
@@ -384,62 +410,52 @@ static int exp_fault(struct remote_export *exp, const struct remote_msg *req)
 		err = exp->released || exp->stopping ? -ESRCH : 0;
 		pthread_mutex_unlock(&exp->lock);
 		if (err)
-			goto reply;
+			return err;
 
 		err = umm_get_user_page(exp->mm, addr, write ? UMM_GUP_WRITE : 0, &page);
 		if (err)
-			goto reply;
+			return err;
 
 		pthread_mutex_lock(&exp->lock);
 		if (exp->released || exp->stopping) {
 			err = -ESRCH;
 		} else if (exp->inval_active || exp->inval_seq != seq) {
-			/* the PTE may have changed under us: the frame may be stale */
 			exp->st.fault_retries++;
-			pthread_mutex_unlock(&exp->lock);
-			umm_put_page(page);
-			page = NULL;
-			continue;
+			err = -EAGAIN;
 		} else {
-			struct rpage *p = exp_page(exp, addr);
-			uint64_t pfn = umm_page_pfn(page);
-
-			if (!p->mapped) {
-				exp->nr_mapped++;
-				p->writable = false;
-			} else if (p->pfn != pfn) {
-				/* cannot happen: a new frame needs an invalidation */
-				p->writable = false;
-			}
-			p->mapped = true;
-			p->pfn = pfn;
-			p->writable |= write;
-			p->young = true;
-			umm_mmu_notifier_check_map(&exp->mn, addr, pfn);
 			/*
-			 * No long-term pin: the notifier keeps the frame safe.
-			 * The PTE still maps it (no invalidation since GUP), so
-			 * this only drops our count, and it is gone before the
-			 * importer hears of the frame.
+			 * No long-term pin: from here the notifier keeps the
+			 * frame safe.  The PTE still maps it, so this put only
+			 * drops a count, before the importer hears of the frame.
 			 */
 			umm_put_page(page);
-			page = NULL;
-			rep.pfn = pfn;
-			rep.flags = p->writable ? REMOTE_WRITABLE : 0;
-			exp->st.faults++;
-			exp_send(exp, &rep);
+			exp_install(exp, addr, umm_page_pfn(page), write, rep);
+			pthread_mutex_unlock(&exp->lock);
+			return 0;
 		}
 		pthread_mutex_unlock(&exp->lock);
-		if (!err)
-			return 0;
 		umm_put_page(page);
-		break;
+		if (err != -EAGAIN)
+			return err;
 	}
-reply:
-	rep.err = err;
+}
+
+/* Serve one FAULT.  Return: the reply's err. */
+static int exp_fault(struct remote_export *exp, const struct remote_msg *req)
+{
+	struct remote_msg rep = { .type = REMOTE_MSG_FAULT_REPLY, .id = req->id,
+				  .start = req->start };
+	int err = -EFAULT;
+
+	if (req->start >= exp->start && req->start < exp->end)
+		err = exp_fault_in(exp, req->start & ~(uint64_t)(PS - 1),
+				   req->flags & REMOTE_WRITE, &rep);
 	pthread_mutex_lock(&exp->lock);
 	exp->st.faults++;
-	exp_send(exp, &rep);
+	if (err) {
+		rep.err = err;
+		exp_send(exp, &rep);
+	}
 	pthread_mutex_unlock(&exp->lock);
 	return err;
 }
@@ -610,6 +626,7 @@ void remote_export_get_stat(struct remote_export *exp, struct remote_export_stat
 	pthread_mutex_lock(&exp->lock);
 	*st = exp->st;
 	st->mapped = exp->nr_mapped;
+	st->eagain_busy = atomic_load(&exp->nr_eagain_busy);
 	pthread_mutex_unlock(&exp->lock);
 }
 

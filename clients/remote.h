@@ -104,7 +104,8 @@ struct remote_export_stat {
 	unsigned long fault_retries;	/* GUPs redone because an invalidation intervened */
 	unsigned long invalidations;	/* INVALIDATEs sent (and acknowledged) */
 	unsigned long inval_skipped;	/* starts in range that found nothing mapped */
-	unsigned long eagain;		/* non-blockable starts refused */
+	unsigned long eagain;		/* non-blockable starts refused: pages mapped */
+	unsigned long eagain_busy;	/* ... because the exporter's lock was taken */
 	unsigned long mapped;		/* pages the importer may map now */
 	bool peer_gone, released;
 };

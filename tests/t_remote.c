@@ -695,6 +695,12 @@ static bool test_release(void)
 	ASSERT_TRUE(rig_up(&r, 4, 1));
 	ASSERT_TRUE(imp_write_pat(&r, 0, 1));
 	ASSERT_TRUE(imp_pat(&r, 0, 1));
+	/*
+	 * The fault server's last install happened before the importer got
+	 * its reply, but TSan cannot see an order made through another
+	 * process: take the exporter's lock to show it.
+	 */
+	exp_stat(&r);
 	umm_mm_exit(r.mm);
 	r.mm = NULL;
 	ASSERT_TRUE(exp_stat(&r).released);
@@ -719,6 +725,7 @@ static bool test_oom_reap(void)
 	ASSERT_TRUE(rig_up(&r, 4, 1));
 	ASSERT_TRUE(write_pat(r.mm, AT(0), 4, 1));
 	ASSERT_TRUE(imp_pat(&r, 2, 1));
+	exp_stat(&r);		/* the fault server has let go of its lock */
 	err = umm_mm_oom_reap(r.mm);
 	if (err == -ENOSYS) {
 		TAP_DIAG("umm_mm_oom_reap: -ENOSYS, not checked");
@@ -1078,6 +1085,9 @@ static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, do
 	}
 	ASSERT_OK(-pthread_create(&rtid, NULL, racer_thread, &rc));
 	if (kill_importer) {
+		/* once it is busy (a sanitized exec takes a while), in the middle */
+		for (int i = 0; i < 10000 && exp_stat(&r).faults < 32; i++)
+			sleep_us(1000);
 		sleep_us((long)(secs * 1e6 / 3));
 		kill(r.pid, SIGKILL);
 		waitpid(r.pid, &status, 0);
