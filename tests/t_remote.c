@@ -158,19 +158,40 @@ static long stamp_loose(const uint64_t *w, uint64_t page, unsigned int owner, bo
 /* ---- the stress layout, shared by both processes ---- */
 
 struct layout {
-	uint64_t seed, base, npages, nzap;	/* pages [npages - nzap, npages) may be zapped */
+	uint64_t seed, base, npages;
+	uint64_t nzap;				/* pages [npages - nzap, npages) may be zapped */
+	uint64_t ntwin;				/* the ntwin pages below them are twins */
 	unsigned int nexp, nimp;		/* owners: exporter threads, importer threads */
 	unsigned int duration_ms;
 };
 
+/*
+ * Twins are written by the racer, all with the same bytes, so that KSM
+ * (when the engine has it) merges them under the importer's mappings.
+ */
+#define TWIN_OWNER	0xfeU
+
+static inline bool is_twin(const struct layout *l, uint64_t p)
+{
+	return p < l->npages - l->nzap && p >= l->npages - l->nzap - l->ntwin;
+}
+
 static inline unsigned int owner_of(const struct layout *l, uint64_t p)
 {
+	if (is_twin(l, p))
+		return TWIN_OWNER;
 	return (unsigned int)(p % (l->nexp + l->nimp)) + 1;	/* 1-based: a word is never 0 */
+}
+
+/* The page number a page's stamps carry: 0 for every twin. */
+static inline uint64_t tag_of(const struct layout *l, uint64_t p)
+{
+	return is_twin(l, p) ? 0 : p;
 }
 
 static inline bool owner_is_exporter(const struct layout *l, unsigned int owner)
 {
-	return owner <= l->nexp;
+	return owner <= l->nexp || owner == TWIN_OWNER;
 }
 
 static inline bool zappable(const struct layout *l, uint64_t p)
@@ -234,6 +255,8 @@ static void *owner_thread(void *arg)
 		ssize_t r;
 		long bad;
 
+		if (is_twin(l, p))
+			continue;
 		/* a store of the next counter; -EFAULT (RO, hole) leaves the model */
 		stamp_fill(w, p, o->owner, o->ctr[p] + 1);
 		r = o->wr(o->ctx, addr, w, PS);
@@ -270,7 +293,7 @@ static void *owner_thread(void *arg)
 			break;
 		}
 		o->reads++;
-		bad = stamp_loose(w, q, owner_of(l, q), zappable(l, q), &min);
+		bad = stamp_loose(w, tag_of(l, q), owner_of(l, q), zappable(l, q), &min);
 		if (bad >= 0) {
 			run_err(o, "page %lu word %ld holds %#lx: not its owner's stamp", q, bad,
 				(long)w[bad]);
@@ -803,12 +826,16 @@ static ssize_t exp_wr(void *ctx, uint64_t addr, const void *buf, size_t len)
 	return umm_write(ctx, addr, buf, len);
 }
 
+#define NR_RACER_OPS	9
+
 struct racer {
 	struct rig *r;
 	const struct layout *l;
 	uint64_t rnd;
 	atomic_int *stop;
-	unsigned long ops[8];
+	uint64_t *ctr;			/* the model: the twins' counters are the racer's */
+	uint64_t twin_ctr;
+	unsigned long ops[NR_RACER_OPS];
 	bool has_ksm, has_reclaim, has_migrate;
 	unsigned long errors;
 	char what[200];
@@ -816,7 +843,7 @@ struct racer {
 
 static const char *const racer_op_name[] = {
 	"fork", "munmap+mmap", "mprotect", "dontneed", "page_referenced", "ksm", "reclaim",
-	"migrate",
+	"migrate", "twins",
 };
 
 static void racer_err(struct racer *rc, const char *fmt, long a, long b)
@@ -837,9 +864,9 @@ static bool child_page_ok(const struct layout *l, const uint64_t *w, uint64_t p)
 
 	if (page_zero(w))
 		return zappable(l, p);
-	if (stamp_loose(w, p, owner_of(l, p), false, &min) >= 0)
+	if (stamp_loose(w, tag_of(l, p), owner_of(l, p), false, &min) >= 0)
 		return false;
-	return stamp_exact(w, p, owner_of(l, p), ctr, false);
+	return stamp_exact(w, tag_of(l, p), owner_of(l, p), ctr, false);
 }
 
 static void racer_fork(struct racer *rc)
@@ -879,6 +906,28 @@ static void racer_fork(struct racer *rc)
 	umm_mm_exit(child);
 }
 
+/* Write every twin with the same new bytes (a page made read-only keeps its old ones). */
+static int racer_twins(struct racer *rc)
+{
+	const struct layout *l = rc->l;
+	uint64_t w[PS / 8];
+
+	rc->twin_ctr++;
+	stamp_fill(w, 0, TWIN_OWNER, rc->twin_ctr);
+	for (uint64_t p = 0; p < l->npages; p++) {
+		ssize_t r;
+
+		if (!is_twin(l, p))
+			continue;
+		r = umm_write(rc->r->mm, l->base + PG(p), w, PS);
+		if (r == PS)
+			rc->ctr[p] = rc->twin_ctr;
+		else if (r != -EFAULT)
+			return (int)r;
+	}
+	return 0;
+}
+
 /* A random window of 1..@max pages in [first, last). */
 static void racer_window(struct racer *rc, uint64_t first, uint64_t last, uint64_t max,
 			 uint64_t *addr, uint64_t *len)
@@ -902,7 +951,7 @@ static void *racer_thread(void *arg)
 	uint64_t zap0 = l->npages - l->nzap;
 
 	while (!atomic_load(rc->stop) && now_s() < deadline) {
-		int op = (int)(tap_rand(&rc->rnd) % 8);
+		int op = (int)(tap_rand(&rc->rnd) % NR_RACER_OPS);
 		uint64_t addr, len;
 		int err = 0;
 
@@ -938,7 +987,7 @@ static void *racer_thread(void *arg)
 				continue;
 			err = umm_madvise(mm, l->base, PG(l->npages), UMM_MADV_MERGEABLE);
 			if (!err)
-				err = umm_ksm_scan(u, l->npages);
+				err = umm_ksm_scan(u, 2 * l->npages);
 			break;
 		case 6: {
 			unsigned long got;
@@ -961,6 +1010,9 @@ static void *racer_thread(void *arg)
 			err = umm_move_pages(mm, 4, addrs, nodes, status);
 			break;
 		}
+		case 8:
+			err = racer_twins(rc);
+			break;
 		}
 		if (err < 0) {
 			racer_err(rc, "racer op %ld: %ld", op, err);
@@ -1009,7 +1061,7 @@ static bool stress_verify(struct rig *r, const struct layout *l, const uint64_t 
 			TAP_DIAG("page %" PRIu64 ": the importer sees other bytes than umm_read", p);
 			return false;
 		}
-		if (!stamp_exact(w, p, owner, ctr[p], zappable(l, p))) {
+		if (!stamp_exact(w, tag_of(l, p), owner, ctr[p], zappable(l, p))) {
 			TAP_DIAG("page %" PRIu64 " (owner %u, %s): not counter %" PRIu64
 				 ", word 0 %#" PRIx64, p, owner,
 				 owner_is_exporter(l, owner) ? "exporter" : "importer", ctr[p], w[0]);
@@ -1029,7 +1081,8 @@ static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, do
 		       bool kill_importer)
 {
 	struct layout l = {
-		.npages = npages, .nzap = npages / 4, .nexp = nexp, .nimp = nimp,
+		.npages = npages, .nzap = npages / 4, .ntwin = npages / 8,
+		.nexp = nexp, .nimp = nimp,
 		.base = BASE,
 	};
 	struct cmd c = { .op = CMD_STRESS };
@@ -1051,7 +1104,7 @@ static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, do
 	ctr = calloc(npages, sizeof(*ctr));
 	/* counter 0 everywhere: region A never holds a zero word */
 	for (uint64_t p = 0; p < npages; p++) {
-		stamp_fill(w, p, owner_of(&l, p), 0);
+		stamp_fill(w, tag_of(&l, p), owner_of(&l, p), 0);
 		ASSERT_EQ(umm_write(r.mm, BASE + PG(p), w, PS), PS);
 	}
 	memset(&rc, 0, sizeof(rc));
@@ -1059,6 +1112,7 @@ static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, do
 	rc.l = &l;
 	rc.rnd = l.seed ^ 0x5eed;
 	rc.stop = &stop;
+	rc.ctr = ctr;
 	rc.has_ksm = engine_has(&r, 0);
 	rc.has_reclaim = engine_has(&r, 1);
 	rc.has_migrate = engine_has(&r, 2);
@@ -1121,7 +1175,7 @@ static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, do
 		char line[256];
 		int n = 0;
 
-		for (int op = 0; op < 8; op++)
+		for (int op = 0; op < NR_RACER_OPS; op++)
 			n += snprintf(line + n, sizeof(line) - n, " %s %lu", racer_op_name[op],
 				      rc.ops[op]);
 		TAP_DIAG("racer:%s", line);
@@ -1140,7 +1194,8 @@ static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, do
 
 			ASSERT_EQ(umm_read(r.mm, BASE + PG(p), w, PS), PS);
 			if (owner_is_exporter(&l, owner))
-				ASSERT_TRUE(stamp_exact(w, p, owner, ctr[p], zappable(&l, p)));
+				ASSERT_TRUE(stamp_exact(w, tag_of(&l, p), owner, ctr[p],
+							zappable(&l, p)));
 			else
 				ASSERT_EQ(stamp_loose(w, p, owner, zappable(&l, p), &min), -1);
 		}
