@@ -836,6 +836,7 @@ struct racer {
 	uint64_t *ctr;			/* the model: the twins' counters are the racer's */
 	uint64_t twin_ctr;
 	unsigned long ops[NR_RACER_OPS];
+	unsigned long ksm_sharing;	/* the most pages_sharing seen after a scan */
 	bool has_ksm, has_reclaim, has_migrate;
 	unsigned long errors;
 	char what[200];
@@ -988,6 +989,13 @@ static void *racer_thread(void *arg)
 			err = umm_madvise(mm, l->base, PG(l->npages), UMM_MADV_MERGEABLE);
 			if (!err)
 				err = umm_ksm_scan(u, 2 * l->npages);
+			if (!err) {
+				struct umm_ksm_stats ks;
+
+				umm_ksm_get_stats(u, &ks);
+				if (ks.pages_sharing > rc->ksm_sharing)
+					rc->ksm_sharing = ks.pages_sharing;
+			}
 			break;
 		case 6: {
 			unsigned long got;
@@ -1178,7 +1186,7 @@ static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, do
 		for (int op = 0; op < NR_RACER_OPS; op++)
 			n += snprintf(line + n, sizeof(line) - n, " %s %lu", racer_op_name[op],
 				      rc.ops[op]);
-		TAP_DIAG("racer:%s", line);
+		TAP_DIAG("racer:%s; KSM merged up to %lu pages", line, rc.ksm_sharing);
 	}
 	ASSERT_EQ(errors, 0);
 	ASSERT_EQ(rc.errors, 0);
