@@ -428,6 +428,7 @@ static int importer_main(int sock, int ctl)
 /* ---- the exporter's rig ---- */
 
 struct rig {
+	char swap[64];			/* the swap file, if any */
 	struct umm *u;
 	struct umm_mm *mm;
 	struct remote_export *exp;
@@ -442,16 +443,28 @@ static void log_diag(void *ctx, int level, const char *msg)
 	TAP_DIAG("umm[%d]: %s", level, msg);
 }
 
-/* A machine, an mm with @npages RW private pages at BASE, exported to a new importer. */
-static bool rig_up(struct rig *r, uint64_t npages, unsigned int nodes)
+/*
+ * A machine of @nodes nodes (with 16 MiB of swap if @swap), an mm with
+ * @npages RW private pages at BASE, exported to a new importer.
+ */
+static bool rig_up_swap(struct rig *r, uint64_t npages, unsigned int nodes, bool swap)
 {
 	int sv[2], cv[2], fds[2];
+	struct umm_config cfg;
 
 	memset(r, 0, sizeof(*r));
 	r->npages = npages;
 	r->ctl = -1;
-	ASSERT_OK(make_machine(64 << 20, nodes,
-			       UMM_CONFIG_SHAREABLE | UMM_CONFIG_NOTIFIER_CHECKER, &r->u));
+	umm_config_init(&cfg);
+	cfg.phys_bytes = 64 << 20;
+	cfg.nr_nodes = nodes;
+	cfg.flags = UMM_CONFIG_SHAREABLE | UMM_CONFIG_NOTIFIER_CHECKER;
+	if (swap) {
+		snprintf(r->swap, sizeof(r->swap), "/tmp/umm-remote-swap-%d", (int)getpid());
+		cfg.swap_path = r->swap;
+		cfg.swap_bytes = 16 << 20;
+	}
+	ASSERT_OK(umm_create(&cfg, &r->u));
 	umm_set_log(r->u, log_diag, NULL);
 	ASSERT_OK(umm_mm_create(r->u, &r->mm));
 	ASSERT_OK(map_at(r->mm, BASE, npages, RW, PRIV));
@@ -465,6 +478,11 @@ static bool rig_up(struct rig *r, uint64_t npages, unsigned int nodes)
 	r->ctl = cv[0];
 	ASSERT_OK(remote_export(r->u, r->mm, BASE, PG(npages), sv[0], &r->exp));
 	return true;
+}
+
+static bool rig_up(struct rig *r, uint64_t npages, unsigned int nodes)
+{
+	return rig_up_swap(r, npages, nodes, false);
 }
 
 /* Ask the importer to leave (if alive), unexport, exit the mm, check the machine. */
@@ -484,7 +502,10 @@ static bool rig_down(struct rig *r)
 		umm_mm_exit(r->mm);
 	umm_mmu_notifier_synchronize(r->u);
 	ASSERT_EQ(umm_mmu_notifier_checker_violations(r->u), 0);
-	return machine_done(r->u);
+	ASSERT_TRUE(machine_done(r->u));
+	if (r->swap[0])
+		unlink(r->swap);
+	return true;
 }
 
 /* The importer's load/store of @len bytes at @addr: its return value. */
@@ -826,7 +847,7 @@ static ssize_t exp_wr(void *ctx, uint64_t addr, const void *buf, size_t len)
 	return umm_write(ctx, addr, buf, len);
 }
 
-#define NR_RACER_OPS	9
+#define NR_RACER_OPS	10
 
 struct racer {
 	struct rig *r;
@@ -837,14 +858,14 @@ struct racer {
 	uint64_t twin_ctr;
 	unsigned long ops[NR_RACER_OPS];
 	unsigned long ksm_sharing;	/* the most pages_sharing seen after a scan */
-	bool has_ksm, has_reclaim, has_migrate;
+	bool has_ksm, has_reclaim, has_migrate, has_compact;
 	unsigned long errors;
 	char what[200];
 };
 
 static const char *const racer_op_name[] = {
 	"fork", "munmap+mmap", "mprotect", "dontneed", "page_referenced", "ksm", "reclaim",
-	"migrate", "twins",
+	"migrate", "twins", "compact",
 };
 
 static void racer_err(struct racer *rc, const char *fmt, long a, long b)
@@ -1002,7 +1023,13 @@ static void *racer_thread(void *arg)
 
 			if (!rc->has_reclaim)
 				continue;
-			err = umm_reclaim(u, 16, &got);
+			if (tap_rand(&rc->rnd) & 1) {
+				err = umm_reclaim(u, 16, &got);
+			} else {	/* swap a window out: the importer must fault it back */
+				racer_window(rc, 0, l->npages, 8, &addr, &len);
+				err = umm_madvise(mm, addr, len, UMM_MADV_PAGEOUT);
+				err = err == -ENOMEM ? 0 : err;	/* a hole */
+			}
 			break;
 		}
 		case 7: {
@@ -1021,6 +1048,15 @@ static void *racer_thread(void *arg)
 		case 8:
 			err = racer_twins(rc);
 			break;
+		case 9: {
+			uint64_t pfn;
+
+			if (!rc->has_compact)
+				continue;
+			err = umm_compact(u, (int)(tap_rand(&rc->rnd) % 2), 16, &pfn);
+			err = err == -EBUSY || err == -ENOMEM ? 0 : err;
+			break;
+		}
 		}
 		if (err < 0) {
 			racer_err(rc, "racer op %ld: %ld", op, err);
@@ -1044,8 +1080,10 @@ static bool engine_has(struct rig *r, int what)
 		return umm_ksm_scan(r->u, 0) != -ENOSYS;
 	case 1:
 		return umm_reclaim(r->u, 0, &got) != -ENOSYS;
-	default:
+	case 2:
 		return umm_move_pages(r->mm, 1, &addr, &node, &status) != -ENOSYS;
+	default:
+		return umm_compact(r->u, 0, 1, &addr) != -ENOSYS;
 	}
 }
 
@@ -1108,7 +1146,7 @@ static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, do
 	ASSERT_TRUE(nexp <= 8 && npages <= MAX_PAGES);
 	l.seed = tap_seed();
 	l.duration_ms = (unsigned int)(secs * 1000);
-	ASSERT_TRUE(rig_up(&r, npages, 2));
+	ASSERT_TRUE(rig_up_swap(&r, npages, 2, true));
 	ctr = calloc(npages, sizeof(*ctr));
 	/* counter 0 everywhere: region A never holds a zero word */
 	for (uint64_t p = 0; p < npages; p++) {
@@ -1124,6 +1162,7 @@ static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, do
 	rc.has_ksm = engine_has(&r, 0);
 	rc.has_reclaim = engine_has(&r, 1);
 	rc.has_migrate = engine_has(&r, 2);
+	rc.has_compact = engine_has(&r, 3);
 
 	li = l;
 	if (kill_importer)
@@ -1186,7 +1225,13 @@ static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, do
 		for (int op = 0; op < NR_RACER_OPS; op++)
 			n += snprintf(line + n, sizeof(line) - n, " %s %lu", racer_op_name[op],
 				      rc.ops[op]);
-		TAP_DIAG("racer:%s; KSM merged up to %lu pages", line, rc.ksm_sharing);
+		struct umm_vmscan_stat vs;
+
+		umm_get_vmscan_stat(r.u, &vs);
+		TAP_DIAG("racer:%s", line);
+		TAP_DIAG("KSM merged up to %lu pages; %" PRIu64 " pages swapped out, %" PRIu64
+			 " in; %" PRIu64 " migrated", rc.ksm_sharing, vs.pswpout, vs.pswpin,
+			 vs.pgmigrate_success);
 	}
 	ASSERT_EQ(errors, 0);
 	ASSERT_EQ(rc.errors, 0);
