@@ -413,8 +413,14 @@ static int exp_fault_in(struct remote_export *exp, uint64_t addr, bool write,
 			return err;
 
 		err = umm_get_user_page(exp->mm, addr, write ? UMM_GUP_WRITE : 0, &page);
-		if (err)
+		if (err) {
+			/* exit may have taken the mapping: say why */
+			pthread_mutex_lock(&exp->lock);
+			if (exp->released)
+				err = -ESRCH;
+			pthread_mutex_unlock(&exp->lock);
 			return err;
+		}
 
 		pthread_mutex_lock(&exp->lock);
 		if (exp->released || exp->stopping) {
@@ -606,17 +612,22 @@ void remote_unexport(struct remote_export *exp)
 {
 	if (!exp)
 		return;
-	/* ->release (if exit has not run it) tells the importer and waits */
-	umm_mmu_notifier_unregister(&exp->mn, exp->mm);
+	/*
+	 * The fault server first: unregister drops the registration's
+	 * reference on the mm, which may be the last, and the server must
+	 * not be inside a GUP then.  FAULTs still queued are refused.
+	 */
 	pthread_mutex_lock(&exp->lock);
 	exp->stopping = true;
 	pthread_cond_broadcast(&exp->cond);
 	pthread_mutex_unlock(&exp->lock);
+	if (exp->fault_started)
+		pthread_join(exp->fault_thread, NULL);
+	/* ->release (if exit has not run it) tells the importer and waits */
+	umm_mmu_notifier_unregister(&exp->mn, exp->mm);
 	shutdown(exp->sock, SHUT_RDWR);		/* the receiver sees EOF */
 	if (exp->rx_started)
 		pthread_join(exp->rx_thread, NULL);
-	if (exp->fault_started)
-		pthread_join(exp->fault_thread, NULL);
 	close(exp->sock);
 	exp_free(exp);
 }
@@ -700,7 +711,9 @@ static int imp_map(struct remote_import *imp, const struct remote_msg *m)
 	    m->pfn >= imp->arena_bytes / PS)
 		return -EPROTO;
 	pthread_rwlock_wrlock(&imp->maplock);
-	if (imp->state[i] != (writable ? SLOT_WRITE : SLOT_READ)) {
+	if (!imp->window) {			/* closing */
+		err = -ENOTCONN;
+	} else if (imp->state[i] != (writable ? SLOT_WRITE : SLOT_READ)) {
 		void *p = mmap(imp->window + i * PS, PS,
 			       writable ? PROT_READ | PROT_WRITE : PROT_READ,
 			       MAP_SHARED | MAP_FIXED, imp->memfd, (off_t)(m->pfn * PS));

@@ -16,24 +16,32 @@
  * when the parent breaks it); munmap, mprotect RO, DONTNEED; the importer
  * killed while holding mappings (munmap must not hang); ->release at
  * umm_mm_exit (later accesses fail with -ESRCH); the OOM reaper's
- * non-blockable path (-EAGAIN while the importer maps the range).
+ * non-blockable path (-EAGAIN while the importer maps the range); shared
+ * anonymous memory across a fork, and a shared file under msync (its
+ * page_mkclean must make the importer's next store fault).
  *
  * Differential stress (seeded, UMM_SEED): pages belong to exporter threads
  * or to importer threads (page p to owner p % owners); each owner stamps
  * its pages with (page, owner, counter) in every word (mixed with the word
  * index), reads its own pages back exactly and the other process's pages
  * word by word (a word is zero or a stamp of that page and owner, and the
- * smallest counter seen never goes down).  Region B (the upper quarter) may
- * be zapped (DONTNEED, munmap+mmap): there a page is the last stamp or
- * zero.  A racer forks children (each child's pages must be a frozen,
- * uniform snapshot, checked twice), toggles mprotect, zaps region B, asks
- * page_referenced, and — when the engine has them — runs KSM, reclaim and
- * migration.  At the end both processes hash every page: the importer's
+ * smallest counter seen never goes down).  Layout, one letter per 8 pages
+ * of the 64:
+ *
+ *	AAAAATBB	A: owners' pages; T: twins; B: owners' pages, zappable
+ *
+ * In B a page is the last stamp or zero (DONTNEED, munmap+mmap).  The
+ * twins are the racer's, all with the same bytes, for KSM to merge under
+ * the importer.  The racer forks children (each child's pages must be a
+ * frozen, uniform snapshot, checked twice), toggles mprotect, zaps B,
+ * rewrites the twins, asks page_referenced, reclaims and pages windows out
+ * to swap, and — when the engine has them — runs KSM, migration and
+ * compaction.  At the end both processes hash every page: the importer's
  * view (through its frames) must equal the exporter's (umm_read), and that
  * must equal the model (each owner's last counter).  umm_validate(EXACT |
  * RMAP) runs with the importer idle but still holding translations (they
  * hold no page reference), the checker must have seen nothing, and nothing
- * may leak.
+ * may leak.  A second run kills the importer a third of the way in.
  *
  * Threads read only their own pages and the other process's, so that no
  * two threads of one process copy the same frame at once (that would be a
