@@ -118,6 +118,7 @@ static int msg_recv(int sock, struct remote_msg *m, int *fd)
 
 struct rpage {
 	uint64_t pfn;
+	uint64_t unmap_id;	/* the INVALIDATE that unmaps it, until acknowledged */
 	bool mapped;		/* the importer may map this frame */
 	bool writable;
 	bool young;		/* faulted in since the last aging call */
@@ -164,10 +165,13 @@ static inline struct rpage *exp_page(struct remote_export *exp, uint64_t addr)
 }
 
 /*
- * Forget every translation in [start, end) and report it to the checker.
+ * Forget every translation in [start, end), to be unmapped by INVALIDATE
+ * @id (0: the importer is gone, and the checker hears at once; else the
+ * caller tells it once the importer has acknowledged).
  * Return: how many there were.  Context: exp->lock held.
  */
-static unsigned long exp_drop(struct remote_export *exp, uint64_t start, uint64_t end)
+static unsigned long exp_drop(struct remote_export *exp, uint64_t start, uint64_t end,
+			      uint64_t id)
 {
 	unsigned long n = 0;
 
@@ -180,15 +184,61 @@ static unsigned long exp_drop(struct remote_export *exp, uint64_t start, uint64_
 			continue;
 		p->mapped = false;
 		p->writable = false;
-		umm_mmu_notifier_check_unmap(&exp->mn, a, a + PS);
+		p->unmap_id = id;
+		if (!id)
+			umm_mmu_notifier_check_unmap(&exp->mn, a, a + PS);
 		n++;
 	}
 	exp->nr_mapped -= n;
 	return n;
 }
 
+/*
+ * The importer acknowledged every INVALIDATE up to @id for [start, end):
+ * the pages they took are unmapped there now; tell the checker.
+ * Context: exp->lock held, before exp->acked moves (a start that sees the
+ * ACK must find the checker told).
+ */
+static void exp_unmapped(struct remote_export *exp, uint64_t start, uint64_t end, uint64_t id)
+{
+	if (!exp_clip(exp, &start, &end))
+		return;
+	for (uint64_t a = start; a < end; a += PS) {
+		struct rpage *p = exp_page(exp, a);
+
+		if (p->unmap_id && p->unmap_id <= id) {
+			p->unmap_id = 0;
+			umm_mmu_notifier_check_unmap(&exp->mn, a, a + PS);
+		}
+	}
+}
+
+/*
+ * The INVALIDATE a start over [start, end) must see acknowledged before
+ * the PTEs may change: the newest one still unmapping a page in range
+ * (another invalidation dropped it, and its ACK has not come), or 0.
+ * Context: exp->lock held.
+ */
+static uint64_t exp_unmapping(struct remote_export *exp, uint64_t start, uint64_t end)
+{
+	uint64_t id = 0;
+
+	if (exp->acked == exp->next_id || exp->peer_gone)
+		return 0;
+	for (uint64_t a = start; a < end; a += PS) {
+		uint64_t u = exp_page(exp, a)->unmap_id;
+
+		if (u > exp->acked && u > id)
+			id = u;
+	}
+	return id;
+}
+
+/* Does the importer map, or still unmap, a page of [start, end)? */
 static bool exp_any_mapped(struct remote_export *exp, uint64_t start, uint64_t end)
 {
+	if (exp_unmapping(exp, start, end))
+		return true;
 	if (!exp->nr_mapped)
 		return false;
 	for (uint64_t a = start; a < end; a += PS)
@@ -208,7 +258,8 @@ static void exp_peer_gone(struct remote_export *exp)
 		return;
 	exp->peer_gone = true;
 	exp->st.peer_gone = true;
-	exp_drop(exp, exp->start, exp->end);
+	exp_drop(exp, exp->start, exp->end, 0);
+	exp_unmapped(exp, exp->start, exp->end, UINT64_MAX);
 	pthread_cond_broadcast(&exp->cond);
 }
 
@@ -222,27 +273,28 @@ static void exp_send(struct remote_export *exp, struct remote_msg *m)
 }
 
 /*
- * Ask the importer to unmap [start, end) (or everything, for RELEASE) and
- * return the id to wait for, 0 if there is nothing to wait for.
- * Context: exp->lock held; the records in range are already dropped.
+ * Drop the translations of [start, end) and ask the importer to unmap them
+ * (RELEASE: everything).  Return: the id to wait for, 0 if nothing was
+ * sent (nothing mapped, or the importer is gone).  Context: exp->lock held.
  */
-static uint64_t exp_send_invalidate(struct remote_export *exp, enum remote_msg_type type,
-				    uint64_t start, uint64_t end)
+static uint64_t exp_invalidate(struct remote_export *exp, enum remote_msg_type type,
+			       uint64_t start, uint64_t end)
 {
 	struct remote_msg m = { .type = type, .start = start, .end = end };
 
-	if (exp->peer_gone)
+	if (exp->peer_gone || !exp_drop(exp, start, end, exp->next_id + 1))
 		return 0;
 	m.id = ++exp->next_id;
-	exp_send(exp, &m);
-	return exp->peer_gone ? 0 : m.id;
+	exp_send(exp, &m);	/* on failure: peer gone, every waiter woken */
+	return m.id;
 }
 
-/* Sleep until the importer acknowledged @id or left.  Context: may sleep. */
+/*
+ * Sleep until the importer acknowledged @id, or left: only then are the
+ * translations it took really gone (and the receiver told the checker).
+ */
 static void exp_wait_ack(struct remote_export *exp, uint64_t id)
 {
-	if (!id)
-		return;
 	umm_might_sleep();
 	pthread_mutex_lock(&exp->lock);
 	while (exp->acked < id && !exp->peer_gone)
@@ -254,7 +306,7 @@ static int remote_invalidate_range_start(struct umm_mmu_notifier *sub,
 					 const struct umm_mmu_notifier_range *range)
 {
 	struct remote_export *exp = exp_of(sub);
-	uint64_t start = range->start, end = range->end, id = 0;
+	uint64_t start = range->start, end = range->end, id, pending;
 
 	if (!exp_clip(exp, &start, &end))
 		return 0;
@@ -277,14 +329,16 @@ static int remote_invalidate_range_start(struct umm_mmu_notifier *sub,
 	}
 	exp->inval_active++;
 	exp->inval_seq++;
-	if (exp_drop(exp, start, end)) {
-		id = exp_send_invalidate(exp, REMOTE_MSG_INVALIDATE, start, end);
+	/* a concurrent invalidation's INVALIDATE may still be on its way */
+	pending = exp_unmapping(exp, start, end);
+	id = exp_invalidate(exp, REMOTE_MSG_INVALIDATE, start, end);
+	if (id)
 		exp->st.invalidations++;
-	} else {
+	else if (!pending)
 		exp->st.inval_skipped++;
-	}
 	pthread_mutex_unlock(&exp->lock);
-	exp_wait_ack(exp, id);
+	if (id || pending)
+		exp_wait_ack(exp, id > pending ? id : pending);
 	return 0;
 }
 
@@ -316,11 +370,11 @@ static void remote_release(struct umm_mmu_notifier *sub, struct umm_mm *mm)
 	pthread_mutex_lock(&exp->lock);
 	exp->released = true;
 	exp->st.released = true;
-	exp_drop(exp, exp->start, exp->end);
-	id = exp_send_invalidate(exp, REMOTE_MSG_RELEASE, exp->start, exp->end);
+	id = exp_invalidate(exp, REMOTE_MSG_RELEASE, exp->start, exp->end);
 	pthread_cond_broadcast(&exp->cond);	/* the fault server answers -ESRCH now */
 	pthread_mutex_unlock(&exp->lock);
-	exp_wait_ack(exp, id);
+	if (id)
+		exp_wait_ack(exp, id);
 }
 
 /* Young: the importer faulted a page of [start, end) in since the last call. */
@@ -390,6 +444,18 @@ static void exp_install(struct remote_export *exp, uint64_t addr, uint64_t pfn, 
 }
 
 /*
+ * Why no translation may be installed any more: -ESRCH after release or
+ * unexport, -ENOTCONN once the importer is gone (a record made then would
+ * never be dropped).  Context: exp->lock held.
+ */
+static int exp_refuses(const struct remote_export *exp)
+{
+	if (exp->released || exp->stopping)
+		return -ESRCH;
+	return exp->peer_gone ? -ENOTCONN : 0;
+}
+
+/*
  * Fault @addr in and tell the importer: GUP with the invalidation sequence
  * snapshotted, install only if no invalidation started or ran meanwhile
  * (else the frame may already be on its way out: retry), drop the GUP
@@ -404,10 +470,10 @@ static int exp_fault_in(struct remote_export *exp, uint64_t addr, bool write,
 
 	for (;;) {
 		pthread_mutex_lock(&exp->lock);
-		while (exp->inval_active && !exp->released && !exp->stopping)
+		while (exp->inval_active && !exp_refuses(exp))
 			pthread_cond_wait(&exp->cond, &exp->lock);
 		seq = exp->inval_seq;
-		err = exp->released || exp->stopping ? -ESRCH : 0;
+		err = exp_refuses(exp);
 		pthread_mutex_unlock(&exp->lock);
 		if (err)
 			return err;
@@ -423,12 +489,12 @@ static int exp_fault_in(struct remote_export *exp, uint64_t addr, bool write,
 		}
 
 		pthread_mutex_lock(&exp->lock);
-		if (exp->released || exp->stopping) {
-			err = -ESRCH;
-		} else if (exp->inval_active || exp->inval_seq != seq) {
-			exp->st.fault_retries++;
+		err = exp_refuses(exp);
+		if (!err && (exp->inval_active || exp->inval_seq != seq)) {
+			exp->st.fault_retries++;	/* the frame may be on its way out */
 			err = -EAGAIN;
-		} else {
+		}
+		if (!err) {
 			/*
 			 * No long-term pin: from here the notifier keeps the
 			 * frame safe.  The PTE still maps it, so this put only
@@ -508,8 +574,9 @@ static void *exp_receiver(void *arg)
 				exp_send(exp, &rep);
 			}
 			break;
-		case REMOTE_MSG_ACK:
+		case REMOTE_MSG_ACK:	/* in order; start, end echo the request */
 			if (m.id > exp->acked && m.id <= exp->next_id) {
+				exp_unmapped(exp, m.start, m.end, m.id);
 				exp->acked = m.id;
 				pthread_cond_broadcast(&exp->cond);
 			}
@@ -761,7 +828,8 @@ static void *imp_receiver(void *arg)
 			break;
 		case REMOTE_MSG_INVALIDATE:
 		case REMOTE_MSG_RELEASE: {
-			struct remote_msg ack = { .type = REMOTE_MSG_ACK, .id = m.id };
+			struct remote_msg ack = { .type = REMOTE_MSG_ACK, .id = m.id,
+						  .start = m.start, .end = m.end };
 			uint64_t first = 0, last = (imp->end - imp->start) / PS;
 
 			if (m.type == REMOTE_MSG_INVALIDATE) {

@@ -29,7 +29,8 @@
  *                 every later access fails with -ESRCH
  *   importer -> exporter
  *     FAULT       id, start = the address, flags WRITE for a store
- *     ACK         id of the INVALIDATE or RELEASE now complete
+ *     ACK         id of the INVALIDATE or RELEASE now complete; start, end
+ *                 echo its range
  *     GOODBYE     the importer has unmapped everything and is leaving
  *
  * Ordering.  The exporter records a translation and sends its FAULT_REPLY
