@@ -39,6 +39,11 @@
  * and invalidations in arrival order) never maps a frame after the
  * INVALIDATE that took it away.  INVALIDATE ids rise in send order and the
  * importer acknowledges in order, so "acked >= id" is the wait condition.
+ * Invalidations run concurrently (from whichever thread changes a PTE):
+ * each page remembers the INVALIDATE that is unmapping it, and a start
+ * whose pages are still being unmapped by another's message waits for
+ * that ACK too, even if it found nothing left to drop itself.  The
+ * checker hears of an unmap when its ACK arrives, not before.
  *
  * Faults follow the KVM protocol: snapshot the invalidation sequence, fault
  * the page in with umm_get_user_page() (UMM_GUP_WRITE for a store, which
