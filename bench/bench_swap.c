@@ -258,16 +258,42 @@ static bool read_pages(struct umm_mm *mm, const uint64_t *order, uint64_t n, uns
 
 enum { SW_OUT_SEQ, SW_OUT_PASS, SW_IN_SEQ, SW_IN_RAND, SW_RW_RAND, SW_CPU, NR_SW };
 
+/* What one timed pass over every page moved through swap, and in how long. */
+struct pass {
+	double secs, cpu_ns;		/* wall time; CPU of every thread */
+	uint64_t in, out, steal;	/* pswpin, pswpout, pgsteal */
+};
+
+static bool timed_pass(struct umm *u, struct umm_mm *mm, const uint64_t *order, uint64_t n,
+		       bool write, unsigned int gen, struct pass *p)
+{
+	struct umm_vmscan_stat v0 = vstat(u), v1;
+	double t0 = now_ns(), c0 = process_cpu_ns();
+	bool ok = write ? write_pages(mm, order, n, gen) : read_pages(mm, order, n, gen);
+
+	p->secs = (now_ns() - t0) / 1e9;
+	p->cpu_ns = process_cpu_ns() - c0;
+	v1 = vstat(u);
+	p->in = v1.pswpin - v0.pswpin;
+	p->out = v1.pswpout - v0.pswpout;
+	p->steal = v1.pgsteal - v0.pgsteal;
+	return ok;
+}
+
+static inline double mib_per_s(uint64_t pages, double secs)
+{
+	return pages * PAGE / MiB / secs;
+}
+
 /* One run of the four passes; figures in MiB/s (and ns of CPU per page). */
 static bool swap_run(double *fig, uint64_t *rs)
 {
 	const size_t phys = opt.phys_mb << 20;
 	const uint64_t n = 2 * (phys / PAGE);
-	struct umm_vmscan_stat v0, v1;
 	struct umm_mm *mm;
 	uint64_t *order;
+	struct pass p;
 	struct umm *u;
-	double t0, c0;
 	int err;
 
 	cur_ok = true;
@@ -279,48 +305,29 @@ static bool swap_run(double *fig, uint64_t *rs)
 	if (!mm || !order)
 		goto out;
 
-	v0 = vstat(u);
-	t0 = now_ns();
-	c0 = process_cpu_ns();
-	if (!write_pages(mm, NULL, n, 1))
+	if (!timed_pass(u, mm, NULL, n, true, 1, &p))
 		goto out;
-	v1 = vstat(u);
-	double secs = (now_ns() - t0) / 1e9;
-	fig[SW_OUT_SEQ] = (v1.pswpout - v0.pswpout) * PAGE / MiB / secs;
-	fig[SW_OUT_PASS] = n * PAGE / MiB / secs;
-	fig[SW_CPU] = v1.pgsteal > v0.pgsteal ?
-		      (process_cpu_ns() - c0) / (v1.pgsteal - v0.pgsteal) : NAN;
-	CHECK(v1.pswpout - v0.pswpout >= n / 2,
-	      "sequential write of 2x memory: only %" PRIu64 " pages swapped out of %" PRIu64,
-	      v1.pswpout - v0.pswpout, n);
+	fig[SW_OUT_SEQ] = mib_per_s(p.out, p.secs);
+	fig[SW_OUT_PASS] = mib_per_s(n, p.secs);
+	fig[SW_CPU] = p.steal ? p.cpu_ns / p.steal : NAN;
+	CHECK(p.out >= n / 2, "sequential write of 2x memory: only %" PRIu64
+	      " of %" PRIu64 " pages swapped out", p.out, n);
 
-	v0 = v1;
-	t0 = now_ns();
-	if (!read_pages(mm, NULL, n, 1))
+	if (!timed_pass(u, mm, NULL, n, false, 1, &p))
 		goto out;
-	v1 = vstat(u);
-	fig[SW_IN_SEQ] = (v1.pswpin - v0.pswpin) * PAGE / MiB / ((now_ns() - t0) / 1e9);
-	CHECK(v1.pswpin - v0.pswpin >= n / 2, "sequential read: only %" PRIu64 " swap-ins",
-	      v1.pswpin - v0.pswpin);
+	fig[SW_IN_SEQ] = mib_per_s(p.in, p.secs);
+	CHECK(p.in >= n / 2, "sequential read: only %" PRIu64 " swap-ins", p.in);
 
 	shuffle(order, n, rs);
-	v0 = v1;
-	t0 = now_ns();
-	if (!read_pages(mm, order, n, 1))
+	if (!timed_pass(u, mm, order, n, false, 1, &p))
 		goto out;
-	v1 = vstat(u);
-	fig[SW_IN_RAND] = (v1.pswpin - v0.pswpin) * PAGE / MiB / ((now_ns() - t0) / 1e9);
-	CHECK(v1.pswpin - v0.pswpin >= n / 4, "random read: only %" PRIu64 " swap-ins",
-	      v1.pswpin - v0.pswpin);
+	fig[SW_IN_RAND] = mib_per_s(p.in, p.secs);
+	CHECK(p.in >= n / 4, "random read: only %" PRIu64 " swap-ins", p.in);
 
 	shuffle(order, n, rs);
-	v0 = v1;
-	t0 = now_ns();
-	if (!write_pages(mm, order, n, 2))
+	if (!timed_pass(u, mm, order, n, true, 2, &p))
 		goto out;
-	v1 = vstat(u);
-	fig[SW_RW_RAND] = (v1.pswpin - v0.pswpin + v1.pswpout - v0.pswpout) * PAGE / MiB /
-			  ((now_ns() - t0) / 1e9);
+	fig[SW_RW_RAND] = mib_per_s(p.in + p.out, p.secs);
 	read_pages(mm, NULL, n, 2);
 out:
 	free(order);
