@@ -223,15 +223,19 @@ static bool op_madvise(struct worker *w, struct mmodel *m, int advice)
 }
 
 /*
- * Move @n random pages of @mm's window at @base to random nodes; each status
- * must be the node asked for, or a reason move_pages(2) allows.
+ * Move @n (at most MOVE_MAX) random pages of @mm's window at @base to random
+ * nodes; each status must be the node asked for, or a reason move_pages(2)
+ * allows.  Return: the pages moved, or -1 with @err filled.
  */
+#define MOVE_MAX	8
 static int move_random(struct umm_mm *mm, uint64_t base, uint64_t *rs, unsigned int n,
 		       char *err, size_t errlen)
 {
-	uint64_t addrs[8];
-	int nodes[8], status[8], moved = 0, r;
+	uint64_t addrs[MOVE_MAX] = { 0 };
+	int nodes[MOVE_MAX] = { 0 }, status[MOVE_MAX], moved = 0, r;
 
+	if (n > MOVE_MAX)
+		n = MOVE_MAX;
 	for (unsigned int i = 0; i < n; i++) {
 		addrs[i] = base + PG(tap_rand(rs) % WIN_PAGES);
 		nodes[i] = tap_rand(rs) % 2;
@@ -262,7 +266,7 @@ static bool op_move(struct worker *w, struct mmodel *m)
 	char err[160];
 
 	wlog(w, "mm %u: move_pages", m->id);
-	if (move_random(m->mm, WIN(w->id), &w->rs, 1 + tap_rand(&w->rs) % 8, err,
+	if (move_random(m->mm, WIN(w->id), &w->rs, 1 + tap_rand(&w->rs) % MOVE_MAX, err,
 			sizeof(err)) < 0)
 		return wfail(w, "mm %u: %s", m->id, err);
 	return true;
@@ -367,7 +371,7 @@ static void *storm_fn(void *arg)
 		unsigned int dice = tap_rand(&s->rs) % 10;
 
 		if (dice < 8 && caps.move) {
-			int moved = move_random(root, WIN(w->id), &s->rs, 8, s->err,
+			int moved = move_random(root, WIN(w->id), &s->rs, MOVE_MAX, s->err,
 						sizeof(s->err));
 			if (moved < 0)
 				break;
