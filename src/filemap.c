@@ -194,14 +194,63 @@ void mapping_get(struct address_space *as)
 	atomic_fetch_add(&as->refcount, 1);
 }
 
-static void release_cached_page(uint64_t index, void *item, void *arg)
-{
-	struct address_space *as = arg;
-	struct umm_page *page = item;
+struct page_vec {
+	struct umm_page **pages;
+	size_t nr, cap;
+};
 
-	VM_BUG_ON(page_mapcount(page) > 0);
-	atomic_store_explicit(&page->mapping, 0, memory_order_relaxed);
-	put_page(as->u, page);
+static void grab_cached_page(uint64_t index, void *item, void *arg)
+{
+	struct page_vec *v = arg;
+
+	if (v->nr == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 64;
+		struct umm_page **p = realloc(v->pages, cap * sizeof(*p));
+
+		if (!p)
+			return;
+		v->pages = p;
+		v->cap = cap;
+	}
+	get_page(item);
+	v->pages[v->nr++] = item;
+}
+
+/*
+ * truncate_cache - empty the cache of a dead object.  Reclaim may be
+ * working on a page (it holds the page lock while it drops a page from the
+ * cache), so each page is taken out under its lock, as truncate does.
+ * Return: how many pages were left (memory ran short collecting them).
+ */
+static size_t truncate_cache(struct address_space *as)
+{
+	struct page_vec v = { 0 };
+	size_t left;
+
+	pthread_mutex_lock(&as->i_pages_lock);
+	radix_for_each(&as->i_pages, grab_cached_page, &v);
+	left = as->nrpages - v.nr;
+	pthread_mutex_unlock(&as->i_pages_lock);
+	for (size_t i = 0; i < v.nr; i++) {
+		struct umm_page *page = v.pages[i];
+
+		lock_page(page);
+		pthread_mutex_lock(&as->i_pages_lock);
+		if (radix_lookup(&as->i_pages, page->index) == page) {
+			radix_delete(&as->i_pages, page->index);
+			as->nrpages--;
+			pthread_mutex_unlock(&as->i_pages_lock);
+			VM_BUG_ON(page_mapcount(page) > 0);
+			atomic_store_explicit(&page->mapping, 0, memory_order_relaxed);
+			put_page(as->u, page);		/* the cache's reference */
+		} else {
+			pthread_mutex_unlock(&as->i_pages_lock);
+		}
+		unlock_page(page);
+		put_page(as->u, page);
+	}
+	free(v.pages);
+	return left;
 }
 
 static void mapping_free_rcu(struct rcu_head *head)
@@ -235,7 +284,8 @@ void mapping_put(struct address_space *as)
 	pthread_mutex_lock(&u->as_lock);
 	list_del_init(&as->as_list);
 	pthread_mutex_unlock(&u->as_lock);
-	radix_for_each(&as->i_pages, release_cached_page, as);
+	while (truncate_cache(as))
+		;
 	radix_free(&as->i_pages);
 	if (as->fd >= 0)
 		close(as->fd);
@@ -309,6 +359,8 @@ int filemap_get_page(struct address_space *as, uint64_t index, struct umm_page *
 			as->nrpages++;
 			get_page(new);		/* the cache's reference */
 			pthread_mutex_unlock(&as->i_pages_lock);
+			if (!mapping_is_shmem(as))
+				lru_cache_add(u, new);	/* file pages can be dropped */
 			*pagep = new;
 			return 0;
 		}
@@ -378,6 +430,25 @@ static int write_page(struct address_space *as, struct umm_page *page)
 		done += (size_t)n;
 	}
 	return 0;
+}
+
+/*
+ * filemap_write_page - reclaim's writeback of one unmapped dirty page.
+ * Return: 0 or -EIO.  Context: page locked, isolated, mapped nowhere.
+ */
+int filemap_write_page(struct umm_page *page)
+{
+	struct address_space *as = (struct address_space *)
+		atomic_load_explicit(&page->mapping, memory_order_relaxed);
+	int err = 0;
+
+	if (!as || mapping_is_shmem(as))
+		return -EIO;
+	pthread_mutex_lock(&as->writeback_lock);
+	if (as->wfd >= 0)
+		err = write_page(as, page);
+	pthread_mutex_unlock(&as->writeback_lock);
+	return err;
 }
 
 /*

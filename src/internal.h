@@ -113,6 +113,7 @@ enum pageflags {
 	PG_swapcache	= 1u << 10,
 	PG_writeback	= 1u << 11,
 	PG_buddy	= 1u << 12,	/* on a free list or a per-CPU cache */
+	PG_unevictable	= 1u << 13,	/* on the unevictable list (found mlocked) */
 };
 
 /* page->mapping low bits, as Linux tags them */
@@ -128,6 +129,7 @@ struct umm_page {
 	_Atomic int32_t _mapcount;	/* -1: not mapped */
 	uint16_t node;
 	uint16_t machine;		/* index in the machine registry (memory.c) */
+	uint16_t lru_shard;		/* which LRU shard it is on, while PG_lru (vmscan.c) */
 	_Atomic uintptr_t mapping;	/* anon_vma | address_space | stable_node, tagged */
 	uint64_t index;			/* page offset within the mapping */
 	struct list_head lru;
@@ -168,6 +170,24 @@ struct umm_node {
 	_Atomic uint64_t nr_free;
 };
 
+/* Counters of reclaim, swap and migration (vmscan.c, swapfile.c, migrate.c). */
+enum vmstat_item {
+	VMS_ISOLATED, VMS_PGSCAN, VMS_PGSTEAL, VMS_PGACTIVATE, VMS_PGDEACTIVATE,
+	VMS_PSWPIN, VMS_PSWPOUT, VMS_PGWRITEBACK, VMS_KSWAPD_RUNS, VMS_DIRECT_RECLAIMS,
+	VMS_PGMIGRATE_SUCCESS, VMS_PGMIGRATE_FAIL, VMS_COMPACT_MIGRATED,
+	VMS_SWAP_READ_ERRORS, VMS_SWAP_WRITE_ERRORS, NR_VMSTAT
+};
+
+/* One kind of injectable fault (swapfile.c), as the kernel's fault_attr. */
+struct fault_attr {
+	_Atomic unsigned int probability;	/* parts per million */
+	_Atomic long times;			/* left to inject; -1: no limit */
+	_Atomic uint64_t injected;
+};
+
+struct swap_info;
+struct lruvec;
+
 struct umm {
 	struct umm_config cfg;
 	int machine_id;			/* slot in the registry GUP'd pages find us by */
@@ -200,6 +220,18 @@ struct umm {
 
 	struct mn_checker *mn_check;	/* UMM_CONFIG_NOTIFIER_CHECKER (mmu_notifier_check.c) */
 
+	/* reclaim (vmscan.c) and swap (swapfile.c) */
+	struct lruvec *lruvecs;		/* nr_nodes x nr_pcps shards */
+	unsigned int nr_lruvecs;
+	struct swap_info *swap;		/* NULL: no swap */
+	pthread_t kswapd_thread;
+	pthread_mutex_t kswapd_lock;
+	pthread_cond_t kswapd_cond;
+	bool kswapd_started, kswapd_stop;
+	_Atomic bool kswapd_wake;
+	_Atomic uint64_t vmstat[NR_VMSTAT];
+	struct fault_attr faults[UMM_FAULT_NR];
+
 	/* page-table pages: a pool of huge-page-backed chunks (pgtable.c) */
 	spinlock_t pt_lock;
 	struct pt_chunk *pt_chunks;
@@ -227,10 +259,13 @@ static inline void ClearPageFlag(struct umm_page *p, uint32_t f) { atomic_fetch_
 static inline bool TestPageFlag(struct umm_page *p, uint32_t f) { return atomic_load(&p->flags) & f; }
 
 static inline void get_page(struct umm_page *p) { atomic_fetch_add_explicit(&p->_refcount, 1, memory_order_relaxed); }
+bool get_page_unless_zero(struct umm_page *p);
 void put_page(struct umm *u, struct umm_page *p);
 void free_unref_page(struct umm *u, struct umm_page *p);
 
 #define ALLOC_ZERO 0x1			/* the caller wants zeroed contents */
+#define ALLOC_NORECLAIM 0x2		/* fail rather than reclaim (a spinlock is held) */
+#define ALLOC_THISNODE 0x4		/* only node @nid will do (migration) */
 struct umm_page *alloc_page(struct umm *u, int nid, unsigned int flags);
 void clear_page(void *dst);
 void copy_page(void *dst, const void *src);
@@ -275,6 +310,24 @@ static inline bool pte_special(pte_t p) { return p & _PAGE_SPECIAL; }
 static inline bool pte_protnone(pte_t p) { return (p & (_PAGE_PRESENT | _PAGE_PROTNONE)) == _PAGE_PROTNONE; }
 static inline uint64_t pte_pfn(pte_t p) { return (p & PTE_PFN_MASK) >> PAGE_SHIFT; }
 static inline pte_t pfn_pte(uint64_t pfn, pte_t prot) { return (pfn << PAGE_SHIFT) | prot; }
+
+/*
+ * Swap and migration entries: non-present PTEs (neither PRESENT nor
+ * PROTNONE) marked with bit 1; bits 2-3 say which kind, bits 12 and up
+ * hold the swap slot or, for a migration entry, the pfn being migrated.
+ */
+#define _PAGE_SWP_ENTRY	(1ULL << 1)
+#define SWP_TYPE_SHIFT	2
+enum { SWP_SWAPFILE, SWP_MIGRATION_READ, SWP_MIGRATION_WRITE };
+static inline bool is_swap_pte(pte_t p) { return !pte_present(p) && (p & _PAGE_SWP_ENTRY); }
+static inline pte_t swp_entry_pte(unsigned int type, uint64_t offset)
+{
+	return (offset << PAGE_SHIFT) | ((pte_t)type << SWP_TYPE_SHIFT) | _PAGE_SWP_ENTRY;
+}
+static inline unsigned int swp_type(pte_t p) { return (unsigned int)(p >> SWP_TYPE_SHIFT) & 3; }
+static inline uint64_t swp_offset(pte_t p) { return (p & PTE_PFN_MASK) >> PAGE_SHIFT; }
+static inline bool is_migration_pte(pte_t p) { return is_swap_pte(p) && swp_type(p) != SWP_SWAPFILE; }
+static inline bool is_swapfile_pte(pte_t p) { return is_swap_pte(p) && swp_type(p) == SWP_SWAPFILE; }
 
 #define PTRS_PER_TABLE	512
 #define PGDIR_SHIFT	39
@@ -456,6 +509,9 @@ static inline void vma_set_shared_range(struct vm_area_struct *v)
 }
 
 struct vm_area_struct *find_vma(struct umm_mm *mm, uint64_t addr);
+int walk_vma_range(struct umm_mm *mm, uint64_t start, uint64_t end,
+		   void (*fn)(struct vm_area_struct *vma, uint64_t start, uint64_t end, void *arg),
+		   void *arg);
 void mmgrab(struct umm_mm *mm);
 void mmdrop(struct umm_mm *mm);
 
@@ -673,5 +729,66 @@ static inline void mmu_notifier_release(struct umm_mm *mm)
 	if (mm_has_notifiers(mm))
 		__mmu_notifier_release(mm);
 }
+
+/* ------------------------------------------------------------------ */
+/* Reclaim (vmscan.c), swap (swapfile.c), migration (migrate.c)       */
+
+static inline void vmstat_inc(struct umm *u, enum vmstat_item i)
+{
+	atomic_fetch_add_explicit(&u->vmstat[i], 1, memory_order_relaxed);
+}
+
+bool __should_fail(struct umm *u, int kind);
+static inline bool should_fail(struct umm *u, int kind)
+{
+	return unlikely(atomic_load_explicit(&u->faults[kind].probability, memory_order_relaxed)) &&
+	       __should_fail(u, kind);
+}
+
+int lru_init(struct umm *u);
+void lru_exit(struct umm *u);
+void kswapd_stop(struct umm *u);
+void lru_cache_add(struct umm *u, struct umm_page *page);
+void lru_del_on_free(struct umm *u, struct umm_page *page);
+bool isolate_lru_page(struct umm *u, struct umm_page *page);
+void putback_lru_page(struct umm *u, struct umm_page *page);
+unsigned long try_to_free_pages(struct umm *u, int nid);
+void wakeup_kswapd(struct umm *u, unsigned int nid);
+int madvise_cold_or_pageout(struct umm_mm *mm, uint64_t start, uint64_t end, bool pageout);
+void munlock_range(struct umm_mm *mm, uint64_t start, uint64_t end);
+int lru_census_check(struct umm *u, char *msg, size_t len);
+
+struct swap_info {
+	int fd;
+	uint64_t nr_slots;			/* slot 0 is never used */
+	_Atomic uint32_t *map;			/* swap count | SWAP_HAS_CACHE, per slot */
+	_Atomic(struct umm_page *) *cache;	/* the swap cache, by slot */
+	spinlock_t lock;			/* the allocation cursor */
+	uint64_t cursor;
+	_Atomic uint64_t nr_free;
+	_Atomic uint64_t nr_swapcache;
+};
+int swap_init(struct umm *u);
+void swap_exit(struct umm *u);
+uint64_t nr_swap_free(struct umm *u);
+uint64_t get_swap_slot(struct umm *u);
+void swap_duplicate(struct umm *u, uint64_t slot);
+unsigned int swap_count(struct umm *u, uint64_t slot);
+unsigned int swap_free(struct umm *u, uint64_t slot);
+int swapcache_prepare(struct umm *u, uint64_t slot);
+void swapcache_clear(struct umm *u, uint64_t slot);
+void add_to_swap_cache(struct umm *u, struct umm_page *page, uint64_t slot);
+void delete_from_swap_cache(struct umm *u, struct umm_page *page);
+struct umm_page *lookup_swap_cache(struct umm *u, uint64_t slot);
+void free_swap_and_cache(struct umm *u, uint64_t slot);
+bool try_to_free_swap(struct umm *u, struct umm_page *page);
+int swap_readpage(struct umm *u, struct umm_page *page, uint64_t slot);
+int swap_writepage(struct umm *u, struct umm_page *page, uint64_t slot);
+int swap_census_check(struct umm *u, const uint32_t *ptes, char *msg, size_t len);
+void swap_cache_drop_all(struct umm *u);
+
+int filemap_write_page(struct umm_page *page);
+void page_add_anon_rmap(struct umm_page *page, struct vm_area_struct *vma, uint64_t addr,
+			bool exclusive);
 
 #endif /* UMM_INTERNAL_H */

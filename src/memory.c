@@ -258,6 +258,12 @@ static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *
 		spin_unlock(pte_lockptr(pt));
 		return 0;
 	}
+	/* an exclusive page that still has a copy in swap: let the copy go */
+	if (page && PageAnon(page) && !PageKsm(page) && page_mapcount(page) == 1 &&
+	    TestPageFlag(page, PG_swapcache) && page_count(page) == 2 && trylock_page(page)) {
+		try_to_free_swap(u, page);
+		unlock_page(page);
+	}
 	if (page && PageAnon(page) && !PageKsm(page) &&
 	    page_mapcount(page) == 1 && page_count(page) == 1) {
 		if (atomic_compare_exchange_strong(ptep, &orig,
@@ -272,6 +278,118 @@ static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *
 		get_page(page);
 	spin_unlock(pte_lockptr(pt));
 	return wp_page_copy(vma, addr, ptep, pt, orig, page);
+}
+
+/*
+ * do_swap_page - a fault on a swap entry: take the page from the swap
+ * cache, or read it in (only the fault that claims the slot's cache token
+ * reads; the others find its page in the cache and wait on its lock), and
+ * map it again.  The page leaves swap when this mapping is its only user
+ * and it is written to, or swap is getting full; otherwise the copy in
+ * swap stays valid and the page can be dropped again without a write.
+ * Return: 0 (retry the access), -ENOMEM, -EIO (the read failed: the swap
+ * entry stays, nothing is mapped in its place).
+ * Context: mmap_lock held for read; no other lock.
+ */
+static int do_swap_page(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *ptep,
+			struct pt_page *pt, pte_t orig, unsigned int flags)
+{
+	struct umm_mm *mm = vma->vm_mm;
+	struct umm *u = mm->u;
+	uint64_t slot = swp_offset(orig);
+	struct umm_page *page;
+	bool exclusive;
+	pte_t entry;
+	int err;
+
+	VM_BUG_ON(!u->swap || !slot || slot >= u->swap->nr_slots);
+	if (anon_vma_prepare(vma))
+		return -ENOMEM;
+	for (;;) {
+		page = lookup_swap_cache(u, slot);
+		if (page)
+			break;
+		err = swapcache_prepare(u, slot);
+		if (err == -ENOENT)
+			return 0;		/* the entry went: look at the PTE again */
+		if (err == -EEXIST) {
+			sched_yield();		/* being read in, or leaving the cache */
+			continue;
+		}
+		page = alloc_page(u, -1, 0);
+		if (!page) {
+			swapcache_clear(u, slot);
+			return -ENOMEM;
+		}
+		trylock_page(page);		/* ours alone: cannot fail */
+		add_to_swap_cache(u, page, slot);
+		err = swap_readpage(u, page, slot);
+		if (err) {
+			delete_from_swap_cache(u, page);
+			put_page(u, page);	/* the cache's reference */
+			unlock_page(page);
+			put_page(u, page);
+			return err;
+		}
+		lru_cache_add(u, page);
+		unlock_page(page);
+		break;
+	}
+	lock_page(page);
+	spin_lock(pte_lockptr(pt));
+	if (!pte_same(ptep_get(ptep), orig) || !TestPageFlag(page, PG_swapcache) ||
+	    page->private != slot) {
+		spin_unlock(pte_lockptr(pt));
+		unlock_page(page);
+		put_page(u, page);
+		return 0;
+	}
+	exclusive = !swap_free(u, slot) && page_mapcount(page) == 0;
+	add_mm_counter(mm, MM_SWAPENTS, -1);
+	add_mm_counter(mm, MM_ANONPAGES, 1);
+	page_add_anon_rmap(page, vma, addr, exclusive);
+	entry = pfn_pte(page_to_pfn(u, page), vma_pte_prot(vma->vm_flags) | _PAGE_ACCESSED);
+	if (exclusive && ((flags & FAULT_FLAG_WRITE) || (vma->vm_flags & VM_LOCKED) ||
+			  nr_swap_free(u) < u->swap->nr_slots / 2)) {
+		/* ours alone: the copy in swap is not needed any more */
+		delete_from_swap_cache(u, page);
+		put_page(u, page);		/* the cache's reference */
+		if ((flags & FAULT_FLAG_WRITE) && (vma->vm_flags & VM_WRITE))
+			entry |= _PAGE_RW | _PAGE_DIRTY;
+	}
+	atomic_store_explicit(ptep, entry, memory_order_seq_cst);	/* our reference moves to it */
+	spin_unlock(pte_lockptr(pt));
+	unlock_page(page);
+	return 0;
+}
+
+/*
+ * migration_entry_wait - the page at this PTE is being moved: wait until
+ * the migration, which holds the page lock, puts a PTE back.
+ * Context: PTE lock held on entry, dropped on return.
+ */
+static int migration_entry_wait(struct umm *u, struct pt_page *pt, pte_t orig)
+{
+	struct umm_page *page = pfn_to_page(u, swp_offset(orig));
+
+	if (!get_page_unless_zero(page)) {
+		spin_unlock(pte_lockptr(pt));
+		return 0;
+	}
+	spin_unlock(pte_lockptr(pt));
+	lock_page(page);
+	unlock_page(page);
+	put_page(u, page);
+	return 0;
+}
+
+/*
+ * Wait out a migration entry met by a path that must not copy or move one
+ * (fork, mremap).  Context: PTE lock held, dropped.
+ */
+static void wait_migration_entry(struct umm *u, struct pt_page *pt, pte_t orig)
+{
+	migration_entry_wait(u, pt, orig);
 }
 
 /*
@@ -300,9 +418,14 @@ int handle_mm_fault(struct vm_area_struct *vma, uint64_t addr, unsigned int flag
 	}
 	spin_lock(pte_lockptr(pt));
 	pte = ptep_get(ptep);
+	if (is_migration_pte(pte))
+		return migration_entry_wait(mm->u, pt, pte);
+	if (is_swapfile_pte(pte)) {
+		spin_unlock(pte_lockptr(pt));
+		return do_swap_page(vma, addr, ptep, pt, pte, flags);
+	}
 	if (!pte_present(pte) || pte_protnone(pte)) {
-		/* swap and migration entries arrive with reclaim; a PROT_NONE
-		 * PTE in an accessible VMA is a racing mprotect: retry */
+		/* a PROT_NONE PTE in an accessible VMA is a racing mprotect: retry */
 		spin_unlock(pte_lockptr(pt));
 		return 0;
 	}
@@ -640,6 +763,8 @@ int umm_pagemap(struct umm_mm *mm, uint64_t addr, struct umm_pageinfo *info)
 
 		spin_lock(pte_lockptr(pt));
 		pte = ptep_get(ptep);
+		if (is_swap_pte(pte))
+			info->flags = UMM_PI_SWAPPED;	/* or in migration, which /proc shows alike */
 		if (pte_present(pte)) {
 			struct umm_page *page = vm_normal_page(mm->u, pte);
 
@@ -691,8 +816,16 @@ static void zap_pte_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 			continue;
 		pte = atomic_exchange_explicit(ptep, 0, memory_order_seq_cst);
 		tlb->need_flush = true;
-		if (!pte_present(pte))
-			continue;	/* swap entries: with swap */
+		if (is_swapfile_pte(pte)) {
+			free_swap_and_cache(u, swp_offset(pte));
+			add_mm_counter(mm, MM_SWAPENTS, -1);
+			continue;
+		}
+		if (is_migration_pte(pte)) {
+			/* the page keeps counting where it did until it is moved */
+			add_mm_counter(mm, mm_counter(pfn_to_page(u, swp_offset(pte))), -1);
+			continue;
+		}
 		page = vm_normal_page(u, pte);
 		if (!page)
 			continue;
@@ -744,6 +877,7 @@ int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src)
 		struct pt_page *spt, *dpt;
 		_Atomic pte_t *sptep, *dptep;
 		long rss[NR_MM_COUNTERS] = { 0 };
+		bool waited = false;
 
 		sptep = pte_offset(src_mm, addr, false, &spt);
 		if (!sptep) {
@@ -759,8 +893,25 @@ int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src)
 			pte_t pte = ptep_get(sptep);
 			struct umm_page *page;
 
-			if (pte_none(pte) || !pte_present(pte))
+			if (pte_none(pte))
 				continue;
+			if (is_migration_pte(pte)) {
+				/*
+				 * Don't copy it: the migration's walk may have
+				 * passed the child already.  Wait for the move
+				 * to finish and copy what it leaves.
+				 */
+				spin_unlock(pte_lockptr(dpt));
+				wait_migration_entry(u, spt, pte);
+				waited = true;
+				break;
+			}
+			if (is_swapfile_pte(pte)) {
+				swap_duplicate(u, swp_offset(pte));
+				atomic_store_explicit(dptep, pte, memory_order_relaxed);
+				rss[MM_SWAPENTS]++;
+				continue;
+			}
 			page = vm_normal_page(u, pte);
 			if (page) {
 				get_page(page);
@@ -773,8 +924,10 @@ int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src)
 			}
 			atomic_store_explicit(dptep, pte & ~_PAGE_ACCESSED, memory_order_relaxed);
 		}
-		spin_unlock(pte_lockptr(dpt));
-		spin_unlock(pte_lockptr(spt));
+		if (!waited) {		/* else: locks dropped, go on from @addr */
+			spin_unlock(pte_lockptr(dpt));
+			spin_unlock(pte_lockptr(spt));
+		}
 		for (int i = 0; i < NR_MM_COUNTERS; i++)
 			if (rss[i])
 				add_mm_counter(dst_mm, i, rss[i]);
@@ -879,6 +1032,13 @@ int move_page_tables(struct vm_area_struct *vma, uint64_t old_addr, struct vm_ar
 			break;
 		}
 		spin_lock(pte_lockptr(opt));
+		pte = atomic_load_explicit(optep, memory_order_relaxed);
+		if (is_migration_pte(pte)) {
+			/* the migration's walk could miss it at either address: wait */
+			wait_migration_entry(mm->u, opt, pte);
+			off -= PAGE_SIZE;
+			continue;
+		}
 		if (npt != opt)
 			spin_lock(pte_lockptr(npt));
 		pte = atomic_exchange_explicit(optep, 0, memory_order_seq_cst);

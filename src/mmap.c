@@ -687,6 +687,8 @@ static int do_mlock(struct umm_mm *mm, uint64_t addr, uint64_t len, bool lock)
 	err = apply_flags(mm, addr, end, lock ? set_flag : clear_flag, VM_LOCKED);
 	if (!err && lock)
 		populate_vma_range(mm, addr, end);
+	if (!err && !lock)
+		munlock_range(mm, addr, end);
 out:
 	pthread_rwlock_unlock(&mm->mmap_lock);
 	return err;
@@ -712,12 +714,45 @@ static unsigned long mergeable_flags(const struct vm_area_struct *vma, unsigned 
 	return on ? vma->vm_flags | VM_MERGEABLE : vma->vm_flags & ~VM_MERGEABLE;
 }
 
+/*
+ * walk_vma_range - call @fn for the part of every VMA inside [start, end).
+ * Return: 0, or -ENOMEM if the range has a hole (the VMAs are still walked).
+ * Context: mmap_lock held.
+ */
+int walk_vma_range(struct umm_mm *mm, uint64_t start, uint64_t end,
+		   void (*fn)(struct vm_area_struct *vma, uint64_t start, uint64_t end, void *arg),
+		   void *arg)
+{
+	bool hole = false;
+	uint64_t pos;
+
+	for (pos = start; pos < end;) {
+		struct vm_area_struct *vma = find_vma(mm, pos);
+
+		if (!vma || vma->vm_start >= end) {
+			hole = true;
+			break;
+		}
+		if (vma->vm_start > pos)
+			hole = true;
+		pos = max_t(uint64_t, pos, vma->vm_start);
+		fn(vma, pos, min_t(uint64_t, vma->vm_end, end), arg);
+		pos = vma->vm_end;
+	}
+	return hole ? -ENOMEM : 0;
+}
+
+static void dontneed_one(struct vm_area_struct *vma, uint64_t start, uint64_t end, void *tlb)
+{
+	unmap_vmas(tlb, vma, start, end);
+}
+
 static int madvise_dontneed(struct umm_mm *mm, uint64_t start, uint64_t end)
 {
 	struct mmu_notifier_range range;
 	struct mmu_gather tlb;
-	bool hole = false;
 	uint64_t pos;
+	int err;
 
 	/* refuse before zapping anything */
 	for (pos = start; pos < end;) {
@@ -732,67 +767,10 @@ static int madvise_dontneed(struct umm_mm *mm, uint64_t start, uint64_t end)
 	mmu_notifier_range_init(&range, UMM_MMU_NOTIFY_CLEAR, mm, start, end);
 	mmu_notifier_invalidate_range_start(&range);
 	tlb_gather_mmu(&tlb, mm, false);
-	for (pos = start; pos < end;) {
-		struct vm_area_struct *vma = find_vma(mm, pos);
-
-		if (!vma || vma->vm_start >= end) {
-			hole = true;
-			break;
-		}
-		if (vma->vm_start > pos)
-			hole = true;
-		pos = max_t(uint64_t, pos, vma->vm_start);
-		unmap_vmas(&tlb, vma, pos, min_t(uint64_t, vma->vm_end, end));
-		pos = vma->vm_end;
-	}
+	err = walk_vma_range(mm, start, end, dontneed_one, &tlb);
 	tlb_finish_mmu(&tlb);
 	mmu_notifier_invalidate_range_end(&range);
-	return hole ? -ENOMEM : 0;
-}
-
-/*
- * umm_mm_oom_reap - __oom_reap_task_mm: take a victim's private memory
- * away without waiting for anyone.  The mm is marked unstable first, so a
- * fault that would bring memory back fails (the kernel's SIGBUS from
- * check_stable_address_space).  Each private VMA is zapped under a
- * non-blockable UNMAP invalidation; a subscriber that cannot act without
- * sleeping answers -EAGAIN and that VMA stays for a later pass.  Shared
- * mappings are left to exit: their pages stay in the page cache anyway.
- * Context: takes mmap_lock for read, without waiting for it.
- */
-int umm_mm_oom_reap(struct umm_mm *mm)
-{
-	struct vm_area_struct *vma;
-	int ret = 0;
-
-	if (!mm)
-		return -EINVAL;
-	if (pthread_rwlock_tryrdlock(&mm->mmap_lock))
-		return -EAGAIN;
-	if (mm->dead) {
-		pthread_rwlock_unlock(&mm->mmap_lock);
-		return -ESRCH;
-	}
-	atomic_store(&mm->unstable, true);
-	for (vma = find_vma(mm, 0); vma; vma = vma_next(vma)) {
-		struct mmu_notifier_range range;
-		struct mmu_gather tlb;
-
-		if (vma->vm_flags & VM_SHARED)
-			continue;
-		mmu_notifier_range_init(&range, UMM_MMU_NOTIFY_UNMAP, mm, vma->vm_start, vma->vm_end);
-		range.r.flags &= ~UMM_MMU_NOTIFIER_RANGE_BLOCKABLE;
-		if (mmu_notifier_invalidate_range_start(&range)) {
-			ret = -EAGAIN;
-			continue;
-		}
-		tlb_gather_mmu(&tlb, mm, false);
-		unmap_vmas(&tlb, vma, vma->vm_start, vma->vm_end);
-		tlb_finish_mmu(&tlb);
-		mmu_notifier_invalidate_range_end(&range);
-	}
-	pthread_rwlock_unlock(&mm->mmap_lock);
-	return ret;
+	return err;
 }
 
 /* Is all of [start, end) mapped? */
@@ -839,8 +817,14 @@ int umm_madvise(struct umm_mm *mm, uint64_t addr, uint64_t len, int advice)
 		err = apply_flags(mm, addr, end, mergeable_flags, advice == UMM_MADV_MERGEABLE);
 		pthread_rwlock_unlock(&mm->mmap_lock);
 		return err;
+	case UMM_MADV_COLD:
+	case UMM_MADV_PAGEOUT:
+		pthread_rwlock_rdlock(&mm->mmap_lock);
+		err = madvise_cold_or_pageout(mm, addr, end, advice == UMM_MADV_PAGEOUT);
+		pthread_rwlock_unlock(&mm->mmap_lock);
+		return err;
 	default:
-		/* NORMAL, WILLNEED, COLD, PAGEOUT: advice only; reclaim acts on it */
+		/* NORMAL, WILLNEED: advice only */
 		pthread_rwlock_rdlock(&mm->mmap_lock);
 		err = range_mapped(mm, addr, end) ? 0 : -ENOMEM;
 		pthread_rwlock_unlock(&mm->mmap_lock);

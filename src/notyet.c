@@ -24,17 +24,9 @@ void umm_mm_get_ksm_stat(struct umm_mm *mm, struct umm_mm_ksm_stat *st)
 		memset(st, 0, sizeof(*st));
 }
 
-int umm_reclaim(struct umm *u, unsigned long nr_pages, unsigned long *nr_reclaimed) { return -ENOSYS; }
 int umm_move_pages(struct umm_mm *mm, unsigned long count, const uint64_t *addrs,
 		   const int *nodes, int *status)
 {
 	return -ENOSYS;
 }
 int umm_compact(struct umm *u, int nid, uint64_t nr_frames, uint64_t *start_pfn) { return -ENOSYS; }
-void umm_get_vmscan_stat(struct umm *u, struct umm_vmscan_stat *st)
-{
-	if (st)
-		memset(st, 0, sizeof(*st));
-}
-int umm_fault_inject(struct umm *u, int kind, unsigned int probability_ppm, long times) { return -ENOSYS; }
-uint64_t umm_fault_injected(struct umm *u, int kind) { return 0; }

@@ -181,18 +181,35 @@ static struct umm_page *prep_new_page(struct umm *u, uint32_t pfn, unsigned int 
 	return p;
 }
 
-/*
- * alloc_page - take a free frame, preferring node @nid (-1: the CPU's node).
- * Return: the page with refcount 1 and no flags, or NULL when every node is
- * out of frames (reclaim's job, later, is to make that rare).
- */
-struct umm_page *alloc_page(struct umm *u, int nid, unsigned int flags)
+/* Give every per-CPU cache's frames back to their nodes (memory is short). */
+static void drain_all_pages(struct umm *u)
+{
+	for (unsigned int i = 0; i < u->nr_pcps; i++) {
+		struct pcp *pcp = &u->pcps[i];
+		uint32_t batch[PCP_HIGH];
+		unsigned int nr;
+
+		spin_lock(&pcp->lock);
+		nr = pcp->count;
+		memcpy(batch, pcp->pfns, nr * sizeof(uint32_t));
+		pcp->count = 0;
+		spin_unlock(&pcp->lock);
+		if (nr)
+			node_give(u, &u->nodes[pcp_node(u, i)], batch, nr);
+	}
+}
+
+/* Take a free frame without reclaiming.  Return: the page or NULL. */
+static struct umm_page *__alloc_page(struct umm *u, int nid, unsigned int flags)
 {
 	unsigned int idx = cpu_pcp_index(u);
 	struct pcp *pcp = &u->pcps[idx];
 	unsigned int home = pcp_node(u, idx);
+	unsigned int tries = (flags & ALLOC_THISNODE) ? 1 : u->nr_nodes;
 	uint32_t pfn;
 
+	if (should_fail(u, UMM_FAULT_FRAME_ALLOC))
+		return NULL;
 	if (nid < 0 || (unsigned int)nid == home) {
 		spin_lock(&pcp->lock);
 		if (!pcp->count)
@@ -205,7 +222,7 @@ struct umm_page *alloc_page(struct umm *u, int nid, unsigned int flags)
 		spin_unlock(&pcp->lock);
 	}
 	/* the preferred node directly, then every other node */
-	for (unsigned int i = 0; i < u->nr_nodes; i++) {
+	for (unsigned int i = 0; i < tries; i++) {
 		unsigned int n = (unsigned int)((nid < 0 ? home : (unsigned int)nid) + i) % u->nr_nodes;
 
 		if (node_take(&u->nodes[n], &pfn, 1))
@@ -215,6 +232,36 @@ struct umm_page *alloc_page(struct umm *u, int nid, unsigned int flags)
 got:
 	atomic_fetch_add_explicit(&pcp->events[PGALLOC], 1, memory_order_relaxed);
 	return prep_new_page(u, pfn, flags);
+}
+
+/*
+ * alloc_page - take a free frame, preferring node @nid (-1: the CPU's node).
+ * Below the node's low watermark kswapd is woken; when no node has a free
+ * frame the caller reclaims directly (unless ALLOC_NORECLAIM) and tries
+ * again while reclaim makes progress.
+ * Return: the page with refcount 1 and no flags, or NULL when memory is
+ * exhausted after reclaim.
+ */
+struct umm_page *alloc_page(struct umm *u, int nid, unsigned int flags)
+{
+	struct umm_page *page;
+
+	for (int attempt = 0;; attempt++) {
+		page = __alloc_page(u, nid, flags);
+		if (page) {
+			if (unlikely(atomic_load_explicit(&u->nodes[page->node].nr_free,
+							  memory_order_relaxed) < u->nodes[page->node].wmark_low))
+				wakeup_kswapd(u, page->node);
+			return page;
+		}
+		if ((flags & ALLOC_NORECLAIM) || attempt >= 16)
+			return NULL;
+		if (!try_to_free_pages(u, nid)) {
+			if (attempt >= 2)
+				return NULL;	/* nothing left to reclaim */
+			drain_all_pages(u);	/* frames idle in other CPUs' caches */
+		}
+	}
 }
 
 /* free_unref_page - give a frame whose last reference went back to the allocator. */
@@ -258,8 +305,11 @@ void put_page(struct umm *u, struct umm_page *p)
 	int old = atomic_fetch_sub_explicit(&p->_refcount, 1, memory_order_acq_rel);
 
 	VM_BUG_ON(old <= 0);
-	if (old == 1)
+	if (old == 1) {
+		if (TestPageFlag(p, PG_lru))
+			lru_del_on_free(u, p);
 		free_unref_page(u, p);
+	}
 }
 
 uint64_t sum_vm_event(struct umm *u, enum vm_event e)

@@ -389,6 +389,28 @@ void page_add_new_anon_rmap(struct umm_page *page, struct vm_area_struct *vma, u
 	atomic_store_explicit(&page->mapping, (uintptr_t)vma->anon_vma | PAGE_MAPPING_ANON,
 			      memory_order_release);
 	SetPageFlag(page, PG_swapbacked);
+	lru_cache_add(vma->vm_mm->u, page);
+}
+
+/*
+ * page_add_anon_rmap - one more PTE maps an anonymous page that came back
+ * from swap.  A page read in afresh has no anon_vma yet: it gets the
+ * faulting VMA's own if this mapping is its only one, and otherwise the
+ * root of the VMA's anon_vma tree - the oldest, whose tree holds every
+ * VMA of the fork lineage that may share the slot (Linux's rule).
+ * Context: PTE lock held; page locked.
+ */
+void page_add_anon_rmap(struct umm_page *page, struct vm_area_struct *vma, uint64_t addr,
+			bool exclusive)
+{
+	if (!PageAnon(page)) {
+		struct anon_vma *av = exclusive ? vma->anon_vma : vma->anon_vma->root;
+
+		page->index = linear_page_index(vma, addr);
+		atomic_store_explicit(&page->mapping, (uintptr_t)av | PAGE_MAPPING_ANON,
+				      memory_order_release);
+	}
+	atomic_fetch_add_explicit(&page->_mapcount, 1, memory_order_relaxed);
 }
 
 /*
@@ -702,14 +724,25 @@ static bool try_to_unmap_one(struct umm_page *page, struct vm_area_struct *vma,
 	if (ptep && (vma->vm_flags & VM_LOCKED)) {
 		spin_unlock(pte_lockptr(pt));
 		mmu_notifier_invalidate_range_end(&range);
-		return false;		/* mlocked pages stay */
+		SetPageFlag(page, PG_mlocked);	/* reclaim culls it to the unevictable list */
+		return false;
 	}
 	if (ptep) {
+		bool anon = PageAnon(page);
+
+		/* ptep_clear_flush: once flushed, no access goes through it */
 		old = atomic_exchange_explicit(ptep, 0, memory_order_seq_cst);
 		flush_tlb_mm(mm);
 		mmu_notifier_invalidate_secondary_tlbs(mm, addr, addr + PAGE_SIZE);
 		if (old & _PAGE_DIRTY)
 			SetPageFlag(page, PG_dirty);
+		if (anon) {
+			/* leave the page's swap slot behind, for the fault to find */
+			swap_duplicate(mm->u, page->private);
+			atomic_store_explicit(ptep, swp_entry_pte(SWP_SWAPFILE, page->private),
+					      memory_order_release);
+			add_mm_counter(mm, MM_SWAPENTS, 1);
+		}
 		page_remove_rmap(page, vma);
 		add_mm_counter(mm, mm_counter(page), -1);
 		spin_unlock(pte_lockptr(pt));

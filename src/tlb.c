@@ -186,8 +186,17 @@ void tlb_flush_mmu(struct mmu_gather *tlb)
 		return;
 	flush_tlb_mm(tlb->mm);
 	tlb->need_flush = false;
-	for (unsigned int i = 0; i < tlb->nr_pages; i++)
-		put_page(u, tlb->pages[i]);
+	for (unsigned int i = 0; i < tlb->nr_pages; i++) {
+		struct umm_page *page = tlb->pages[i];
+
+		/* its last mapping went: a copy in swap nobody names can go too */
+		if (unlikely(TestPageFlag(page, PG_swapcache)) && page_mapcount(page) <= 0 &&
+		    trylock_page(page)) {
+			try_to_free_swap(u, page);
+			unlock_page(page);
+		}
+		put_page(u, page);
+	}
 	tlb->nr_pages = 0;
 	for (unsigned int i = 0; i < tlb->nr_tables; i++)
 		pt_free(tlb->mm, tlb->tables[i]);

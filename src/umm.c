@@ -63,15 +63,15 @@ int umm_create(const struct umm_config *cfg, struct umm **out)
 	if ((cfg->phys_bytes >> PAGE_SHIFT) < (uint64_t)MIN_FRAMES_PER_NODE * cfg->nr_nodes ||
 	    (cfg->phys_bytes >> PAGE_SHIFT) > UINT32_MAX)
 		return -EINVAL;
-	if (cfg->swap_path || cfg->swap_bytes)
-		return -ENOSYS;		/* swap arrives with reclaim */
+	if (cfg->swap_bytes && !cfg->swap_path)
+		return -EINVAL;		/* swap space needs a file */
 
 	u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
 	u->cfg = *cfg;
 	u->cfg.phys_bytes &= PAGE_MASK;
-	u->cfg.swap_path = NULL;
+	u->cfg.swap_path = NULL;	/* not ours to keep: swap_init uses cfg's */
 	u->prefault = cfg->flags & UMM_CONFIG_PREFAULT;
 	pthread_mutex_init(&u->mm_lock, NULL);
 	pthread_mutex_init(&u->as_lock, NULL);
@@ -86,14 +86,28 @@ int umm_create(const struct umm_config *cfg, struct umm **out)
 	err = phys_init(u);
 	if (err)
 		goto out_unregister;
+	err = lru_init(u);
+	if (err)
+		goto out_phys;
+	if (cfg->swap_path) {
+		u->cfg.swap_path = cfg->swap_path;
+		err = swap_init(u);
+		u->cfg.swap_path = NULL;
+		if (err)
+			goto out_lru;
+	}
 	if (cfg->flags & UMM_CONFIG_NOTIFIER_CHECKER) {
 		err = mn_check_init(u);
 		if (err)
-			goto out_phys;
+			goto out_swap;
 	}
 	*out = u;
 	return 0;
 
+out_swap:
+	swap_exit(u);
+out_lru:
+	lru_exit(u);
 out_phys:
 	phys_exit(u);
 out_unregister:
@@ -131,6 +145,8 @@ void umm_destroy(struct umm *u)
 		atomic_store(&mm->mm_users, 1);
 		umm_mm_exit(mm);
 	}
+	kswapd_stop(u);		/* it holds isolated pages while it works */
+	swap_cache_drop_all(u);	/* pages no PTE will ever fault back */
 	leaked = umm_leak_check(u, log_leak, u);
 	if (leaked)
 		machine_log(u, UMM_LOG_ERR, "%ld frames leaked at destroy", leaked);
@@ -143,7 +159,9 @@ void umm_destroy(struct umm *u)
 	}
 	rcu_barrier();		/* anon_vmas waiting for a grace period */
 	pt_pool_exit(u);
+	lru_exit(u);		/* kswapd stops */
 	mn_check_exit(u);
+	swap_exit(u);
 	phys_exit(u);
 	machine_unregister(u);
 	pthread_mutex_destroy(&u->mm_lock);
@@ -182,7 +200,8 @@ void umm_get_stat(struct umm *u, struct umm_stat *st)
 struct census {
 	struct umm *u;
 	int32_t *maps;		/* PTEs mapping each frame */
-	int32_t *cache;		/* page-cache references to each frame */
+	int32_t *cache;		/* page-cache and swap-cache references to each frame */
+	uint32_t *swap_ptes;	/* swap PTEs naming each slot */
 	char *msg;
 	size_t msglen;
 	int err;
@@ -201,6 +220,19 @@ static void census_fail(struct census *c, const char *fmt, ...)
 		vsnprintf(c->msg, c->msglen, fmt, ap);
 		va_end(ap);
 	}
+}
+
+/* A non-present PTE: a swap entry names a slot; nothing else may be left. */
+static void census_swap_pte(struct census *c, struct umm_mm *mm, pte_t e, uint64_t addr, long *rss)
+{
+	if (is_swapfile_pte(e) && c->u->swap && swp_offset(e) && swp_offset(e) < c->u->swap->nr_slots) {
+		c->swap_ptes[swp_offset(e)]++;
+		rss[MM_SWAPENTS]++;
+		return;
+	}
+	census_fail(c, "mm %p: %s PTE %#llx at %#llx", (void *)mm,
+		    is_migration_pte(e) ? "migration entry left in a" : "bad non-present",
+		    (unsigned long long)e, (unsigned long long)addr);
 }
 
 /* Walk @t (level @level, covering from @base), counting mapped frames. */
@@ -225,8 +257,10 @@ static void census_walk(struct census *c, struct umm_mm *mm, struct pt_page *t, 
 				    (unsigned long long)e, (unsigned long long)addr);
 			continue;
 		}
-		if (!pte_present(e))
+		if (!pte_present(e)) {
+			census_swap_pte(c, mm, e, addr, rss);
 			continue;
+		}
 		if (pte_pfn(e) >= c->u->nr_frames) {
 			census_fail(c, "mm %p: PTE %#llx at %#llx: pfn out of range", (void *)mm,
 				    (unsigned long long)e, (unsigned long long)addr);
@@ -258,6 +292,21 @@ static void census_cache(uint64_t index, void *item, void *arg)
 	c->cache[page_to_pfn(c->u, item)]++;
 }
 
+/* The swap cache holds one reference on each page in it. */
+static void census_swap_cache(struct census *c)
+{
+	struct swap_info *si = c->u->swap;
+
+	if (!si)
+		return;
+	for (uint64_t s = 1; s < si->nr_slots; s++) {
+		struct umm_page *page = atomic_load(&si->cache[s]);
+
+		if (page)
+			c->cache[page_to_pfn(c->u, page)]++;
+	}
+}
+
 /* Count the page-cache references every frame holds. */
 static void census_page_cache(struct census *c)
 {
@@ -285,10 +334,12 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 		msg[0] = 0;
 	c.maps = calloc(u->nr_frames, sizeof(int32_t));
 	c.cache = calloc(u->nr_frames, sizeof(int32_t));
+	c.swap_ptes = calloc(u->swap ? u->swap->nr_slots : 1, sizeof(uint32_t));
 	is_free = calloc(u->nr_frames, 1);
-	if (!c.maps || !c.cache || !is_free) {
+	if (!c.maps || !c.cache || !c.swap_ptes || !is_free) {
 		free(c.maps);
 		free(c.cache);
+		free(c.swap_ptes);
 		free(is_free);
 		return -ENOMEM;
 	}
@@ -325,6 +376,7 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 		pthread_rwlock_unlock(&mm->mmap_lock);
 	}
 	census_page_cache(&c);
+	census_swap_cache(&c);
 	pthread_mutex_unlock(&u->mm_lock);
 
 	phys_mark_free_frames(u, is_free);
@@ -360,8 +412,13 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 	if (nr_free != phys_nr_free(u))
 		census_fail(&c, "free lists hold %llu frames, counters say %llu",
 			    (unsigned long long)nr_free, (unsigned long long)phys_nr_free(u));
+	if (!c.err && u->swap)
+		c.err = swap_census_check(u, c.swap_ptes, msg, msglen);
+	if (!c.err)
+		c.err = lru_census_check(u, msg, msglen);
 	free(c.maps);
 	free(c.cache);
+	free(c.swap_ptes);
 	free(is_free);
 	if (!c.err)
 		c.err = mn_check_validate(u, msg, msglen);
@@ -390,6 +447,7 @@ long umm_leak_check(struct umm *u, umm_leak_fn cb, void *ctx)
 	mms = !list_empty(&u->mm_list);
 	pthread_mutex_unlock(&u->mm_lock);
 	census_page_cache(&c);
+	census_swap_cache(&c);
 	phys_mark_free_frames(u, is_free);
 	for (uint64_t pfn = 1; pfn < u->nr_frames; pfn++) {
 		struct umm_page *p = pfn_to_page(u, pfn);
