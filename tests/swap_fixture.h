@@ -6,6 +6,12 @@
  * a probe of which parts of the engine exist yet, TAP skips for the parts
  * that do not, and the counters these tests read.
  *
+ * Validation: umm_validate() wants a quiescent machine, and kswapd is the
+ * machine's own thread, so the tests validate through settled_valid(),
+ * which first waits for kswapd to go idle.  t_swap's
+ * test_validate_kswapd_busy checks that umm_validate() holds while kswapd
+ * works, which is the engine's business.
+ *
  * Skips: the engine grows subsystem by subsystem, and an entry point whose
  * subsystem is not there returns -ENOSYS (src/notyet.c).  main() probes
  * once (probe_engine()); a test needing a missing part says so with
@@ -92,6 +98,41 @@ static inline bool swap_all_free(struct umm *u)
 		TAP_DIAG("swap_free %" PRIu64 " of %" PRIu64 " slots", vs.swap_free,
 			 vs.swap_slots);
 	return vs.swap_free == vs.swap_slots;
+}
+
+/*
+ * Wait (at most 2 s) until the machine's own threads are idle: nothing
+ * isolated, and neither kswapd's runs nor pgsteal moved for 20 ms.  The
+ * test's threads have stopped by then; this is the rest of "quiescent".
+ */
+static inline void machine_settle(struct umm *u)
+{
+	struct umm_vmscan_stat prev = vstat(u);
+
+	for (int i = 0; i < 100; i++) {
+		struct umm_vmscan_stat vs;
+
+		usleep(20 * 1000);
+		vs = vstat(u);
+		if (!vs.nr_isolated && vs.kswapd_runs == prev.kswapd_runs &&
+		    vs.pgsteal == prev.pgsteal)
+			return;
+		prev = vs;
+	}
+}
+
+/* machine_valid() once the machine has settled. */
+static inline bool settled_valid(struct umm *u)
+{
+	machine_settle(u);
+	return machine_valid(u);
+}
+
+/* fix_fini() once the machine has settled. */
+static inline bool settled_fini(struct fix *f)
+{
+	machine_settle(f->u);
+	return fix_fini(f);
 }
 
 /*

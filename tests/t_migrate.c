@@ -144,7 +144,7 @@ static bool test_status(void)
 	ASSERT_ERR(umm_move_pages(f.mm, 1, addrs, NULL, NULL), EINVAL);
 	ASSERT_ERR(umm_move_pages(NULL, 1, addrs, NULL, status), EINVAL);
 	ASSERT_OK(umm_move_pages(f.mm, 0, addrs, NULL, status));
-	return fix_fini(&f);
+	return settled_fini(&f);
 }
 
 /* ---- anonymous pages change node and frame ---- */
@@ -178,7 +178,7 @@ static bool test_move_anon(void)
 	ASSERT_EQ(vstat(f.u).pgmigrate_success - v0.pgmigrate_success, n);
 	ASSERT_TRUE(check_pat(f.mm, BASE, n, 1));
 	ASSERT_EQ(mstat(f.mm).rss_anon, n);
-	ASSERT_TRUE(machine_valid(f.u));
+	ASSERT_TRUE(settled_valid(f.u));
 
 	/* one at a time, to random nodes (the same node included) */
 	for (int k = 0; k < 64; k++) {
@@ -189,8 +189,8 @@ static bool test_move_anon(void)
 	/* still writable in place, and still private */
 	ASSERT_TRUE(write_pat(f.mm, BASE, n, 2));
 	ASSERT_TRUE(check_pat(f.mm, BASE, n, 2));
-	ASSERT_TRUE(machine_valid(f.u));
-	return fix_fini(&f);
+	ASSERT_TRUE(settled_valid(f.u));
+	return settled_fini(&f);
 }
 
 /* ---- pages mapped by several mms: everyone sees the new frame ---- */
@@ -221,16 +221,16 @@ static bool test_move_shared(void)
 		ASSERT_EQ(node_of(f.mm, AT(8 + p)), to);
 		ASSERT_EQ(pinfo(child, AT(8 + p)).pfn, pinfo(f.mm, AT(8 + p)).pfn);
 	}
-	ASSERT_TRUE(machine_valid(f.u));
+	ASSERT_TRUE(settled_valid(f.u));
 
 	/* after the move: COW still private, shared still shared */
 	ASSERT_TRUE(write_pat(child, AT(0), 4, 3));
 	ASSERT_TRUE(check_pat(f.mm, AT(0), 4, 1));
 	ASSERT_TRUE(write_pat(f.mm, AT(8), 4, 4));
 	ASSERT_TRUE(check_pat(child, AT(8), 4, 4));
-	ASSERT_TRUE(machine_valid(f.u));
+	ASSERT_TRUE(settled_valid(f.u));
 	umm_mm_exit(child);
-	return fix_fini(&f);
+	return settled_fini(&f);
 }
 
 static bool test_move_file(void)
@@ -262,7 +262,7 @@ static bool test_move_file(void)
 		ASSERT_TRUE(move_one(f.mm, AT(p), to, AT(p), 1));
 		ASSERT_EQ(pinfo(other, AT(p)).pfn, pinfo(f.mm, AT(p)).pfn);
 	}
-	ASSERT_TRUE(machine_valid(f.u));
+	ASSERT_TRUE(settled_valid(f.u));
 
 	/* the page cache holds the new frame: a write reaches the file */
 	ASSERT_TRUE(write_pat(f.mm, AT(1), 1, 2));
@@ -275,7 +275,7 @@ static bool test_move_file(void)
 	ASSERT_OK(umm_munmap(f.mm, BASE, PG(4)));
 	umm_file_put(file);
 	close(fd);
-	return fix_fini(&f);
+	return settled_fini(&f);
 }
 
 /* ---- a page someone holds does not move ---- */
@@ -309,7 +309,7 @@ static bool test_move_pinned(void)
 	ASSERT_EQ(st, to);
 	ASSERT_NE(pinfo(f.mm, addr).pfn, pfn);
 	ASSERT_EQ(byte_at(f.mm, addr + 5), 0xab);
-	return fix_fini(&f);
+	return settled_fini(&f);
 }
 
 /* ---- moving under concurrent accesses ---- */
@@ -429,8 +429,8 @@ static bool test_move_concurrent(void)
 	TAP_DIAG("%lu pages moved under the writers", c[CONC_WRITERS].ops);
 	ASSERT_TRUE(ok);
 	ASSERT_TRUE(c[CONC_WRITERS].ops > 0);
-	ASSERT_TRUE(machine_valid(f.u));
-	return fix_fini(&f);
+	ASSERT_TRUE(settled_valid(f.u));
+	return settled_fini(&f);
 }
 
 /* ---- KSM pages (selftests/mm/rmap.c) ---- */
@@ -522,7 +522,7 @@ static bool test_ksm_fork_tree(void)
 		ASSERT_EQ(node_of(mms[i], BASE), to);
 		ASSERT_TRUE(is_same(mms[i], BASE));
 	}
-	ASSERT_TRUE(machine_valid(f.u));
+	ASSERT_TRUE(settled_valid(f.u));
 
 	/* the stable node knows the new frame: a new identical page merges into it */
 	ASSERT_OK(map_at(f.mm, AT(1), 1, RW, PRIV));
@@ -530,10 +530,10 @@ static bool test_ksm_fork_tree(void)
 	ASSERT_TRUE(write_same(f.mm, AT(1)));
 	ASSERT_TRUE(ksm_merge_all(f.u, &f.mm, 1, AT(1)));
 	ASSERT_EQ(pinfo(f.mm, AT(1)).pfn, new_pfn);
-	ASSERT_TRUE(machine_valid(f.u));
+	ASSERT_TRUE(settled_valid(f.u));
 	for (int i = 1; i < n; i++)
 		umm_mm_exit(mms[i]);
-	return fix_fini(&f);
+	return settled_fini(&f);
 }
 
 /* KSM merge after mremap (the page's index no longer matches its address), then move. */
@@ -565,12 +565,12 @@ static bool test_ksm_mremap_move(void)
 	ASSERT_EQ(pinfo(f.mm, AT(0)).pfn, pinfo(f.mm, addr).pfn);
 	ASSERT_TRUE(is_same(f.mm, AT(0)));
 	ASSERT_TRUE(is_same(f.mm, addr));
-	ASSERT_TRUE(machine_valid(f.u));
+	ASSERT_TRUE(settled_valid(f.u));
 	/* COW out of the KSM page still works at the new frame */
 	ASSERT_TRUE(put_byte(f.mm, addr, 1));
 	ASSERT_TRUE(is_same(f.mm, AT(0)));
 	ASSERT_EQ(byte_at(f.mm, addr), 1);
-	return fix_fini(&f);
+	return settled_fini(&f);
 }
 
 /* ---- compaction ---- */
@@ -614,7 +614,7 @@ static bool test_compact(void)
 	ASSERT_FALSE(any_in_run(f.mm, BASE, n, start, run));
 	for (uint64_t p = 1; p < n; p += 2)
 		ASSERT_TRUE(check_pat(f.mm, AT(p), 1, 1));
-	ASSERT_TRUE(machine_valid(f.u));
+	ASSERT_TRUE(settled_valid(f.u));
 
 	/* a held page is unmovable: its run is never the one chosen */
 	struct umm_page *page;
@@ -630,8 +630,8 @@ static bool test_compact(void)
 	ASSERT_ERR(umm_compact(f.u, 1, run, &start), EINVAL);
 	ASSERT_ERR(umm_compact(f.u, -1, run, &start), EINVAL);
 	ASSERT_TRUE(umm_compact(f.u, 0, 4096, &start) < 0);	/* more than the node */
-	ASSERT_TRUE(machine_valid(f.u));
-	return fix_fini(&f);
+	ASSERT_TRUE(settled_valid(f.u));
+	return settled_fini(&f);
 }
 
 int main(void)

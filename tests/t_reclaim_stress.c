@@ -447,13 +447,8 @@ static bool run_init(struct run *r)
 /* Every thread stopped: validate and compare every page of every mm. */
 static bool run_check(struct run *r)
 {
-	if (!machine_valid(r->u)) {
-		/* only the machine's own threads (kswapd) can still run: was it them? */
+	if (!settled_valid(r->u)) {
 		machine_diag(r->u);
-		usleep(200 * 1000);
-		TAP_DIAG("validated again 200 ms later: %s",
-			 machine_valid(r->u) ? "passes (a race with the machine's own threads)" :
-					       "still fails");
 		return false;
 	}
 	for (unsigned int i = 0; i < NR_WORKERS; i++) {
@@ -505,6 +500,7 @@ static bool run_fini(struct run *r)
 		for (unsigned int k = 0; k < FAMILY_MAX; k++)
 			if (r->w[i].fam[k].mm)
 				umm_mm_exit(r->w[i].fam[k].mm);
+	machine_settle(r->u);
 	ASSERT_TRUE(swap_all_free(r->u));
 	return machine_done(r->u);
 }
