@@ -8,7 +8,8 @@
  *    back whole (pages go to swap and come back);
  *  - MADV_PAGEOUT writes a range's anonymous pages to swap at once
  *    (pswpout, SWAPPED in pagemap, swap_ents, rss_anon), reading brings
- *    them back (pswpin); MADV_COLD puts a range first in line for reclaim;
+ *    them back (pswpin); MADV_COLD puts a range first in line for reclaim,
+ *    and from several threads at once leaves the LRU lists consistent;
  *  - mlocked pages (umm_mlock or MAP_LOCKED) never leave memory;
  *  - a page COW-shared by fork keeps one swap slot for both mms, swap-in by
  *    one is seen by the other, writes after fork stay private; a KSM page
@@ -373,6 +374,46 @@ static bool test_cold_goes_first(void)
 	ASSERT_TRUE(a > b);
 	ASSERT_TRUE(check_pat(f.mm, A, 32, 1));
 	ASSERT_TRUE(check_pat(f.mm, B, 32, 2));
+	return swap_fix_fini(&f);
+}
+
+/*
+ * MADV_COLD from several threads over the same pages: each call takes the
+ * pages off their LRU list and puts them back, maybe on another CPU's
+ * list, while the others do the same.  The lists and their counters must
+ * still agree (umm_validate checks), and nothing leaves memory.
+ */
+#define COLD_THREADS	3
+
+static void *cold_thread(void *arg)
+{
+	struct umm_mm *mm = arg;
+	int loops = tap_short() ? 500 : 5000;
+
+	for (int i = 0; i < loops; i++)
+		if (umm_madvise(mm, BASE, PG(64), UMM_MADV_COLD))
+			return (void *)1;
+	return NULL;
+}
+
+static bool test_cold_concurrent(void)
+{
+	pthread_t th[COLD_THREADS];
+	struct fix f;
+	void *ret;
+
+	NEED(swap);
+	ASSERT_TRUE(swap_fix_init(&f, 16 << 20, 4 << 20));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 64, RW, PRIV, 1));
+	for (int i = 0; i < COLD_THREADS; i++)
+		ASSERT_EQ(pthread_create(&th[i], NULL, cold_thread, f.mm), 0);
+	for (int i = 0; i < COLD_THREADS; i++) {
+		pthread_join(th[i], &ret);
+		ASSERT_TRUE(ret == NULL);
+	}
+	ASSERT_TRUE(settled_valid(f.u));
+	ASSERT_TRUE(all_present(f.mm, BASE, 64));
+	ASSERT_TRUE(check_pat(f.mm, BASE, 64, 1));
 	return swap_fix_fini(&f);
 }
 
@@ -848,6 +889,7 @@ int main(void)
 	RUN_TEST_CAPS(test_validate_kswapd_busy);
 	RUN_TEST_CAPS(test_pageout);
 	RUN_TEST_CAPS(test_cold_goes_first);
+	RUN_TEST_CAPS(test_cold_concurrent);
 	RUN_TEST_CAPS(test_mlock_stays);
 	RUN_TEST_CAPS(test_fork_one_slot);
 	RUN_TEST_CAPS(test_ksm_swap);
