@@ -773,6 +773,51 @@ static int madvise_dontneed(struct umm_mm *mm, uint64_t start, uint64_t end)
 	return err;
 }
 
+/*
+ * umm_mm_oom_reap - __oom_reap_task_mm: take a victim's private memory
+ * away without waiting for anyone.  The mm is marked unstable first, so a
+ * fault that would bring memory back fails (the kernel's SIGBUS from
+ * check_stable_address_space).  Each private VMA is zapped under a
+ * non-blockable UNMAP invalidation; a subscriber that cannot act without
+ * sleeping answers -EAGAIN and that VMA stays for a later pass.  Shared
+ * mappings are left to exit: their pages stay in the page cache anyway.
+ * Context: takes mmap_lock for read, without waiting for it.
+ */
+int umm_mm_oom_reap(struct umm_mm *mm)
+{
+	struct vm_area_struct *vma;
+	int ret = 0;
+
+	if (!mm)
+		return -EINVAL;
+	if (pthread_rwlock_tryrdlock(&mm->mmap_lock))
+		return -EAGAIN;
+	if (mm->dead) {
+		pthread_rwlock_unlock(&mm->mmap_lock);
+		return -ESRCH;
+	}
+	atomic_store(&mm->unstable, true);
+	for (vma = find_vma(mm, 0); vma; vma = vma_next(vma)) {
+		struct mmu_notifier_range range;
+		struct mmu_gather tlb;
+
+		if (vma->vm_flags & VM_SHARED)
+			continue;
+		mmu_notifier_range_init(&range, UMM_MMU_NOTIFY_UNMAP, mm, vma->vm_start, vma->vm_end);
+		range.r.flags &= ~UMM_MMU_NOTIFIER_RANGE_BLOCKABLE;
+		if (mmu_notifier_invalidate_range_start(&range)) {
+			ret = -EAGAIN;
+			continue;
+		}
+		tlb_gather_mmu(&tlb, mm, false);
+		unmap_vmas(&tlb, vma, vma->vm_start, vma->vm_end);
+		tlb_finish_mmu(&tlb);
+		mmu_notifier_invalidate_range_end(&range);
+	}
+	pthread_rwlock_unlock(&mm->mmap_lock);
+	return ret;
+}
+
 /* Is all of [start, end) mapped? */
 static bool range_mapped(struct umm_mm *mm, uint64_t start, uint64_t end)
 {
