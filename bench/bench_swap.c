@@ -62,6 +62,7 @@
 
 #define BENCH_NAME "bench_swap"
 #include "bench_common.h"
+#include "../tests/settle.h"
 
 #define PAGE		UMM_PAGE_SIZE
 #define MiB		(1024.0 * 1024.0)
@@ -195,6 +196,7 @@ static void machine_teardown(struct umm *u, struct umm_mm *mm)
 	long leaked;
 	int r;
 
+	machine_settle(u);
 	r = umm_validate(u, UMM_VALIDATE_EXACT | UMM_VALIDATE_RMAP, msg, sizeof(msg));
 	CHECK(r == 0, "umm_validate: %d: %s", r, msg);
 	umm_mm_exit(mm);
@@ -346,7 +348,7 @@ static void bench_swap_throughput(void)
 		[SW_IN_SEQ] = "swap-in, sequential read (pswpin)",
 		[SW_IN_RAND] = "swap-in, random read (pswpin)",
 		[SW_RW_RAND] = "swap-out+in, random write (pswpin+pswpout)",
-		[SW_CPU] = "CPU per reclaimed page, all threads (write pass)",
+		[SW_CPU] = "CPU per reclaimed page, write pass (all threads)",
 	};
 	double v[NR_SW][MAX_REPS];
 	uint64_t rs = 0x5eed;
@@ -363,15 +365,21 @@ static void bench_swap_throughput(void)
 		return;
 	}
 	umm_destroy(probe);
+	bool all_ok = true;
+
 	for (int rep = 0; rep < opt.reps; rep++) {
 		double fig[NR_SW];
 
-		if (!swap_run(fig, &rs))
-			break;
+		for (int k = 0; k < NR_SW; k++)
+			fig[k] = NAN;
+		all_ok &= swap_run(fig, &rs);
 		for (int k = 0; k < NR_SW; k++)
 			v[k][ok] = fig[k];
 		ok++;
+		if (!all_ok)
+			break;	/* one failed run is enough to mark the figures */
 	}
+	cur_ok = all_ok;
 	for (int k = 0; k < NR_SW; k++) {
 		struct fig *f = add_fig("swap", name[k], k == SW_CPU ? "ns/page" : "MiB/s",
 					ok ? median_of(v[k], ok) : NAN, NAN);

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "fixture.h"
+#include "settle.h"
 
 /* ---- which parts of the engine exist ---- */
 
@@ -98,27 +99,6 @@ static inline bool swap_all_free(struct umm *u)
 		TAP_DIAG("swap_free %" PRIu64 " of %" PRIu64 " slots", vs.swap_free,
 			 vs.swap_slots);
 	return vs.swap_free == vs.swap_slots;
-}
-
-/*
- * Wait (at most 2 s) until the machine's own threads are idle: nothing
- * isolated, and neither kswapd's runs nor pgsteal moved for 20 ms.  The
- * test's threads have stopped by then; this is the rest of "quiescent".
- */
-static inline void machine_settle(struct umm *u)
-{
-	struct umm_vmscan_stat prev = vstat(u);
-
-	for (int i = 0; i < 100; i++) {
-		struct umm_vmscan_stat vs;
-
-		usleep(20 * 1000);
-		vs = vstat(u);
-		if (!vs.nr_isolated && vs.kswapd_runs == prev.kswapd_runs &&
-		    vs.pgsteal == prev.pgsteal)
-			return;
-		prev = vs;
-	}
 }
 
 /* machine_valid() once the machine has settled. */
