@@ -129,7 +129,7 @@ struct umm_page {
 	_Atomic int32_t _mapcount;	/* -1: not mapped */
 	uint16_t node;
 	uint16_t machine;		/* index in the machine registry (memory.c) */
-	uint16_t lru_shard;		/* which LRU shard it is on, while PG_lru (vmscan.c) */
+	_Atomic uint16_t lru_shard;	/* which LRU shard it is on, while PG_lru (vmscan.c) */
 	_Atomic uintptr_t mapping;	/* anon_vma | address_space | stable_node, tagged */
 	uint64_t index;			/* page offset within the mapping */
 	struct list_head lru;
@@ -168,6 +168,10 @@ struct umm_node {
 	uint64_t warm_high, warm_low;	/* trim above high, down to low */
 	uint64_t wmark_min, wmark_low, wmark_high;	/* for reclaim */
 	_Atomic uint64_t nr_free;
+	/* compaction: free frames of [iso_start, iso_end) are held back */
+	_Atomic uint64_t iso_start, iso_end;
+	uint32_t *iso_stash;
+	uint64_t iso_nr;
 };
 
 /* Counters of reclaim, swap and migration (vmscan.c, swapfile.c, migrate.c). */
@@ -229,6 +233,7 @@ struct umm {
 	pthread_cond_t kswapd_cond;
 	bool kswapd_started, kswapd_stop;
 	_Atomic bool kswapd_wake;
+	pthread_rwlock_t reclaim_lock;	/* read: kswapd at work; write: umm_validate */
 	_Atomic uint64_t vmstat[NR_VMSTAT];
 	struct fault_attr faults[UMM_FAULT_NR];
 
@@ -528,6 +533,15 @@ int move_page_tables(struct vm_area_struct *vma, uint64_t old_addr, struct vm_ar
 int populate_vma_range(struct umm_mm *mm, uint64_t start, uint64_t end);
 struct umm_page *vm_normal_page(struct umm *u, pte_t pte);
 
+#define PTE_USER_BITS	(_PAGE_PRESENT | _PAGE_USER)
+/* The PTE protection bits a VMA's flags give (vm_get_page_prot). */
+static inline pte_t vma_pte_prot(unsigned long vm_flags)
+{
+	if (!(vm_flags & VM_ACCESS_FLAGS))
+		return _PAGE_PROTNONE | _PAGE_USER;
+	return PTE_USER_BITS;
+}
+
 /* ------------------------------------------------------------------ */
 /* Reverse mapping (rmap.c)                                            */
 
@@ -551,6 +565,7 @@ struct anon_vma_chain {
 
 struct rmap_walk_control {
 	void *arg;
+	struct anon_vma *anon_vma;		/* pinned by the caller: walk it even unmapped */
 	/* false stops the walk */
 	bool (*rmap_one)(struct umm_page *page, struct vm_area_struct *vma, uint64_t addr, void *arg);
 	bool (*done)(struct umm_page *page);
@@ -573,8 +588,12 @@ int page_mkclean(struct umm_page *page);
 bool try_to_unmap(struct umm_page *page);
 int page_rmap_count(struct umm_page *page);
 int page_dirty_in_ptes(struct umm_page *page);
+_Atomic pte_t *page_vma_mapped(struct umm_page *page, struct vm_area_struct *vma,
+			       uint64_t addr, struct pt_page **ptp);
 bool trylock_page(struct umm_page *page);
 void lock_page(struct umm_page *page);
+void page_lock_wait(struct umm_page *page, uint32_t seen);
+struct anon_vma *page_get_anon_vma(struct umm_page *page);
 void unlock_page(struct umm_page *page);
 void page_add_file_rmap(struct umm_page *page, struct vm_area_struct *vma);
 void page_dup_rmap(struct umm_page *page);
@@ -591,6 +610,7 @@ struct radix_root {
 void *radix_lookup(struct radix_root *r, uint64_t index);
 int radix_insert(struct radix_root *r, uint64_t index, void *item);
 void *radix_delete(struct radix_root *r, uint64_t index);
+void *radix_replace(struct radix_root *r, uint64_t index, void *item);
 typedef void (*radix_fn)(uint64_t index, void *item, void *arg);
 void radix_for_each(struct radix_root *r, radix_fn fn, void *arg);
 void radix_free(struct radix_root *r);
@@ -748,6 +768,8 @@ static inline bool should_fail(struct umm *u, int kind)
 int lru_init(struct umm *u);
 void lru_exit(struct umm *u);
 void kswapd_stop(struct umm *u);
+void phys_isolate_range(struct umm *u, unsigned int nid, uint64_t start, uint64_t end);
+void phys_unisolate_range(struct umm *u, unsigned int nid);
 void lru_cache_add(struct umm *u, struct umm_page *page);
 void lru_del_on_free(struct umm *u, struct umm_page *page);
 bool isolate_lru_page(struct umm *u, struct umm_page *page);

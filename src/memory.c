@@ -33,7 +33,6 @@
 
 #include "internal.h"
 
-#define PTE_USER_BITS	(_PAGE_PRESENT | _PAGE_USER)
 
 /* The normal page behind a present PTE; NULL for the zero frame. */
 struct umm_page *vm_normal_page(struct umm *u, pte_t pte)
@@ -43,13 +42,6 @@ struct umm_page *vm_normal_page(struct umm *u, pte_t pte)
 	return pfn_to_page(u, pte_pfn(pte));
 }
 
-/* The PTE protection bits a VMA's flags give (vm_get_page_prot). */
-static pte_t vma_pte_prot(unsigned long vm_flags)
-{
-	if (!(vm_flags & VM_ACCESS_FLAGS))
-		return _PAGE_PROTNONE | _PAGE_USER;
-	return PTE_USER_BITS;
-}
 
 static inline bool pte_same(pte_t a, pte_t b) { return a == b; }
 
@@ -371,15 +363,16 @@ static int do_swap_page(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 static int migration_entry_wait(struct umm *u, struct pt_page *pt, pte_t orig)
 {
 	struct umm_page *page = pfn_to_page(u, swp_offset(orig));
+	/*
+	 * While the entry is in the PTE (checked under its lock, held here)
+	 * the migration holds the page lock, and it wakes waiters before it
+	 * frees the frame: wait without a reference, which would make the
+	 * migration's reference count check fail.
+	 */
+	uint32_t seen = atomic_fetch_or(&page->flags, PG_waiters);
 
-	if (!get_page_unless_zero(page)) {
-		spin_unlock(pte_lockptr(pt));
-		return 0;
-	}
 	spin_unlock(pte_lockptr(pt));
-	lock_page(page);
-	unlock_page(page);
-	put_page(u, page);
+	page_lock_wait(page, seen);
 	return 0;
 }
 

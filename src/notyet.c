@@ -24,9 +24,3 @@ void umm_mm_get_ksm_stat(struct umm_mm *mm, struct umm_mm_ksm_stat *st)
 		memset(st, 0, sizeof(*st));
 }
 
-int umm_move_pages(struct umm_mm *mm, unsigned long count, const uint64_t *addrs,
-		   const int *nodes, int *status)
-{
-	return -ENOSYS;
-}
-int umm_compact(struct umm *u, int nid, uint64_t nr_frames, uint64_t *start_pfn) { return -ENOSYS; }

@@ -457,6 +457,18 @@ static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val)
 	return syscall(SYS_futex, (uint32_t *)uaddr, op, val, NULL, NULL, 0);
 }
 
+/*
+ * page_lock_wait - sleep until the page lock whose word was seen as @seen
+ * (with PG_waiters set by the caller) is released.  The caller holds no
+ * reference: the lock holder (a migration) wakes waiters before the frame
+ * is freed, and a frame's descriptor never goes away.
+ */
+void page_lock_wait(struct umm_page *page, uint32_t seen)
+{
+	if (seen & PG_locked)
+		futex(&page->flags, FUTEX_WAIT_PRIVATE, seen | PG_waiters);
+}
+
 bool trylock_page(struct umm_page *page)
 {
 	return !(atomic_fetch_or(&page->flags, PG_locked) & PG_locked);
@@ -524,12 +536,38 @@ static inline uint64_t vma_address(struct vm_area_struct *vma, uint64_t pgoff)
 	return vma->vm_start + ((pgoff - vma->vm_pgoff) << PAGE_SHIFT);
 }
 
-static int rmap_walk_anon(struct umm_page *page, struct rmap_walk_control *rwc)
+static void get_anon_vma(struct anon_vma *av)
+{
+	atomic_fetch_add(&av->refcount, 1);
+}
+
+/*
+ * page_get_anon_vma - a reference on the anon_vma of a mapped anonymous
+ * page, so that its tree can still be walked once the page is unmapped
+ * (migration restores PTEs through it).  Return: the anon_vma or NULL.
+ */
+struct anon_vma *page_get_anon_vma(struct umm_page *page)
 {
 	struct anon_vma *av = page_lock_anon_vma_read(page);
+
+	if (av)
+		pthread_rwlock_unlock(&av->root->rwsem);
+	return av;
+}
+
+static int rmap_walk_anon(struct umm_page *page, struct rmap_walk_control *rwc)
+{
+	struct anon_vma *av = rwc->anon_vma;
 	uint64_t pgoff = page->index;
 	struct interval_tree_node *n;
 
+	if (av) {
+		/* the caller pinned it: the page need not be mapped now */
+		get_anon_vma(av);
+		pthread_rwlock_rdlock(&av->root->rwsem);
+	} else {
+		av = page_lock_anon_vma_read(page);
+	}
 	if (!av)
 		return 0;
 	for (n = interval_tree_iter_first(&av->rb_root, pgoff, pgoff); n;
@@ -605,7 +643,7 @@ int rmap_walk(struct umm_page *page, struct rmap_walk_control *rwc)
  * page_vma_mapped - lock the PTE table of @vma->vm_mm at @addr and return
  * the slot if it maps @page.  Return: the slot (ptl held in *@ptp) or NULL.
  */
-static _Atomic pte_t *page_vma_mapped(struct umm_page *page, struct vm_area_struct *vma,
+_Atomic pte_t *page_vma_mapped(struct umm_page *page, struct vm_area_struct *vma,
 				      uint64_t addr, struct pt_page **ptp)
 {
 	struct umm_mm *mm = vma->vm_mm;

@@ -344,6 +344,8 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 		return -ENOMEM;
 	}
 
+	/* kswapd holds pages isolated while it works: let it finish first */
+	pthread_rwlock_wrlock(&u->reclaim_lock);
 	pthread_mutex_lock(&u->mm_lock);
 	list_for_each_entry(mm, &u->mm_list, mmlist) {
 		long rss[NR_MM_COUNTERS] = { 0 }, tables = 0;
@@ -416,6 +418,7 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 		c.err = swap_census_check(u, c.swap_ptes, msg, msglen);
 	if (!c.err)
 		c.err = lru_census_check(u, msg, msglen);
+	pthread_rwlock_unlock(&u->reclaim_lock);
 	free(c.maps);
 	free(c.cache);
 	free(c.swap_ptes);
