@@ -135,15 +135,31 @@ static bool test_status(void)
 	ASSERT_TRUE(check_pat(f.mm, BASE, 4, 1));
 	ASSERT_TRUE(zeros_at(f.mm, AT(4), 4));
 
-	/* bad arguments */
-	nodes[0] = 2;
-	ASSERT_ERR(umm_move_pages(f.mm, 1, addrs, nodes, status), ENODEV);
-	nodes[0] = -1;
-	ASSERT_ERR(umm_move_pages(f.mm, 1, addrs, nodes, status), ENODEV);
-	ASSERT_ERR(umm_move_pages(f.mm, 1, NULL, NULL, status), EINVAL);
-	ASSERT_ERR(umm_move_pages(f.mm, 1, addrs, NULL, NULL), EINVAL);
-	ASSERT_ERR(umm_move_pages(NULL, 1, addrs, NULL, status), EINVAL);
-	ASSERT_OK(umm_move_pages(f.mm, 0, addrs, NULL, status));
+	return settled_fini(&f);
+}
+
+/* Bad arguments, as move_pages(2) answers them: a node that does not exist
+ * (beyond the last, or negative) is -ENODEV, missing arrays -EINVAL. */
+static bool test_bad_args(void)
+{
+	uint64_t addr = BASE;
+	int node, status;
+	struct fix f;
+
+	NEED(move);
+	ASSERT_TRUE(numa_fix_init(&f, 2));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 1, RW, PRIV, 1));
+	node = 2;
+	ASSERT_ERR(umm_move_pages(f.mm, 1, &addr, &node, &status), ENODEV);
+	node = 64;
+	ASSERT_ERR(umm_move_pages(f.mm, 1, &addr, &node, &status), ENODEV);
+	node = -1;
+	ASSERT_ERR(umm_move_pages(f.mm, 1, &addr, &node, &status), ENODEV);
+	ASSERT_ERR(umm_move_pages(f.mm, 1, NULL, NULL, &status), EINVAL);
+	ASSERT_ERR(umm_move_pages(f.mm, 1, &addr, NULL, NULL), EINVAL);
+	ASSERT_ERR(umm_move_pages(NULL, 1, &addr, NULL, &status), EINVAL);
+	ASSERT_OK(umm_move_pages(f.mm, 0, &addr, NULL, &status));
+	ASSERT_TRUE(check_pat(f.mm, BASE, 1, 1));
 	return settled_fini(&f);
 }
 
@@ -195,6 +211,27 @@ static bool test_move_anon(void)
 
 /* ---- pages mapped by several mms: everyone sees the new frame ---- */
 
+/*
+ * Move the pages at @addr (@n of them, pattern @tag) from @mover: @other,
+ * which maps them too, sees them at the same new frame and node.
+ */
+static bool move_seen_by(struct umm_mm *mover, struct umm_mm *other, uint64_t addr, int n,
+			 uint64_t tag, int mapcount)
+{
+	for (int p = 0; p < n; p++) {
+		uint64_t a = addr + PG(p);
+		int to = 1 - node_of(mover, a);
+
+		ASSERT_TRUE(move_one(mover, a, to, a, tag));
+		ASSERT_EQ(node_of(other, a), to);
+		ASSERT_EQ(pinfo(other, a).pfn, pinfo(mover, a).pfn);
+		ASSERT_EQ(pinfo(other, a).mapcount, mapcount);
+		ASSERT_TRUE(pat_at(other, a, a, 1, tag));
+	}
+	return true;
+}
+
+/* Private pages COW-shared after fork, moved by the parent. */
 static bool test_move_shared(void)
 {
 	struct umm_mm *child;
@@ -202,30 +239,37 @@ static bool test_move_shared(void)
 
 	NEED(move);
 	ASSERT_TRUE(numa_fix_init(&f, 2));
-	/* AAAA    BBBB: A private (COW-shared after fork), B shared anonymous */
 	ASSERT_TRUE(map_pat(f.mm, AT(0), 4, RW, PRIV, 1));
-	ASSERT_TRUE(map_pat(f.mm, AT(8), 4, RW, SHRD, 2));
 	ASSERT_OK(umm_mm_fork(f.mm, &child));
-
-	for (int p = 0; p < 4; p++) {
-		int to = 1 - node_of(f.mm, AT(p));
-
-		ASSERT_TRUE(move_one(f.mm, AT(p), to, AT(p), 1));
-		ASSERT_EQ(node_of(child, AT(p)), to);
-		ASSERT_EQ(pinfo(child, AT(p)).pfn, pinfo(f.mm, AT(p)).pfn);
-		ASSERT_EQ(pinfo(child, AT(p)).mapcount, 2);
-		ASSERT_TRUE(pat_at(child, AT(p), AT(p), 1, 1));
-
-		to = 1 - node_of(child, AT(8 + p));
-		ASSERT_TRUE(move_one(child, AT(8 + p), to, AT(8 + p), 2));
-		ASSERT_EQ(node_of(f.mm, AT(8 + p)), to);
-		ASSERT_EQ(pinfo(child, AT(8 + p)).pfn, pinfo(f.mm, AT(8 + p)).pfn);
-	}
+	ASSERT_TRUE(move_seen_by(f.mm, child, AT(0), 4, 1, 2));
 	ASSERT_TRUE(settled_valid(f.u));
 
-	/* after the move: COW still private, shared still shared */
-	ASSERT_TRUE(write_pat(child, AT(0), 4, 3));
+	/* after the move, COW still breaks: writes stay private */
+	ASSERT_TRUE(write_pat(child, AT(0), 2, 3));
 	ASSERT_TRUE(check_pat(f.mm, AT(0), 4, 1));
+	ASSERT_TRUE(write_pat(f.mm, AT(2), 2, 4));
+	ASSERT_TRUE(check_pat(child, AT(2), 2, 1));
+	ASSERT_TRUE(settled_valid(f.u));
+	umm_mm_exit(child);
+	return settled_fini(&f);
+}
+
+/* Shared anonymous memory (shmem to Linux, which moves it), moved by a child. */
+static bool test_move_shmem(void)
+{
+	struct umm_mm *child;
+	struct fix f;
+
+	NEED(move);
+	ASSERT_TRUE(numa_fix_init(&f, 2));
+	ASSERT_TRUE(map_pat(f.mm, AT(8), 4, RW, SHRD, 2));
+	ASSERT_OK(umm_mm_fork(f.mm, &child));
+	/* fork copies no PTEs of shared mappings (as Linux): the child faults them in */
+	ASSERT_TRUE(check_pat(child, AT(8), 4, 2));
+	ASSERT_TRUE(move_seen_by(child, f.mm, AT(8), 4, 2, 2));
+	ASSERT_TRUE(settled_valid(f.u));
+
+	/* still one object: a write by either is seen by the other */
 	ASSERT_TRUE(write_pat(f.mm, AT(8), 4, 4));
 	ASSERT_TRUE(check_pat(child, AT(8), 4, 4));
 	ASSERT_TRUE(settled_valid(f.u));
@@ -575,43 +619,85 @@ static bool test_ksm_mremap_move(void)
 
 /* ---- compaction ---- */
 
-/* Is any of the @n pages at @addr mapped to a frame in [start, start + nr)? */
-static bool any_in_run(struct umm_mm *mm, uint64_t addr, uint64_t n, uint64_t start,
-		       uint64_t nr)
+/*
+ * The frames of the @n pages at @addr, stride @step (the mapped ones of a
+ * range where every other page was unmapped), into @pfns.
+ */
+static bool mapped_pfns(struct umm_mm *mm, uint64_t addr, uint64_t n, uint64_t step,
+			uint64_t *pfns)
 {
-	for (uint64_t p = 0; p < n; p++) {
+	for (uint64_t p = 0, i = 0; p < n; p += step, i++) {
 		struct umm_pageinfo pi = pinfo(mm, addr + PG(p));
 
-		if ((pi.flags & UMM_PI_PRESENT) && !(pi.flags & UMM_PI_ZERO) &&
-		    pi.pfn >= start && pi.pfn < start + nr) {
-			TAP_DIAG("page %#" PRIx64 " is at pfn %" PRIu64 ", inside [%" PRIu64
-				 ", %" PRIu64 ")", addr + PG(p), pi.pfn, start, start + nr);
-			return true;
-		}
+		ASSERT_TRUE(pi.flags & UMM_PI_PRESENT);
+		pfns[i] = pi.pfn;
 	}
-	return false;
+	return true;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The longest run of frames in [1, nr_frames) that none of @pfns[@n] is in. */
+static uint64_t largest_gap(uint64_t *pfns, uint64_t n, uint64_t nr_frames)
+{
+	uint64_t prev = 0, best = 0;
+
+	qsort(pfns, n, sizeof(*pfns), cmp_u64);
+	for (uint64_t i = 0; i <= n; i++) {
+		uint64_t next = i < n ? pfns[i] : nr_frames;
+
+		if (next - prev - 1 > best && next > prev)
+			best = next - prev - 1;
+		prev = next;
+	}
+	return best;
+}
+
+/*
+ * Fill memory but for a few frames, free every other page, and ask for a
+ * run of 64 free frames: when no such run was free before (checked with
+ * pagemap), compaction must migrate; afterwards no mapped page is in the
+ * run and every page keeps its bytes.
+ */
 static bool test_compact(void)
 {
-	const uint64_t n = 768, run = 64;	/* of 1024 frames */
-	uint64_t start = ~0ULL;
+	const uint64_t run = 64;
+	uint64_t start = ~0ULL, n, nr_frames, gap, *pfns;
 	struct umm_vmscan_stat v0;
 	struct fix f;
 
 	NEED(compact);
 	ASSERT_TRUE(numa_fix_init(&f, 1));
-	/* fill three quarters, then free every other page: free frames scattered */
+	nr_frames = ustat(f.u).nr_frames;
+	n = ustat(f.u).nr_free - 16;
+	n &= ~1ULL;
+	pfns = calloc(n, sizeof(*pfns));
+	ASSERT_TRUE(pfns);
 	ASSERT_TRUE(map_pat(f.mm, BASE, n, RW, PRIV, 1));
 	for (uint64_t p = 0; p < n; p += 2)
 		ASSERT_OK(umm_munmap(f.mm, AT(p), PS));
+	ASSERT_TRUE(mapped_pfns(f.mm, AT(1), n, 2, pfns));
+	gap = largest_gap(pfns, n / 2, nr_frames);
 	v0 = vstat(f.u);
 
 	ASSERT_OK(umm_compact(f.u, 0, run, &start));
-	TAP_DIAG("run at pfn %" PRIu64 ", %" PRIu64 " frames migrated", start,
-		 vstat(f.u).compact_migrated - v0.compact_migrated);
-	ASSERT_TRUE(start + run <= ustat(f.u).nr_frames);
-	ASSERT_FALSE(any_in_run(f.mm, BASE, n, start, run));
+	uint64_t migrated = vstat(f.u).compact_migrated - v0.compact_migrated;
+	TAP_DIAG("largest free run before: %" PRIu64 " frames; run at pfn %" PRIu64
+		 ", %" PRIu64 " frames migrated", gap, start, migrated);
+	ASSERT_TRUE(start >= 1 && start + run <= nr_frames);
+	if (gap < run)
+		ASSERT_TRUE(migrated > 0);
+	ASSERT_TRUE(mapped_pfns(f.mm, AT(1), n, 2, pfns));
+	for (uint64_t i = 0; i < n / 2; i++) {
+		if (pfns[i] >= start && pfns[i] < start + run)
+			TAP_DIAG("a mapped page is at pfn %" PRIu64 ", inside the run", pfns[i]);
+		ASSERT_FALSE(pfns[i] >= start && pfns[i] < start + run);
+	}
 	for (uint64_t p = 1; p < n; p += 2)
 		ASSERT_TRUE(check_pat(f.mm, AT(p), 1, 1));
 	ASSERT_TRUE(settled_valid(f.u));
@@ -620,16 +706,20 @@ static bool test_compact(void)
 	struct umm_page *page;
 	ASSERT_OK(umm_get_user_page(f.mm, AT(1), 0, &page));
 	uint64_t held = umm_page_pfn(page);
-	if (umm_compact(f.u, 0, run, &start) == 0)
+	int r = umm_compact(f.u, 0, run, &start);
+	ASSERT_TRUE(r == 0 || r == -EBUSY || r == -ENOMEM);
+	if (r == 0)
 		ASSERT_TRUE(held < start || held >= start + run);
+	ASSERT_EQ(umm_page_pfn(page), held);
 	umm_put_page(page);
-	ASSERT_FALSE(any_in_run(f.mm, BASE, n, start, run));
+	ASSERT_TRUE(check_pat(f.mm, AT(1), 1, 1));
 
 	/* bad requests */
 	ASSERT_ERR(umm_compact(f.u, 0, 0, &start), EINVAL);
 	ASSERT_ERR(umm_compact(f.u, 1, run, &start), EINVAL);
 	ASSERT_ERR(umm_compact(f.u, -1, run, &start), EINVAL);
-	ASSERT_TRUE(umm_compact(f.u, 0, 4096, &start) < 0);	/* more than the node */
+	ASSERT_TRUE(umm_compact(f.u, 0, nr_frames + 1, &start) < 0);
+	free(pfns);
 	ASSERT_TRUE(settled_valid(f.u));
 	return settled_fini(&f);
 }
@@ -643,8 +733,10 @@ int main(void)
 	}
 	probe_engine();
 	RUN_TEST_CAPS(test_status);
+	RUN_TEST_CAPS(test_bad_args);
 	RUN_TEST_CAPS(test_move_anon);
 	RUN_TEST_CAPS(test_move_shared);
+	RUN_TEST_CAPS(test_move_shmem);
 	RUN_TEST_CAPS(test_move_file);
 	RUN_TEST_CAPS(test_move_pinned);
 	RUN_TEST_CAPS(test_move_concurrent);
