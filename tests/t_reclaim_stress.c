@@ -525,9 +525,9 @@ static bool test_stress(void)
 	TAP_DIAG("pswpout %" PRIu64 " pswpin %" PRIu64 " pgsteal %" PRIu64 " kswapd_runs %"
 		 PRIu64 " direct_reclaims %" PRIu64, vs.pswpout, vs.pswpin, vs.pgsteal,
 		 vs.kswapd_runs, vs.direct_reclaims);
-	TAP_DIAG("moved: %" PRIu64 " by the storm, pgmigrate_success %" PRIu64 " fail %" PRIu64
-		 "; KSM pages_sharing %lu", r.storm.moved, vs.pgmigrate_success,
-		 vs.pgmigrate_fail, ks.pages_sharing);
+	TAP_DIAG("storm: %" PRIu64 " pages on the node asked for; pgmigrate_success %" PRIu64
+		 " fail %" PRIu64 "; KSM pages_sharing %lu", r.storm.moved,
+		 vs.pgmigrate_success, vs.pgmigrate_fail, ks.pages_sharing);
 	/* the run did what it is for: pages went out and came back, and moved */
 	ASSERT_TRUE(vs.pswpout > 0);
 	ASSERT_TRUE(vs.pswpin > 0);
