@@ -650,6 +650,17 @@ static void probe_host_swap(void)
 		 n <= 1 ? "none (/proc/swaps lists no swap device)" : "present");
 }
 
+/* A figure in a 12-wide column: 3 significant digits, never an exponent. */
+static void print_value(double v, const char *none)
+{
+	if (isnan(v))
+		printf("%12s ", none);
+	else if (v >= 100)
+		printf("%12.0f ", v);
+	else
+		printf("%12.3g ", v);
+}
+
 static void print_tables(double secs)
 {
 	const char *group = "";
@@ -666,14 +677,8 @@ static void print_tables(double secs)
 			printf("-- %s\n", group);
 		}
 		printf("%-52s ", f->name);
-		if (f->na)
-			printf("%12s ", "n/a");
-		else
-			printf("%12.4g ", f->umm);
-		if (isnan(f->host))
-			printf("%12s ", "-");
-		else
-			printf("%12.4g ", f->host);
+		print_value(f->na ? NAN : f->umm, f->na ? "n/a" : "nan");
+		print_value(f->host, "-");
 		printf(" %-8s %s%s\n", f->unit, f->valid ? "" : "FAILED ", f->note);
 	}
 	print_total(secs, "figures");
