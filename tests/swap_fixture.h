@@ -21,6 +21,7 @@
 #ifndef UMM_TESTS_SWAP_FIXTURE_H
 #define UMM_TESTS_SWAP_FIXTURE_H
 
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include "fixture.h"
@@ -60,25 +61,36 @@ static const char *skip_reason;
 
 /* ---- machines with swap ---- */
 
+/* The library's messages (the protocol checker's reports among them), as TAP comments. */
+static inline void log_diag(void *ctx, int level, const char *msg)
+{
+	(void)ctx;
+	TAP_DIAG("umm log %d: %s", level, msg);
+}
+
 /*
  * A machine of @phys bytes in @nodes nodes with a swap file of @swap bytes
- * at tmp_path("swap") (none if @swap is 0): 0 or -errno from umm_create().
- * tmp_init() must have run.
+ * at tmp_path("swap") (none if @swap is 0) and UMM_CONFIG_@flags: 0 or
+ * -errno from umm_create().  tmp_init() must have run.
  */
 static inline int make_swap_machine(size_t phys, unsigned int nodes, size_t swap,
-				    struct umm **u)
+				    unsigned int flags, struct umm **u)
 {
 	struct umm_config cfg;
 
 	umm_config_init(&cfg);
 	cfg.phys_bytes = phys;
 	cfg.nr_nodes = nodes;
+	cfg.flags = flags;
 	if (swap) {
 		cfg.swap_path = tmp_path("swap");
 		cfg.swap_bytes = swap;
 	}
 	*u = NULL;
-	return umm_create(&cfg, u);
+	int r = umm_create(&cfg, u);
+	if (r == 0)
+		umm_set_log(*u, log_diag, NULL);
+	return r;
 }
 
 static inline struct umm_vmscan_stat vstat(struct umm *u)
@@ -115,6 +127,145 @@ static inline bool settled_fini(struct fix *f)
 	return fix_fini(f);
 }
 
+/* ---- a secondary MMU ---- */
+
+/*
+ * A minimal secondary MMU over @n pages at @base of one mm: smmu_fill()
+ * caches each page's translation (GUP, then reports it to the protocol
+ * checker), an invalidation drops the cached ones in its range (and
+ * reports that), and it counts what it was told.  With @young set, its
+ * clear_flush_young/clear_young/test_young say "accessed" for every page
+ * in [young_start, young_end): a device that keeps using them.
+ */
+#define SMMU_PAGES	64
+
+struct smmu {
+	struct umm_mmu_notifier mn;
+	pthread_mutex_t lock;
+	uint64_t base;
+	unsigned int n;
+	uint64_t pfn[SMMU_PAGES];		/* 0: nothing cached */
+	unsigned long starts, ends, young_calls;
+	unsigned long by_event[UMM_MMU_NOTIFY_EXCLUSIVE + 1];
+	uint64_t young_start, young_end;
+};
+
+static inline int smmu_young(struct smmu *s, uint64_t start, uint64_t end)
+{
+	int young;
+
+	pthread_mutex_lock(&s->lock);
+	s->young_calls++;
+	young = start < s->young_end && end > s->young_start;
+	pthread_mutex_unlock(&s->lock);
+	return young;
+}
+
+static inline int smmu_clear_flush_young(struct umm_mmu_notifier *mn, struct umm_mm *mm,
+					 uint64_t start, uint64_t end)
+{
+	(void)mm;
+	return smmu_young((struct smmu *)mn, start, end);
+}
+
+static inline int smmu_test_young(struct umm_mmu_notifier *mn, struct umm_mm *mm,
+				  uint64_t addr)
+{
+	(void)mm;
+	return smmu_young((struct smmu *)mn, addr, addr + PS);
+}
+
+static inline int smmu_start(struct umm_mmu_notifier *mn, const struct umm_mmu_notifier_range *r)
+{
+	struct smmu *s = (struct smmu *)mn;
+
+	pthread_mutex_lock(&s->lock);
+	s->starts++;
+	if (r->event <= UMM_MMU_NOTIFY_EXCLUSIVE)
+		s->by_event[r->event]++;
+	for (unsigned int i = 0; i < s->n; i++) {
+		uint64_t a = s->base + PG(i);
+
+		if (s->pfn[i] && a >= r->start && a < r->end) {
+			s->pfn[i] = 0;
+			umm_mmu_notifier_check_unmap(mn, a, a + PS);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static inline void smmu_end(struct umm_mmu_notifier *mn, const struct umm_mmu_notifier_range *r)
+{
+	struct smmu *s = (struct smmu *)mn;
+
+	(void)r;
+	pthread_mutex_lock(&s->lock);
+	s->ends++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static const struct umm_mmu_notifier_ops smmu_ops = {
+	.clear_flush_young = smmu_clear_flush_young,
+	.clear_young = smmu_clear_flush_young,
+	.test_young = smmu_test_young,
+	.invalidate_range_start = smmu_start,
+	.invalidate_range_end = smmu_end,
+};
+
+static inline bool smmu_init(struct smmu *s, struct umm_mm *mm, uint64_t base, unsigned int n)
+{
+	memset(s, 0, sizeof(*s));
+	s->mn.ops = &smmu_ops;
+	s->base = base;
+	s->n = n < SMMU_PAGES ? n : SMMU_PAGES;
+	pthread_mutex_init(&s->lock, NULL);
+	ASSERT_OK(umm_mmu_notifier_register(&s->mn, mm));
+	return true;
+}
+
+/* Cache every page's translation (the test's threads are quiet meanwhile). */
+static inline bool smmu_fill(struct smmu *s, struct umm_mm *mm)
+{
+	for (unsigned int i = 0; i < s->n; i++) {
+		struct umm_page *page;
+
+		ASSERT_OK(umm_get_user_page(mm, s->base + PG(i), 0, &page));
+		pthread_mutex_lock(&s->lock);
+		s->pfn[i] = umm_page_pfn(page);
+		umm_mmu_notifier_check_map(&s->mn, s->base + PG(i), s->pfn[i]);
+		pthread_mutex_unlock(&s->lock);
+		umm_put_page(page);
+	}
+	return true;
+}
+
+/* How many pages it still caches. */
+static inline unsigned int smmu_cached(struct smmu *s)
+{
+	unsigned int c = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (unsigned int i = 0; i < s->n; i++)
+		c += !!s->pfn[i];
+	pthread_mutex_unlock(&s->lock);
+	return c;
+}
+
+/* Drop every cached translation (reported to the checker), then unregister. */
+static inline void smmu_fini(struct smmu *s, struct umm_mm *mm)
+{
+	pthread_mutex_lock(&s->lock);
+	for (unsigned int i = 0; i < s->n; i++) {
+		if (s->pfn[i])
+			umm_mmu_notifier_check_unmap(&s->mn, s->base + PG(i), s->base + PG(i + 1));
+		s->pfn[i] = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	umm_mmu_notifier_unregister(&s->mn, mm);
+	pthread_mutex_destroy(&s->lock);
+}
+
 /*
  * Ask each part of the engine once, on a throwaway machine, whether it is
  * there.  Anything but -ENOSYS (success, -EINVAL for a request of nothing)
@@ -129,7 +280,7 @@ static inline void probe_engine(void)
 	int status;
 
 	memset(&caps, 0, sizeof(caps));
-	if (make_swap_machine(4 << 20, 1, 1 << 20, &u) == 0) {
+	if (make_swap_machine(4 << 20, 1, 1 << 20, 0, &u) == 0) {
 		caps.swap = true;
 		umm_destroy(u);
 	}

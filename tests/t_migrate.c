@@ -9,6 +9,8 @@
  *    (pagemap's pfn), keep their bytes, and every mapping of them (fork's
  *    COW sharing, shared anonymous memory, a shared file mapping) sees the
  *    new frame; moving to the node a page is on changes nothing;
+ *  - a secondary MMU hears a MIGRATE invalidation for the moved page only,
+ *    before its old frame goes (the protocol checker is on);
  *  - a page held by umm_get_user_page() does not move (-EBUSY);
  *  - writers and readers running while pages move underneath see their own
  *    bytes, always;
@@ -36,11 +38,13 @@
 
 static uint64_t seed;
 
-/* A machine of @nodes nodes, 4 MiB each, and an mm. */
+/* A machine of @nodes nodes, 4 MiB each, with the notifier protocol checker, and an mm. */
 static bool numa_fix_init(struct fix *f, unsigned int nodes)
 {
 	f->mm = NULL;
-	ASSERT_OK(make_machine((size_t)nodes * (4 << 20), nodes, 0, &f->u));
+	ASSERT_OK(make_machine((size_t)nodes * (4 << 20), nodes, UMM_CONFIG_NOTIFIER_CHECKER,
+			       &f->u));
+	umm_set_log(f->u, log_diag, NULL);
 	ASSERT_OK(umm_mm_create(f->u, &f->mm));
 	return true;
 }
@@ -319,6 +323,36 @@ static bool test_move_file(void)
 	ASSERT_OK(umm_munmap(f.mm, BASE, PG(4)));
 	umm_file_put(file);
 	close(fd);
+	return settled_fini(&f);
+}
+
+/*
+ * A secondary MMU caching the translations: a move invalidates the moved
+ * page's (a MIGRATE event), no other, before the old frame goes.
+ */
+static bool test_move_secondary_mmu(void)
+{
+	struct smmu s;
+	struct fix f;
+
+	NEED(move);
+	ASSERT_TRUE(numa_fix_init(&f, 2));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 8, RW, PRIV, 1));
+	ASSERT_TRUE(smmu_init(&s, f.mm, BASE, 8));
+	ASSERT_TRUE(smmu_fill(&s, f.mm));
+	uint64_t old = s.pfn[3];
+
+	ASSERT_TRUE(move_one(f.mm, AT(3), 1 - node_of(f.mm, AT(3)), AT(3), 1));
+	ASSERT_GE(s.by_event[UMM_MMU_NOTIFY_MIGRATE], 1);
+	ASSERT_EQ(s.starts, s.ends);
+	ASSERT_EQ(s.pfn[3], 0);
+	ASSERT_EQ(smmu_cached(&s), 7);
+	ASSERT_EQ(umm_mmu_notifier_checker_violations(f.u), 0);
+	ASSERT_TRUE(smmu_fill(&s, f.mm));
+	ASSERT_NE(s.pfn[3], old);
+	ASSERT_EQ(s.pfn[3], pinfo(f.mm, AT(3)).pfn);
+	smmu_fini(&s, f.mm);
+	ASSERT_EQ(umm_mmu_notifier_checker_violations(f.u), 0);
 	return settled_fini(&f);
 }
 
@@ -738,6 +772,7 @@ int main(void)
 	RUN_TEST_CAPS(test_move_shared);
 	RUN_TEST_CAPS(test_move_shmem);
 	RUN_TEST_CAPS(test_move_file);
+	RUN_TEST_CAPS(test_move_secondary_mmu);
 	RUN_TEST_CAPS(test_move_pinned);
 	RUN_TEST_CAPS(test_move_concurrent);
 	RUN_TEST_CAPS(test_ksm_fork_tree);

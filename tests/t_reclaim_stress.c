@@ -422,7 +422,7 @@ static bool run_init(struct run *r)
 
 	memset(r, 0, sizeof(*r));
 	stop = false;
-	ASSERT_OK(make_swap_machine(ws / 4, 2, 4 * ws, &r->u));
+	ASSERT_OK(make_swap_machine(ws / 4, 2, 4 * ws, 0, &r->u));
 	for (unsigned int i = 0; i < NR_WORKERS; i++) {
 		struct worker *w = &r->w[i];
 

@@ -11,6 +11,9 @@
  *    them back (pswpin); MADV_COLD puts a range first in line for reclaim,
  *    and from several threads at once leaves the LRU lists consistent;
  *  - mlocked pages (umm_mlock or MAP_LOCKED) never leave memory;
+ *  - reclaim asks secondary MMUs whether a page was used (clear_flush_young)
+ *    and invalidates their translations before a frame goes (the protocol
+ *    checker is on in every machine here);
  *  - a page COW-shared by fork keeps one swap slot for both mms, swap-in by
  *    one is seen by the other, writes after fork stay private; a KSM page
  *    (one frame, four mappings) takes one slot too;
@@ -55,7 +58,7 @@ static uint64_t seed;
 static bool swap_fix_init(struct fix *f, size_t phys, size_t swap)
 {
 	f->mm = NULL;
-	ASSERT_OK(make_swap_machine(phys, 1, swap, &f->u));
+	ASSERT_OK(make_swap_machine(phys, 1, swap, UMM_CONFIG_NOTIFIER_CHECKER, &f->u));
 	ASSERT_OK(umm_mm_create(f->u, &f->mm));
 	return true;
 }
@@ -68,6 +71,7 @@ static bool swap_fix_fini(struct fix *f)
 		umm_mm_exit(f->mm);
 	f->mm = NULL;
 	ASSERT_TRUE(swap_all_free(f->u));
+	ASSERT_EQ(umm_mmu_notifier_checker_violations(f->u), 0);
 	return settled_fini(f);
 }
 
@@ -477,6 +481,57 @@ static bool test_mlock_stays(void)
 	ASSERT_TRUE(all_present(f.mm, AT(0), 16));
 	ASSERT_TRUE(check_pat(f.mm, AT(0), 16, 1));
 	ASSERT_TRUE(check_pat(f.mm, AT(32), 8, 2));
+	return swap_fix_fini(&f);
+}
+
+/* ---- a secondary MMU under reclaim ---- */
+
+/*
+ * A device caches the translations of A and B and keeps using A (its
+ * clear_flush_young says so).  Reclaim must ask it (page_referenced
+ * reaches secondary MMUs), take B, keep A, and invalidate B in the
+ * device before B's frames go; MADV_PAGEOUT ignores references and takes
+ * A too.  The protocol checker sees every cached translation dropped in
+ * time.
+ */
+static bool test_reclaim_secondary_mmu(void)
+{
+	const uint64_t A = AT(0), B = AT(16);
+	struct smmu s;
+	struct fix f;
+	int round;
+
+	NEED(swap);
+	NEED(reclaim);
+	ASSERT_TRUE(swap_fix_init(&f, 16 << 20, 4 << 20));
+	ASSERT_TRUE(map_pat(f.mm, A, 32, RW, PRIV, 1));
+	ASSERT_TRUE(smmu_init(&s, f.mm, A, 32));
+	s.young_start = A;
+	s.young_end = B;
+	ASSERT_TRUE(smmu_fill(&s, f.mm));
+
+	for (round = 0; round < 64 && nr_with(f.mm, B, 16, UMM_PI_SWAPPED) < 16; round++) {
+		unsigned long got;
+
+		ASSERT_OK(umm_reclaim(f.u, 8, &got));
+	}
+	TAP_DIAG("%d rounds of umm_reclaim(8); clear_flush_young/clear_young/test_young "
+		 "called %lu times", round, s.young_calls);
+	ASSERT_TRUE(all_swapped(f.mm, B, 16));
+	ASSERT_TRUE(all_present(f.mm, A, 16));
+	ASSERT_TRUE(s.young_calls > 0);
+	ASSERT_EQ(smmu_cached(&s), 16);			/* A's, still valid */
+	ASSERT_EQ(s.starts, s.ends);
+	ASSERT_EQ(umm_mmu_notifier_checker_violations(f.u), 0);
+
+	ASSERT_OK(umm_madvise(f.mm, A, PG(16), UMM_MADV_PAGEOUT));
+	ASSERT_TRUE(all_swapped(f.mm, A, 16));
+	ASSERT_EQ(smmu_cached(&s), 0);
+	ASSERT_EQ(umm_mmu_notifier_checker_violations(f.u), 0);
+	ASSERT_TRUE(check_pat(f.mm, A, 32, 1));
+	ASSERT_TRUE(smmu_fill(&s, f.mm));
+	ASSERT_TRUE(settled_valid(f.u));
+	smmu_fini(&s, f.mm);
 	return swap_fix_fini(&f);
 }
 
@@ -908,6 +963,7 @@ int main(void)
 	RUN_TEST_CAPS(test_cold_goes_first);
 	RUN_TEST_CAPS(test_cold_concurrent);
 	RUN_TEST_CAPS(test_mlock_stays);
+	RUN_TEST_CAPS(test_reclaim_secondary_mmu);
 	RUN_TEST_CAPS(test_fork_one_slot);
 	RUN_TEST_CAPS(test_ksm_swap);
 	RUN_TEST_CAPS(test_unmap_frees_slots);
