@@ -484,6 +484,21 @@ static int fault_in(struct umm_mm *mm, uint64_t addr, bool write)
 }
 
 /*
+ * Word-sized accesses are a load and a store, as the instruction they stand
+ * for; a variable-length memcpy would be a rep movs costing tens of ns.
+ */
+static inline void copy_access(void *dst, const void *src, size_t n)
+{
+	switch (n) {
+	case 8: memcpy(dst, src, 8); break;
+	case 4: memcpy(dst, src, 4); break;
+	case 2: memcpy(dst, src, 2); break;
+	case 1: memcpy(dst, src, 1); break;
+	default: memcpy(dst, src, n); break;
+	}
+}
+
+/*
  * access_one - one CPU access inside one page, lockless.
  * Return: true if done, false if the caller must fault and retry.
  */
@@ -510,9 +525,9 @@ static inline bool access_one(struct umm_mm *mm, struct umm_cpu *cpu, uint64_t a
 		goto miss;
 	frame = mm->u->arena + (pte_pfn(pte) << PAGE_SHIFT) + (addr & ~PAGE_MASK);
 	if (write)
-		memcpy(frame, buf, n);
+		copy_access(frame, buf, n);
 	else
-		memcpy(buf, frame, n);
+		copy_access(buf, frame, n);
 	cpu_access_end(cpu);
 	return true;
 miss:
@@ -527,6 +542,8 @@ static ssize_t access_mm(struct umm_mm *mm, uint64_t addr, void *buf, size_t len
 
 	if (!mm || (!buf && len))
 		return -EINVAL;
+	if (unlikely(mm->dead))
+		return -EFAULT;		/* exited; a notifier may still hold the struct */
 	if (addr + len < addr)
 		len = -addr;		/* stop at the top of the address space */
 	cpu = this_cpu();
@@ -602,7 +619,13 @@ int umm_get_user_page(struct umm_mm *mm, uint64_t addr, unsigned int gup_flags,
 		return -EFAULT;
 	pthread_rwlock_rdlock(&mm->mmap_lock);
 	for (;;) {
-		struct umm_page *page = follow_page(mm, addr, write);
+		struct umm_page *page;
+
+		if (mm->dead) {		/* exited: page tables gone */
+			err = -EFAULT;
+			break;
+		}
+		page = follow_page(mm, addr, write);
 
 		if (page) {
 			*pagep = page;
