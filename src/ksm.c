@@ -35,16 +35,20 @@
  * identical checksums, so everything a page can merge with lives in its
  * shard), each shard under its own mutex.  The scan proceeds in phases: the
  * calling thread gathers a batch of rmap_items from the cursor (the only
- * phase that creates, frees or reaps items and slots), then the batch is
- * processed by all threads, each item under its shard's lock, then the
- * full-scan bookkeeping runs.  Phases never overlap, so the result - which
+ * phase that creates, frees or reaps items and slots, and that touches the
+ * trees without shard locks); all threads checksum the batch's pages (no
+ * page references: see ksm_checksum_entry()); all threads merge, one shard
+ * at a time each, a shard's items in scan order; then the full-scan
+ * bookkeeping runs.  Phases never overlap, and within a shard the merges
+ * happen in the order one thread would do them, so the result - which
  * pages merge, and every count - is the one a single thread produces
- * whenever the outcome does not depend on the order of racing writes.
+ * whenever it does not depend on the timing of racing writes.  (3) The rmap
+ * walk of a KSM page is exact, fork families included (rmap_walk_ksm()).
  *
  * Locking (outermost first):
  *
  *   ksm->thread_mutex (ksm_thread_mutex: one scan at a time, knobs, run)
- *     shard->lock (at most one at a time)
+ *     shard->lock (never two at once; none in the gather phase)
  *       mm->mmap_lock (read)
  *         page lock
  *           anon_vma rwsem, PTE lock (rmap.c's order)
@@ -58,6 +62,7 @@
  * every KSM path re-checks mm_users under mmap_lock read.
  */
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <time.h>
 #include <xxhash.h>
@@ -1741,6 +1746,8 @@ static void *ksmd_fn(void *arg)
 			pthread_cond_timedwait(&k->ksmd_wait, &k->ksmd_lock, &ts);
 		}
 		pthread_mutex_unlock(&k->ksmd_lock);
+		if (!sleep_ms)
+			sched_yield();	/* let umm_ksm_scan() and the knobs have thread_mutex */
 	}
 	return NULL;
 }

@@ -83,6 +83,75 @@ static bool mixed_run(unsigned int threads, struct outcome *o)
 	return true;
 }
 
+/*
+ * The same with smart scan, forks and pages that change between scans:
+ * each mm forks a child after the first scans, then the parents rewrite a
+ * quarter of their pages (a third of those with another mm's contents);
+ * six full scans with @threads threads.
+ */
+static bool family_run(unsigned int threads, struct umm_ksm_stats *out)
+{
+	static const uint8_t contents[] = { 1, 2, 3, 1, 2, 4, 1, 1, 5, 6, 7, 1 };
+	struct umm_mm *mm[6];
+	struct umm_ksm_params p;
+	unsigned long n = tap_short() ? 48 : 240;
+	struct umm *u;
+
+	ASSERT_TRUE(kmachine(&u, threads, 8));
+	ASSERT_OK(umm_ksm_get_params(u, &p));
+	p.smart_scan = true;
+	ASSERT_OK(umm_ksm_set_params(u, &p));
+	for (int i = 0; i < 3; i++) {
+		uint8_t c[12];
+
+		for (int j = 0; j < 12; j++)
+			c[j] = contents[j] >= 5 ? (uint8_t)(contents[j] + 10 * i) : contents[j];
+		ASSERT_OK(umm_mm_create(u, &mm[i]));
+		ASSERT_TRUE(map_contents(mm[i], n, c, 12));
+	}
+	ASSERT_OK(umm_ksm_full_scans(u, 4));
+	for (int i = 0; i < 3; i++) {
+		uint8_t b[PS];
+
+		ASSERT_OK(umm_mm_fork(mm[i], &mm[3 + i]));
+		for (unsigned long pg = i; pg < n; pg += 4) {
+			/* shared with other rewrites, another mm's, or unique (ages, skipped) */
+			memset(b, pg % 3 == 1 ? 0x80 + (int)pg % 7 :
+				  pg % 3 ? 0xc0 : 10 * ((i + 1) % 3) + 5, PS);
+			b[0] = (uint8_t)i;
+			b[1] = (uint8_t)pg;
+			if (pg % 3 != 2)
+				b[0] = b[1] = b[2];
+			ASSERT_EQ(umm_write(mm[i], AT(pg), b, PS), PS);
+		}
+	}
+	ASSERT_OK(umm_ksm_full_scans(u, 6));
+	umm_ksm_get_stats(u, out);
+	ASSERT_TRUE(machine_valid(u));
+	for (int i = 0; i < 6; i++)
+		umm_mm_exit(mm[i]);
+	ASSERT_TRUE(machine_done(u));
+	return true;
+}
+
+static bool test_threads_same_counts_family(void)
+{
+	struct umm_ksm_stats one, many;
+
+	ASSERT_TRUE(family_run(1, &one));
+	ASSERT_GE(one.pages_skipped, 1);
+	ASSERT_TRUE(family_run(3, &many));
+	ASSERT_EQ(many.pages_shared, one.pages_shared);
+	ASSERT_EQ(many.pages_sharing, one.pages_sharing);
+	ASSERT_EQ(many.pages_unshared, one.pages_unshared);
+	ASSERT_EQ(many.pages_volatile, one.pages_volatile);
+	ASSERT_EQ(many.pages_skipped, one.pages_skipped);
+	ASSERT_EQ(many.pages_scanned, one.pages_scanned);
+	ASSERT_EQ(many.stable_node_chains, one.stable_node_chains);
+	ASSERT_EQ(many.stable_node_dups, one.stable_node_dups);
+	return true;
+}
+
 /* nr_threads 1, 2, 4: the same figures. */
 static bool test_threads_same_counts(void)
 {
@@ -317,6 +386,7 @@ static bool test_fork_child_counted_next_scan(void)
 int main(void)
 {
 	RUN_TEST(test_threads_same_counts);
+	RUN_TEST(test_threads_same_counts_family);
 	RUN_TEST(test_chain_collapse);
 	RUN_TEST(test_rmap_walk_ksm);
 	RUN_TEST(test_advisor);
