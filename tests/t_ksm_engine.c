@@ -49,29 +49,34 @@ static bool map_contents(struct umm_mm *mm, uint64_t n, const uint8_t *content, 
 	return true;
 }
 
-struct outcome { unsigned long shared, sharing, unshared, chains, dups; };
-
 /*
- * Four mms with a mix of contents (some unique to an mm, some shared a few
- * ways, one shared by a third of all pages, which makes chains with
- * max_page_sharing 16): two full scans with @threads threads.
+ * A new mm, @i of a set, with @n pages of a mix of contents: some unique to
+ * it (5..7, shifted by 10 * @i), some shared a few ways across the set, one
+ * (1) by a third of all pages.
  */
-static bool mixed_run(unsigned int threads, struct outcome *o)
+static bool map_mixed(struct umm *u, struct umm_mm **mm, int i, unsigned long n)
 {
 	static const uint8_t contents[] = { 1, 2, 3, 1, 2, 4, 1, 1, 5, 6, 7, 1 };
+	uint8_t c[12];
+
+	for (int j = 0; j < 12; j++)
+		c[j] = contents[j] >= 5 ? (uint8_t)(contents[j] + 10 * i) : contents[j];
+	ASSERT_OK(umm_mm_create(u, mm));
+	return map_contents(*mm, n, c, 12);
+}
+
+struct outcome { unsigned long shared, sharing, unshared, chains, dups; };
+
+/* Four mixed mms (chains with max_page_sharing 16): two full scans with @threads threads. */
+static bool mixed_run(unsigned int threads, struct outcome *o)
+{
 	struct umm_mm *mm[4];
 	struct umm *u;
 	struct umm_ksm_stats s;
 
 	ASSERT_TRUE(kmachine(&u, threads, 16));
-	for (int i = 0; i < 4; i++) {
-		uint8_t c[12];
-
-		for (int j = 0; j < 12; j++)	/* contents 5..7 unique per mm */
-			c[j] = contents[j] >= 5 ? (uint8_t)(contents[j] + 10 * i) : contents[j];
-		ASSERT_OK(umm_mm_create(u, &mm[i]));
-		ASSERT_TRUE(map_contents(mm[i], tap_short() ? 96 : 480, c, 12));
-	}
+	for (int i = 0; i < 4; i++)
+		ASSERT_TRUE(map_mixed(u, &mm[i], i, tap_short() ? 96 : 480));
 	ASSERT_OK(umm_ksm_full_scans(u, 2));
 	s = kstats(u);
 	*o = (struct outcome){ s.pages_shared, s.pages_sharing, s.pages_unshared,
@@ -91,7 +96,6 @@ static bool mixed_run(unsigned int threads, struct outcome *o)
  */
 static bool family_run(unsigned int threads, struct umm_ksm_stats *out)
 {
-	static const uint8_t contents[] = { 1, 2, 3, 1, 2, 4, 1, 1, 5, 6, 7, 1 };
 	struct umm_mm *mm[6];
 	struct umm_ksm_params p;
 	unsigned long n = tap_short() ? 48 : 240;
@@ -101,14 +105,8 @@ static bool family_run(unsigned int threads, struct umm_ksm_stats *out)
 	ASSERT_OK(umm_ksm_get_params(u, &p));
 	p.smart_scan = true;
 	ASSERT_OK(umm_ksm_set_params(u, &p));
-	for (int i = 0; i < 3; i++) {
-		uint8_t c[12];
-
-		for (int j = 0; j < 12; j++)
-			c[j] = contents[j] >= 5 ? (uint8_t)(contents[j] + 10 * i) : contents[j];
-		ASSERT_OK(umm_mm_create(u, &mm[i]));
-		ASSERT_TRUE(map_contents(mm[i], n, c, 12));
-	}
+	for (int i = 0; i < 3; i++)
+		ASSERT_TRUE(map_mixed(u, &mm[i], i, n));
 	ASSERT_OK(umm_ksm_full_scans(u, 4));
 	for (int i = 0; i < 3; i++) {
 		uint8_t b[PS];
