@@ -252,6 +252,7 @@ static uint64_t calc_checksum(struct umm *u, struct umm_page *page)
 	return XXH3_64bits(page_address(u, page), PAGE_SIZE);
 }
 
+#if defined(__SANITIZE_THREAD__)
 __attribute__((no_sanitize("thread")))
 static int memcmp_pages(struct umm *u, struct umm_page *a, struct umm_page *b)
 {
@@ -265,6 +266,12 @@ static int memcmp_pages(struct umm *u, struct umm_page *a, struct umm_page *b)
 	}
 	return 0;
 }
+#else
+static int memcmp_pages(struct umm *u, struct umm_page *a, struct umm_page *b)
+{
+	return memcmp(page_address(u, a), page_address(u, b), PAGE_SIZE);
+}
+#endif
 
 static inline bool pages_identical(struct umm *u, struct umm_page *a, struct umm_page *b)
 {
@@ -708,7 +715,8 @@ static int try_to_merge_with_ksm_page(struct ksm *k, struct ksm_rmap_item *item,
 
 	pthread_rwlock_rdlock(&mm->mmap_lock);
 	vma = find_mergeable_vma(mm, item->address);
-	if (!vma)
+	/* the mm moved to another merge domain since its page was looked at */
+	if (!vma || mm->ksm_domain != item->domain)
 		goto out;
 	err = try_to_merge_one_page(vma, page, kpage, item->address, origp);
 	if (err)
