@@ -177,6 +177,7 @@ struct ksm {
 	struct ksm_shard shards[KSM_NR_SHARDS];
 	struct umm_ksm_params p;
 	_Atomic int run;
+	_Atomic bool domains_used;		/* some mm left domain 0 once */
 	uint64_t zero_checksum;
 	uint64_t chains_pruned;			/* ms of the last prune of every chain */
 
@@ -659,6 +660,33 @@ out_unlock:
 }
 
 /*
+ * ksm_in_place_same_domain - may @page, just made a KSM page in place by an
+ * item of @mm, stay one?  Not if a fork in another merge domain maps it too.
+ * Against umm_mm_set_ksm_domain() this is Dekker's pattern: we store the
+ * page's new mapping, then load each mapper's domain; it stores the domain,
+ * then (unmerging) loads each page's mapping; one of the two sees the other.
+ * Context: @page locked, mapped by @mm.
+ */
+static bool ksm_in_place_same_domain(struct umm_mm *mm, struct umm_page *page,
+				     struct anon_vma *av)
+{
+	struct interval_tree_node *n;
+	bool same = true;
+
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!atomic_load(&mm->u->ksm->domains_used) || page_mapcount(page) < 2 || !av)
+		return true;
+	pthread_rwlock_rdlock(&av->root->rwsem);
+	for (n = interval_tree_iter_first(&av->rb_root, page->index, page->index); n && same;
+	     n = interval_tree_iter_next(n, page->index, page->index))
+		if (container_of(n, struct anon_vma_chain, itn)->vma->vm_mm->ksm_domain !=
+		    mm->ksm_domain)
+			same = false;
+	pthread_rwlock_unlock(&av->root->rwsem);
+	return same;
+}
+
+/*
  * try_to_merge_one_page - make the mapping of @page at @addr share @kpage,
  * or, with @kpage NULL, turn @page itself into a (not yet stable) KSM page:
  * then *@origp is the anon_vma it belonged to, referenced (or NULL).
@@ -689,7 +717,16 @@ static int try_to_merge_one_page(struct vm_area_struct *vma, struct umm_page *pa
 				get_anon_vma(*origp);
 			}
 			set_page_stable_node(page, NULL);
-			SetPageFlag(page, PG_dirty);
+			if (!ksm_in_place_same_domain(vma->vm_mm, page, *origp)) {
+				/* a fork of another domain maps it: no KSM page there */
+				atomic_store(&page->mapping, m);
+				if (*origp)
+					put_anon_vma(*origp);
+				*origp = NULL;
+				err = -EXDEV;
+			} else {
+				SetPageFlag(page, PG_dirty);
+			}
 		} else if (pages_identical(u, page, kpage)) {
 			err = replace_page(vma, page, kpage, addr, orig);
 		} else {
@@ -745,7 +782,9 @@ static bool pte_is_ksm(struct umm_mm *mm, uint64_t addr)
 		return false;
 	if (pte_special(pte))
 		return is_ksm_zero_pte(pte);
-	return PageKsm(pfn_to_page(mm->u, pte_pfn(pte)));
+	/* seq_cst: see ksm_in_place_same_domain() */
+	return (atomic_load(&pfn_to_page(mm->u, pte_pfn(pte))->mapping) & PAGE_MAPPING_FLAGS) ==
+	       PAGE_MAPPING_KSM;
 }
 
 /*
@@ -806,11 +845,24 @@ static void break_cow(struct ksm_rmap_item *item)
 	pthread_rwlock_unlock(&mm->mmap_lock);
 }
 
+static void swap_items(struct ksm_rmap_item **a, struct ksm_rmap_item **b,
+		       struct umm_page **pa, struct umm_page **pb)
+{
+	struct ksm_rmap_item *t = *a;
+	struct umm_page *tp = *pa;
+
+	*a = *b;
+	*b = t;
+	*pa = *pb;
+	*pb = tp;
+}
+
 /*
  * try_to_merge_two_pages - make @page a KSM page and merge @tree_page into
- * it.  Return: the KSM page (and in *@origp the anon_vma @page had, for the
- * stable node), or NULL: nothing is left merged - @page, made a KSM page in
- * place, is an ordinary anonymous page again.
+ * it (or the other way round, if @page may not become one: merge domains).
+ * Return: the KSM page (and in *@origp the anon_vma it had, for the stable
+ * node), or NULL: nothing is left merged - a page made a KSM page in place
+ * is an ordinary anonymous page again.
  */
 static struct umm_page *try_to_merge_two_pages(struct ksm *k, struct ksm_rmap_item *item,
 					       struct umm_page *page,
@@ -820,6 +872,11 @@ static struct umm_page *try_to_merge_two_pages(struct ksm *k, struct ksm_rmap_it
 {
 	int err = try_to_merge_with_ksm_page(k, item, page, NULL, origp);
 
+	if (err == -EXDEV) {
+		/* @page is shared with a fork of another domain: the other way round */
+		swap_items(&item, &tree_item, &page, &tree_page);
+		err = try_to_merge_with_ksm_page(k, item, page, NULL, origp);
+	}
 	if (err)
 		return NULL;
 	err = try_to_merge_with_ksm_page(k, tree_item, tree_page, page, NULL);
@@ -834,6 +891,7 @@ static struct umm_page *try_to_merge_two_pages(struct ksm *k, struct ksm_rmap_it
 					      memory_order_release);
 		unlock_page(page);
 		put_anon_vma(*origp);
+		*origp = NULL;
 		put_anon_vma(item->anon_vma);
 		item->anon_vma = NULL;
 	} else {
@@ -1961,15 +2019,21 @@ int umm_mm_set_ksm_domain(struct umm_mm *mm, unsigned int id)
 		return -EINVAL;
 	pthread_rwlock_wrlock(&mm->mmap_lock);
 	if (mm->ksm_domain != id) {
-		/* nothing this mm maps may stay shared with its old domain */
+		unsigned int old = mm->ksm_domain;
+
+		if (id)
+			atomic_store(&mm->u->ksm->domains_used, true);
+		/* first the domain (see ksm_in_place_same_domain), then unmerge:
+		 * nothing this mm maps may stay shared with its old domain */
+		mm->ksm_domain = id;
 		for (struct rb_node *n = rb_first(&mm->mm_rb); n && !err; n = rb_next(n)) {
 			struct vm_area_struct *vma = rb_entry(n, struct vm_area_struct, vm_rb);
 
 			if (vma->anon_vma)
 				err = unmerge_ksm_pages(vma, vma->vm_start, vma->vm_end);
 		}
-		if (!err)
-			mm->ksm_domain = id;
+		if (err)
+			mm->ksm_domain = old;
 	}
 	pthread_rwlock_unlock(&mm->mmap_lock);
 	return err;

@@ -381,6 +381,43 @@ static bool test_fork_child_counted_next_scan(void)
 	return true;
 }
 
+/*
+ * A page still COW-shared with a fork that moved to another merge domain
+ * must not become a KSM page in place: Q and A (domain 0) merge the other
+ * way round (Q's page becomes the KSM page), and B (domain 1) keeps the
+ * page it shares with nobody else now.
+ */
+static bool test_domain_fork_shared(void)
+{
+	static const uint8_t c = 0x5d;
+	struct umm_mm *q, *a, *b;
+	struct umm_pageinfo pa, pb, pq;
+	struct umm *u;
+
+	ASSERT_TRUE(kmachine(&u, 1, 256));
+	ASSERT_OK(umm_mm_create(u, &q));
+	ASSERT_OK(umm_mm_create(u, &a));
+	ASSERT_TRUE(map_contents(q, 1, &c, 1));
+	ASSERT_TRUE(map_contents(a, 1, &c, 1));
+	ASSERT_OK(umm_mm_fork(a, &b));
+	ASSERT_OK(umm_mm_set_ksm_domain(b, 1));
+	ASSERT_OK(umm_ksm_full_scans(u, 2));
+	ASSERT_EQ(kstats(u).pages_shared, 1);
+	ASSERT_EQ(kstats(u).pages_sharing, 1);
+	ASSERT_OK(umm_pagemap(q, AT(0), &pq));
+	ASSERT_OK(umm_pagemap(a, AT(0), &pa));
+	ASSERT_OK(umm_pagemap(b, AT(0), &pb));
+	ASSERT_EQ(pa.pfn, pq.pfn);
+	ASSERT_NE(pb.pfn, pa.pfn);
+	ASSERT_FALSE(pb.flags & UMM_PI_KSM);
+	ASSERT_TRUE(machine_valid(u));
+	umm_mm_exit(q);
+	umm_mm_exit(a);
+	umm_mm_exit(b);
+	ASSERT_TRUE(machine_done(u));
+	return true;
+}
+
 int main(void)
 {
 	RUN_TEST(test_threads_same_counts);
@@ -390,5 +427,6 @@ int main(void)
 	RUN_TEST(test_advisor);
 	RUN_TEST(test_ksmd_threads);
 	RUN_TEST(test_fork_child_counted_next_scan);
+	RUN_TEST(test_domain_fork_shared);
 	return tap_done();
 }
