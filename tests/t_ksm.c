@@ -17,7 +17,10 @@
  *                  ksm_merging_pages of 0, the profit formulas, the knobs'
  *                  -EINVAL/-EBUSY
  *   more           two full scans are needed (checksum stability), a page
- *                  with an extra reference is not merged, merge domains
+ *                  with an extra reference is not merged, merge domains,
+ *                  the advisor's knobs, KSM pages a fork left mapped in VMAs
+ *                  KSM does not scan (the rmap walk must stay exact), a
+ *                  chain pruned to its last dup under a search
  *
  * Scanning is deterministic: ksmd stays off (run 0) and the test steps the
  * scanner on its own thread with umm_ksm_scan() until full_scans has grown
