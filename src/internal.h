@@ -641,7 +641,7 @@ void vma_rmap_unlock(struct vm_area_struct *vma);
 void page_add_new_anon_rmap(struct umm_page *page, struct vm_area_struct *vma, uint64_t addr);
 void page_move_anon_rmap(struct umm_page *page, struct vm_area_struct *vma);
 int rmap_walk(struct umm_page *page, struct rmap_walk_control *rwc);
-int page_referenced(struct umm_page *page);
+int page_referenced(struct umm_page *page, bool locked);
 int page_mkclean(struct umm_page *page);
 bool try_to_unmap(struct umm_page *page);
 int page_rmap_count(struct umm_page *page);

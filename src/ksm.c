@@ -1036,6 +1036,8 @@ again:
 		}
 		if (is_stable_node_chain(node)) {
 			tree_page = chain_pick(k, &node, &dup);
+			/* a chain pruned to one dup is freed; that dup took its place */
+			n = &node->node;
 		} else {
 			tree_page = get_ksm_page(k, node, false);
 			dup = node;
@@ -1083,10 +1085,12 @@ again:
 			link = ret < 0 ? &parent->left : &parent->right;
 			continue;
 		}
-		if (is_stable_node_chain(t))
+		if (is_stable_node_chain(t)) {
 			tree_page = chain_pick(k, &t, &dup);
-		else
+			parent = &t->node;	/* the chain may have collapsed into t */
+		} else {
 			tree_page = get_ksm_page(k, t, false);
+		}
 		if (!tree_page)
 			goto again;
 		ret = memcmp_pages(k->u, kpage, tree_page);

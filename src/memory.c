@@ -301,13 +301,33 @@ static int do_unshare(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *
 }
 
 /*
- * do_swap_ksm_copy - the swap cache still holds the KSM page this swap
- * entry names: map a private copy of it, as Linux's ksm_might_need_to_copy
- * does - sharing is broken when a KSM page comes back from swap, and the
- * stable node's rmap never has to learn of a mapping ksmd did not make.
+ * Can this mapping use the page the swap cache holds, or must it have a
+ * copy (Linux's ksm_might_need_to_copy)?  A KSM page is copied: sharing
+ * ends when KSM pages come back from swap, and the stable node never has
+ * to learn of a mapping ksmd did not make.  So is an anonymous page whose
+ * index or anon_vma lineage does not fit this VMA: a swap slot KSM had
+ * shared between different addresses leads the first fault's page to the
+ * others, and the anon rmap could not find it at theirs.
+ */
+static bool swap_page_needs_copy(struct umm_page *page, struct vm_area_struct *vma, uint64_t addr)
+{
+	uintptr_t m = atomic_load_explicit(&page->mapping, memory_order_acquire);
+	struct anon_vma *av;
+
+	if (PageKsm(page))
+		return true;
+	if (!(m & PAGE_MAPPING_ANON))
+		return false;		/* read in afresh: this mapping sets it up */
+	av = (struct anon_vma *)(m & ~PAGE_MAPPING_FLAGS);
+	return page->index != linear_page_index(vma, addr) || av->root != vma->anon_vma->root;
+}
+
+/*
+ * do_swap_copy - map a private copy of the page the swap cache holds for
+ * this entry (see swap_page_needs_copy); the slot loses this PTE's count.
  * Context: page locked and referenced (both given up here); no PTE lock.
  */
-static int do_swap_ksm_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *ptep,
+static int do_swap_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *ptep,
 			    struct pt_page *pt, pte_t orig, struct umm_page *page)
 {
 	struct umm_mm *mm = vma->vm_mm;
@@ -395,8 +415,8 @@ static int do_swap_page(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 		break;
 	}
 	lock_page(page);
-	if (PageKsm(page))
-		return do_swap_ksm_copy(vma, addr, ptep, pt, orig, page);
+	if (swap_page_needs_copy(page, vma, addr))
+		return do_swap_copy(vma, addr, ptep, pt, orig, page);
 	spin_lock(pte_lockptr(pt));
 	if (!pte_same(ptep_get(ptep), orig) || !TestPageFlag(page, PG_swapcache) ||
 	    page->private != slot) {
@@ -582,7 +602,7 @@ static ssize_t access_mm(struct umm_mm *mm, uint64_t addr, void *buf, size_t len
 
 	if (!mm || (!buf && len))
 		return -EINVAL;
-	if (unlikely(mm->dead))
+	if (unlikely(__atomic_load_n(&mm->dead, __ATOMIC_RELAXED)))
 		return -EFAULT;		/* exited; a notifier may still hold the struct */
 	if (addr + len < addr)
 		len = -addr;		/* stop at the top of the address space */
@@ -783,7 +803,7 @@ int umm_page_referenced(struct umm_mm *mm, uint64_t addr)
 
 	if (ret)
 		return ret;
-	ret = page_referenced(page);
+	ret = page_referenced(page, false);
 	put_page(mm->u, page);
 	return ret;
 }

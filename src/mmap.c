@@ -344,7 +344,7 @@ static void exit_mmap(struct umm_mm *mm)
 
 	ksm_exit(mm);
 	pthread_rwlock_wrlock(&mm->mmap_lock);
-	mm->dead = true;		/* no new subscriber from here on */
+	__atomic_store_n(&mm->dead, true, __ATOMIC_RELEASE);	/* no new subscriber from here on */
 	pthread_rwlock_unlock(&mm->mmap_lock);
 	/* secondary MMUs drop everything now; no start is sent after this */
 	mmu_notifier_release(mm);
@@ -356,7 +356,7 @@ static void exit_mmap(struct umm_mm *mm)
 	tlb_finish_mmu(&tlb);
 	pthread_rwlock_unlock(&mm->mmap_lock);
 	pt_free(mm, mm->pgd);
-	mm->pgd = NULL;
+	__atomic_store_n(&mm->pgd, NULL, __ATOMIC_RELEASE);
 }
 
 void umm_mm_exit(struct umm_mm *mm)

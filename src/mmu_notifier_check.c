@@ -252,11 +252,11 @@ static void xlat_drop_range(struct mn_checker *c, const void *sub, uint64_t star
  */
 static uint64_t mm_pfn_at(struct umm_mm *mm, uint64_t addr)
 {
-	struct pt_page *pgd = mm->pgd;
+	struct pt_page *pgd = __atomic_load_n(&mm->pgd, __ATOMIC_ACQUIRE);
 	_Atomic pte_t *ptep;
 	pte_t pte;
 
-	if (!pgd || mm->dead)
+	if (!pgd)
 		return UINT64_MAX;
 	ptep = pte_offset_lockless(pgd, addr);
 	if (!ptep)
@@ -491,7 +491,11 @@ static void check_map(struct umm_mm *mm, const void *sub, uint64_t addr, uint64_
 			  origin(a->origin, a->caller, s2, sizeof(s2)));
 		return;
 	}
-	now = mm_pfn_at(mm, addr);
+	/*
+	 * Between exit starting and ->release, a client may still install what
+	 * it faulted in; release will make it drop it (checked then).
+	 */
+	now = __atomic_load_n(&mm->dead, __ATOMIC_ACQUIRE) ? pfn : mm_pfn_at(mm, addr);
 	if (now != pfn) {
 		pthread_mutex_unlock(&c->lock);
 		violation(u, "translation to a frame the mm does not map there: sub %p mm %p addr %#llx "

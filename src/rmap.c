@@ -703,14 +703,15 @@ static bool page_referenced_one(struct umm_page *page, struct vm_area_struct *vm
 
 /*
  * page_referenced - Return: how many mappings had referenced @page.
- * Context: page not locked by the caller; a KSM page is locked here, and
- * counts as referenced if someone else holds its lock (as Linux).
+ * @locked: the caller holds the page lock (reclaim).  Otherwise a KSM page
+ * is locked here, and counts as referenced if someone else holds its lock
+ * (as Linux's folio_referenced).
  */
-int page_referenced(struct umm_page *page)
+int page_referenced(struct umm_page *page, bool locked)
 {
 	int ret;
 
-	if (!PageKsm(page))
+	if (locked || !PageKsm(page))
 		return rmap_walk_count(page, page_referenced_one);
 	if (!trylock_page(page))
 		return 1;

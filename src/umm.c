@@ -429,7 +429,8 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 			if (found != c.maps[pfn])
 				census_fail(&c, "pfn %llu (%s, index %llu): rmap_walk finds %d mappings, "
 					    "page tables hold %d", (unsigned long long)pfn,
-					    PageAnon(p) ? "anon" : "file", (unsigned long long)p->index,
+					    PageKsm(p) ? "ksm" : PageAnon(p) ? "anon" : "file",
+					    (unsigned long long)p->index,
 					    found, c.maps[pfn]);
 		}
 		if (ref < want || (ref > want && (flags & UMM_VALIDATE_EXACT)) || (!ref && !want))

@@ -311,7 +311,7 @@ static enum page_outcome shrink_page(struct umm *u, struct umm_page *page,
 		goto unlock;
 	}
 	if (!sc->ignore_references && page_mapcount(page) > 0) {
-		int referenced = page_referenced(page);
+		int referenced = page_referenced(page, true);
 		bool was = atomic_fetch_and(&page->flags, ~PG_referenced) & PG_referenced;
 
 		if (referenced) {
@@ -410,7 +410,7 @@ static void shrink_active_list(struct umm *u, struct lruvec *lv, enum lru_list l
 		for (unsigned long i = 0; i < got; i++) {
 			/* the accessed bits start over: the page must earn its way back */
 			if (page_mapcount(pages[i]) > 0)
-				page_referenced(pages[i]);
+				page_referenced(pages[i], false);
 			ClearPageFlag(pages[i], PG_active | PG_referenced);
 			atomic_fetch_add(&u->vmstat[VMS_PGDEACTIVATE], 1);
 			putback_lru_page(u, pages[i]);
