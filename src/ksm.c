@@ -97,10 +97,24 @@ struct ksm_stable_node {
 	 */
 	struct anon_vma *anon_vma;
 	uint64_t index;
+	/*
+	 * plain, dup: where mappings may remain that no rmap_item names any
+	 * more - an item left (its mm exited, or unmerged) while forks of it
+	 * still map the page.  rmap_walk_ksm searches them too, so the walk
+	 * stays exact until ksmd meets those mappings again.
+	 */
+	struct list_head ghosts;		/* of struct ksm_ghost */
 	uint64_t chain_prune_time;		/* chain: ms of the last prune */
 	int rmap_hlist_len;			/* mappings; STABLE_NODE_CHAIN for a chain */
 	unsigned int domain;			/* key: merge domain, then node, then bytes */
 	int nid;
+};
+
+/* An (anon_vma, address) a departed rmap_item leaves behind on its node. */
+struct ksm_ghost {
+	struct list_head link;
+	struct anon_vma *anon_vma;		/* referenced */
+	uint64_t address;
 };
 
 /* struct ksm_rmap_item - one scanned page address of one mm. */
@@ -309,6 +323,7 @@ static struct ksm_stable_node *alloc_stable_node(struct ksm_shard *shard, unsign
 	if (n) {
 		INIT_LIST_HEAD(&n->hlist);
 		INIT_LIST_HEAD(&n->hlist_dup);
+		INIT_LIST_HEAD(&n->ghosts);
 		n->shard = shard;
 		n->domain = domain;
 		n->nid = nid;
@@ -338,6 +353,13 @@ static void remove_node_from_stable_tree(struct ksm *k, struct ksm_stable_node *
 	}
 	if (node->anon_vma)
 		put_anon_vma(node->anon_vma);
+	while (!list_empty(&node->ghosts)) {
+		struct ksm_ghost *g = list_first_entry(&node->ghosts, struct ksm_ghost, link);
+
+		list_del_init(&g->link);
+		put_anon_vma(g->anon_vma);
+		free(g);
+	}
 	free(node);
 }
 
@@ -437,6 +459,28 @@ static void stable_item_gone(struct ksm *k, struct ksm_rmap_item *item,
  * remove_rmap_item_from_tree - take @item out of the stable or unstable
  * tree it is in.  Context: @item's shard locked (or the gather phase).
  */
+/*
+ * keep_ghost - @item leaves @node while the page is still mapped: forks of
+ * its mm may map it at the same address through the same anon_vma, with no
+ * item of their own yet.  Remember where to look.
+ * Context: the KSM page locked.
+ */
+static void keep_ghost(struct ksm_stable_node *node, struct ksm_rmap_item *item)
+{
+	struct ksm_ghost *g;
+
+	list_for_each_entry(g, &node->ghosts, link)
+		if (g->anon_vma == item->anon_vma && g->address == item->address)
+			return;
+	g = malloc(sizeof(*g));
+	if (!g)
+		return;		/* the walk may miss those mappings until ksmd meets them */
+	g->anon_vma = item->anon_vma;
+	get_anon_vma(g->anon_vma);
+	g->address = item->address;
+	list_add_tail(&g->link, &node->ghosts);
+}
+
 static void remove_rmap_item_from_tree(struct ksm *k, struct ksm_rmap_item *item)
 {
 	if (item->state == ITEM_STABLE) {
@@ -447,6 +491,8 @@ static void remove_rmap_item_from_tree(struct ksm *k, struct ksm_rmap_item *item
 		if (!page)
 			return;
 		list_del_init(&item->hlist);
+		if (page_mapcount(page) > 0)
+			keep_ghost(node, item);
 		unlock_page(page);
 		put_page(k->u, page);
 		stable_item_gone(k, item, node, list_empty(&node->hlist));
@@ -1526,7 +1572,9 @@ next_mm:
 			continue;
 		if (k->scan.address < vma->vm_start)
 			k->scan.address = vma->vm_start;
-		if (!vma->anon_vma)
+		/* a fault may be giving it its anon_vma right now (mmap_lock read) */
+		if (!atomic_load_explicit((_Atomic(struct anon_vma *) *)&vma->anon_vma,
+					  memory_order_acquire))
 			k->scan.address = vma->vm_end;
 		while (k->scan.address < vma->vm_end) {
 			uint64_t addr = k->scan.address;
@@ -2390,10 +2438,52 @@ static bool ksm_rmap_seen(struct ksm_stable_node *node, struct ksm_rmap_item *up
  * the first kind and can reach a VMA through several items.)
  * Context: @page locked and referenced.
  */
+/* Did a ghost before @upto already reach @vma at @addr? */
+static bool ksm_ghost_seen(struct ksm_stable_node *node, struct ksm_ghost *upto,
+			   struct vm_area_struct *vma, uint64_t addr)
+{
+	struct ksm_ghost *g;
+
+	list_for_each_entry(g, &node->ghosts, link) {
+		if (g == upto)
+			break;
+		if (g->address == addr && vma_linked(vma, g->anon_vma))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Walk the VMAs of @av's tree that cover @addr and were not reached
+ * before (@item / @ghost: the one being searched).  Return: false to stop.
+ */
+static bool ksm_walk_anon_vma(struct umm_page *page, struct ksm_stable_node *node,
+			      struct anon_vma *av, uint64_t addr, struct ksm_rmap_item *item,
+			      struct ksm_ghost *ghost, struct rmap_walk_control *rwc)
+{
+	struct interval_tree_node *n;
+	bool go = true;
+
+	pthread_rwlock_rdlock(&av->root->rwsem);
+	for (n = interval_tree_iter_first(&av->rb_root, 0, UINT64_MAX); n && go;
+	     n = interval_tree_iter_next(n, 0, UINT64_MAX)) {
+		struct vm_area_struct *vma = container_of(n, struct anon_vma_chain, itn)->vma;
+
+		if (addr < vma->vm_start || addr >= vma->vm_end ||
+		    ksm_rmap_seen(node, item, vma, addr) ||
+		    (ghost && ksm_ghost_seen(node, ghost, vma, addr)))
+			continue;
+		go = rwc->rmap_one(page, vma, addr, rwc->arg) && !(rwc->done && rwc->done(page));
+	}
+	pthread_rwlock_unlock(&av->root->rwsem);
+	return go;
+}
+
 int rmap_walk_ksm(struct umm_page *page, struct rmap_walk_control *rwc)
 {
 	struct ksm_stable_node *node = page_stable_node(page);
 	struct ksm_rmap_item *item;
+	struct ksm_ghost *g;
 	struct interval_tree_node *n;
 	bool stop = false;
 
@@ -2413,25 +2503,13 @@ int rmap_walk_ksm(struct umm_page *page, struct rmap_walk_control *rwc)
 		}
 		pthread_rwlock_unlock(&av->root->rwsem);
 	}
-	list_for_each_entry(item, &node->hlist, hlist) {
-		struct anon_vma *av = item->anon_vma;
-
-		if (stop)
-			break;
-		pthread_rwlock_rdlock(&av->root->rwsem);
-		for (n = interval_tree_iter_first(&av->rb_root, 0, UINT64_MAX); n && !stop;
-		     n = interval_tree_iter_next(n, 0, UINT64_MAX)) {
-			struct vm_area_struct *vma = container_of(n, struct anon_vma_chain, itn)->vma;
-			uint64_t addr = item->address;
-
-			if (addr < vma->vm_start || addr >= vma->vm_end ||
-			    ksm_rmap_seen(node, item, vma, addr))
-				continue;
-			if (!rwc->rmap_one(page, vma, addr, rwc->arg) || (rwc->done && rwc->done(page)))
-				stop = true;
-		}
-		pthread_rwlock_unlock(&av->root->rwsem);
-	}
+	list_for_each_entry(item, &node->hlist, hlist)
+		if (stop || !ksm_walk_anon_vma(page, node, item->anon_vma, item->address, item, NULL, rwc))
+			return 0;
+	/* the ghosts after every item: ksm_rmap_seen(NULL) then checks all items */
+	list_for_each_entry(g, &node->ghosts, link)
+		if (stop || !ksm_walk_anon_vma(page, node, g->anon_vma, g->address, NULL, g, rwc))
+			return 0;
 	return 0;
 }
 

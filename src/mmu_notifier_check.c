@@ -61,7 +61,17 @@ struct mn_gone {			/* a subscriber after release/unregister */
 	const char *why;
 };
 
+struct mn_recent {			/* an invalidation that ended, for reports */
+	const struct umm_mm *mm;
+	uint64_t start, end;
+	int event;
+	const char *origin;
+};
+#define NR_RECENT 64
+
 struct mn_checker {
+	struct mn_recent recent[NR_RECENT];	/* a ring of the last ends */
+	unsigned int recent_next;
 	pthread_mutex_t lock;
 	struct mn_xlat **hash;
 	uint64_t nr_buckets, nr_xlat;
@@ -76,6 +86,7 @@ static __thread struct {
 	struct umm *u;
 	int nonblock;
 	const struct umm_mm *cpte_mm;
+	uint64_t last_pte;			/* what mm_pfn_at saw, for messages */
 	uint64_t cpte_addr, cpte_pfn;
 } mn_ctx;
 
@@ -262,6 +273,7 @@ static uint64_t mm_pfn_at(struct umm_mm *mm, uint64_t addr)
 	if (!ptep)
 		return UINT64_MAX;
 	pte = atomic_load_explicit(ptep, memory_order_acquire);
+	mn_ctx.last_pte = pte;
 	return pte_present(pte) ? pte_pfn(pte) : UINT64_MAX;
 }
 
@@ -437,6 +449,8 @@ bool mn_check_range_end(struct mmu_notifier_range *range, const void *caller)
 		}
 	}
 done:
+	c->recent[c->recent_next++ % NR_RECENT] = (struct mn_recent){ r->mm, r->start, r->end,
+								     r->event, range->origin };
 	active_free(a);
 	pthread_mutex_unlock(&c->lock);
 	return true;
@@ -497,12 +511,25 @@ static void check_map(struct umm_mm *mm, const void *sub, uint64_t addr, uint64_
 	 */
 	now = __atomic_load_n(&mm->dead, __ATOMIC_ACQUIRE) ? pfn : mm_pfn_at(mm, addr);
 	if (now != pfn) {
+		char seen[160] = "none";
+
+		/* the last invalidation of this address that ended, if we remember one */
+		for (unsigned int i = 1; i <= NR_RECENT; i++) {
+			struct mn_recent *r = &c->recent[(c->recent_next - i) % NR_RECENT];
+
+			if (r->mm == mm && addr >= r->start && addr < r->end) {
+				snprintf(seen, sizeof(seen), "[%#llx, %#llx) %s by %s, %u ends ago",
+					 (unsigned long long)r->start, (unsigned long long)r->end,
+					 event_name[r->event], r->origin ? r->origin : "?", i);
+				break;
+			}
+		}
 		pthread_mutex_unlock(&c->lock);
+		machine_log(u, UMM_LOG_ERR, "mmu-notifier checker: last invalidation there: %s", seen);
 		violation(u, "translation to a frame the mm does not map there: sub %p mm %p addr %#llx "
-			  "pfn %#llx, the PTE maps %s%#llx; by %s (retry protocol skipped?)", sub,
+			  "pfn %#llx, the PTE is %#llx; by %s (retry protocol skipped?)", sub,
 			  (void *)mm, (unsigned long long)addr, (unsigned long long)pfn,
-			  now == UINT64_MAX ? "nothing " : "", now == UINT64_MAX ? 0ULL :
-			  (unsigned long long)now, sym(caller, s1, sizeof(s1)));
+			  (unsigned long long)mn_ctx.last_pte, sym(caller, s1, sizeof(s1)));
 		return;
 	}
 	p = xlat_find(c, sub, addr);

@@ -303,7 +303,9 @@ struct umm_page *alloc_page(struct umm *u, int nid, unsigned int flags)
 {
 	struct umm_page *page;
 
-	for (int attempt = 0;; attempt++) {
+	int idle = 0;
+
+	for (;;) {
 		page = __alloc_page(u, nid, flags);
 		if (page) {
 			if (unlikely(atomic_load_explicit(&u->nodes[page->node].nr_free,
@@ -311,13 +313,22 @@ struct umm_page *alloc_page(struct umm *u, int nid, unsigned int flags)
 				wakeup_kswapd(u, page->node);
 			return page;
 		}
-		if ((flags & ALLOC_NORECLAIM) || attempt >= 16)
+		if (flags & ALLOC_NORECLAIM)
 			return NULL;
-		if (!try_to_free_pages(u, nid)) {
-			if (attempt >= 2)
-				return NULL;	/* nothing left to reclaim */
-			drain_all_pages(u);	/* frames idle in other CPUs' caches */
+		if (try_to_free_pages(u, nid)) {
+			idle = 0;	/* progress, though others may have taken it */
+			continue;
 		}
+		/*
+		 * Nothing reclaimed.  Frames may sit in other CPUs' caches, or
+		 * pages be isolated by another reclaimer about to free them:
+		 * give those a moment before declaring memory exhausted.
+		 */
+		drain_all_pages(u);
+		if (++idle >= 16)
+			return NULL;
+		if (atomic_load_explicit(&u->vmstat[VMS_ISOLATED], memory_order_relaxed))
+			usleep(100);
 	}
 }
 

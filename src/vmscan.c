@@ -72,10 +72,12 @@ static enum lru_list page_lru(struct umm_page *page)
 }
 
 /*
- * lock_page_lruvec - lock the shard @page is on.  The shard can change
- * while we wait (the page left one list and joined another), so it is
- * checked again under the lock.  Return: the locked shard; the page is on
- * it if PG_lru is set.
+ * lock_page_lruvec - lock the shard @page is on.  A page changes lists only
+ * with both shards' locks taken in turn, and joining one stores lru_shard
+ * before it sets PG_lru: so under a shard's lock, PG_lru set and then
+ * lru_shard naming this shard mean the page is on this shard's list and
+ * stays there.  Return: the locked shard, or NULL (nothing locked) if the
+ * page is on no list.
  */
 static struct lruvec *lock_page_lruvec(struct umm *u, struct umm_page *page)
 {
@@ -83,8 +85,11 @@ static struct lruvec *lock_page_lruvec(struct umm *u, struct umm_page *page)
 		uint16_t shard = atomic_load_explicit(&page->lru_shard, memory_order_acquire);
 		struct lruvec *lv = &u->lruvecs[shard];
 
+		if (!TestPageFlag(page, PG_lru))
+			return NULL;
 		spin_lock(&lv->lock);
-		if (atomic_load_explicit(&page->lru_shard, memory_order_relaxed) == shard)
+		if (TestPageFlag(page, PG_lru) &&
+		    atomic_load_explicit(&page->lru_shard, memory_order_acquire) == shard)
 			return lv;
 		spin_unlock(&lv->lock);
 	}
@@ -179,11 +184,11 @@ void lru_del_on_free(struct umm *u, struct umm_page *page)
 {
 	struct lruvec *lv = lock_page_lruvec(u, page);
 
-	if (TestPageFlag(page, PG_lru)) {
-		list_del_entry(&page->lru);
-		atomic_fetch_sub_explicit(&lv->nr[page_lru(page)], 1, memory_order_relaxed);
-		ClearPageFlag(page, PG_lru);
-	}
+	if (!lv)
+		return;
+	list_del_entry(&page->lru);
+	atomic_fetch_sub_explicit(&lv->nr[page_lru(page)], 1, memory_order_relaxed);
+	ClearPageFlag(page, PG_lru);
 	spin_unlock(&lv->lock);
 }
 
@@ -196,10 +201,10 @@ bool isolate_lru_page(struct umm *u, struct umm_page *page)
 	struct lruvec *lv;
 	bool ret = false;
 
-	if (!TestPageFlag(page, PG_lru))
-		return false;
 	lv = lock_page_lruvec(u, page);
-	if (TestPageFlag(page, PG_lru) && get_page_unless_zero(page)) {
+	if (!lv)
+		return false;
+	if (get_page_unless_zero(page)) {
 		list_del_entry(&page->lru);
 		atomic_fetch_sub_explicit(&lv->nr[page_lru(page)], 1, memory_order_relaxed);
 		ClearPageFlag(page, PG_lru);
