@@ -301,6 +301,45 @@ static int do_unshare(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *
 }
 
 /*
+ * do_swap_ksm_copy - the swap cache still holds the KSM page this swap
+ * entry names: map a private copy of it, as Linux's ksm_might_need_to_copy
+ * does - sharing is broken when a KSM page comes back from swap, and the
+ * stable node's rmap never has to learn of a mapping ksmd did not make.
+ * Context: page locked and referenced (both given up here); no PTE lock.
+ */
+static int do_swap_ksm_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *ptep,
+			    struct pt_page *pt, pte_t orig, struct umm_page *page)
+{
+	struct umm_mm *mm = vma->vm_mm;
+	struct umm *u = mm->u;
+	struct umm_page *new = alloc_page(u, -1, 0);
+	int err = 0;
+
+	if (!new) {
+		err = -ENOMEM;
+		goto out;
+	}
+	copy_page(page_address(u, new), page_address(u, page));
+	spin_lock(pte_lockptr(pt));
+	if (!pte_same(ptep_get(ptep), orig)) {
+		spin_unlock(pte_lockptr(pt));
+		put_page(u, new);
+		goto out;
+	}
+	swap_free(u, swp_offset(orig));
+	add_mm_counter(mm, MM_SWAPENTS, -1);
+	add_mm_counter(mm, MM_ANONPAGES, 1);
+	page_add_new_anon_rmap(new, vma, addr);
+	atomic_store_explicit(ptep, pfn_pte(page_to_pfn(u, new), vma_pte_prot(vma->vm_flags) |
+					    _PAGE_ACCESSED), memory_order_seq_cst);
+	spin_unlock(pte_lockptr(pt));
+out:
+	unlock_page(page);
+	put_page(u, page);
+	return err;
+}
+
+/*
  * do_swap_page - a fault on a swap entry: take the page from the swap
  * cache, or read it in (only the fault that claims the slot's cache token
  * reads; the others find its page in the cache and wait on its lock), and
@@ -356,6 +395,8 @@ static int do_swap_page(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 		break;
 	}
 	lock_page(page);
+	if (PageKsm(page))
+		return do_swap_ksm_copy(vma, addr, ptep, pt, orig, page);
 	spin_lock(pte_lockptr(pt));
 	if (!pte_same(ptep_get(ptep), orig) || !TestPageFlag(page, PG_swapcache) ||
 	    page->private != slot) {
@@ -364,8 +405,7 @@ static int do_swap_page(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 		put_page(u, page);
 		return 0;
 	}
-	/* a KSM page back from the cache stays shared: a write copies it */
-	exclusive = !swap_free(u, slot) && page_mapcount(page) == 0 && !PageKsm(page);
+	exclusive = !swap_free(u, slot) && page_mapcount(page) == 0;
 	add_mm_counter(mm, MM_SWAPENTS, -1);
 	add_mm_counter(mm, MM_ANONPAGES, 1);
 	page_add_anon_rmap(page, vma, addr, exclusive);

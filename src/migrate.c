@@ -303,12 +303,9 @@ int umm_move_pages(struct umm_mm *mm, unsigned long count, const uint64_t *addrs
 	if (!mm || (count && (!addrs || !status)))
 		return -EINVAL;
 	u = mm->u;
-	for (unsigned long i = 0; nodes && i < count; i++) {
-		if (nodes[i] < 0)
-			return -EINVAL;
-		if ((unsigned int)nodes[i] >= u->nr_nodes)
-			return -ENODEV;
-	}
+	for (unsigned long i = 0; nodes && i < count; i++)
+		if (nodes[i] < 0 || (unsigned int)nodes[i] >= u->nr_nodes)
+			return -ENODEV;		/* as do_pages_move: no such node online */
 	for (unsigned long i = 0; i < count; i++) {
 		uint64_t addr = addrs[i] & PAGE_MASK;
 		struct umm_page *page;
@@ -331,7 +328,7 @@ int umm_move_pages(struct umm_mm *mm, unsigned long count, const uint64_t *addrs
 			continue;
 		}
 		if (!isolate_lru_page(u, page)) {
-			status[i] = -EBUSY;	/* not on the LRU: shmem, or being reclaimed */
+			status[i] = -EBUSY;	/* not on the LRU: being reclaimed or moved */
 			put_page(u, page);
 			continue;
 		}

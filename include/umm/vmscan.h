@@ -29,7 +29,7 @@ int umm_reclaim(struct umm *u, unsigned long nr_pages, unsigned long *nr_reclaim
  * mapped there or the zero page), -EFAULT (no VMA), -EBUSY (the page is
  * pinned or in use and could not move), -ENOMEM (no frame on the target
  * node).  Return: 0, -EINVAL (bad arguments), -ENODEV (a node that does
- * not exist).  Faulting accesses wait while their page moves; secondary
+ * not exist, negative included).  Faulting accesses wait while their page moves; secondary
  * MMUs see UMM_MMU_NOTIFY_MIGRATE invalidations.
  */
 int umm_move_pages(struct umm_mm *mm, unsigned long count, const uint64_t *addrs,
