@@ -32,6 +32,8 @@
  * and every page of every mm must match the model.  At the end every mm
  * exits, every swap slot must be free and no frame leaked.
  * test_detects_corruption falsifies one stamp and must see the check fail.
+ * test_ksm_fork_sequence is the KSM side distilled: one thread, no swap,
+ * writes, forks, exits and scans, with the rmap validated after each op.
  *
  * Replay: the seed is printed; UMM_SEED=<seed> replays each thread's op
  * sequence (thread i uses seed + i).  The interleaving is the scheduler's.
@@ -558,6 +560,88 @@ static bool test_detects_corruption(void)
 	return run_fini(&r);
 }
 
+/*
+ * The stress's KSM failures, distilled to one thread and no swap: random
+ * writes of two shared contents, DONTNEED, KSM scan steps, forks and exits
+ * in a family of four mms, umm_validate(EXACT|RMAP) after every op.  The
+ * rmap (rmap_walk_ksm) must find every PTE that maps a KSM page however
+ * the family forked and exited around it.  Deterministic for a seed.
+ */
+#define SEQ_PAGES	16
+#define SEQ_LOG		24
+
+static bool test_ksm_fork_sequence(void)
+{
+	struct umm_mm *mms[4] = { 0 };
+	int ids[4] = { 0 }, next = 1, nlog = 0;
+	char msg[256], log[SEQ_LOG][64];
+	uint64_t rs = seed ^ 0x4b534d;
+	uint8_t buf[PS];
+	struct umm *u;
+
+	NEED(ksm);
+	ASSERT_OK(make_machine(16 << 20, 1, 0, &u));
+	ASSERT_OK(umm_mm_create(u, &mms[0]));
+	ASSERT_OK(map_at(mms[0], BASE, SEQ_PAGES, RW, PRIV));
+	ASSERT_OK(umm_madvise(mms[0], BASE, PG(SEQ_PAGES), UMM_MADV_MERGEABLE));
+	for (int op = 0; op < (tap_short() ? 1000 : 4000); op++) {
+		int d = tap_rand(&rs) % 100, i;
+		char *l = log[nlog++ % SEQ_LOG];
+
+		do
+			i = tap_rand(&rs) % 4;
+		while (!mms[i]);
+		if (d < 50) {
+			int p = tap_rand(&rs) % SEQ_PAGES, v = 1 + tap_rand(&rs) % 2;
+
+			memset(buf, v, PS);
+			ASSERT_EQ(umm_write(mms[i], AT(p), buf, PS), PS);
+			snprintf(l, 64, "mm%d: write %d to page %d", ids[i], v, p);
+		} else if (d < 60) {
+			int p = tap_rand(&rs) % SEQ_PAGES;
+
+			ASSERT_OK(umm_madvise(mms[i], AT(p), PS, UMM_MADV_DONTNEED));
+			snprintf(l, 64, "mm%d: DONTNEED page %d", ids[i], p);
+		} else if (d < 80) {
+			ASSERT_TRUE(umm_ksm_scan(u, 16) >= 0);
+			snprintf(l, 64, "umm_ksm_scan(16)");
+		} else if (d < 90) {
+			int j = 1;
+
+			while (j < 4 && mms[j])
+				j++;
+			if (j == 4) {
+				snprintf(l, 64, "(no room to fork)");
+				continue;
+			}
+			ASSERT_OK(umm_mm_fork(mms[i], &mms[j]));
+			ids[j] = next++;
+			snprintf(l, 64, "mm%d: fork -> mm%d", ids[i], ids[j]);
+		} else {
+			int j = 1 + tap_rand(&rs) % 3;
+
+			if (!mms[j]) {
+				snprintf(l, 64, "(no child %d to exit)", j);
+				continue;
+			}
+			snprintf(l, 64, "mm%d: exit", ids[j]);
+			umm_mm_exit(mms[j]);
+			mms[j] = NULL;
+		}
+		if (umm_validate(u, UMM_VALIDATE_EXACT | UMM_VALIDATE_RMAP, msg, sizeof(msg))) {
+			TAP_DIAG("op %d (seed %" PRIu64 "): umm_validate: %s; the last ops:", op,
+				 seed, msg);
+			for (int k = nlog > SEQ_LOG ? nlog - SEQ_LOG : 0; k < nlog; k++)
+				TAP_DIAG("  %s", log[k % SEQ_LOG]);
+			return false;
+		}
+	}
+	for (int i = 0; i < 4; i++)
+		if (mms[i])
+			umm_mm_exit(mms[i]);
+	return machine_done(u);
+}
+
 int main(void)
 {
 	seed = tap_seed();
@@ -568,6 +652,7 @@ int main(void)
 	probe_engine();
 	RUN_TEST_CAPS(test_stress);
 	RUN_TEST_CAPS(test_detects_corruption);
+	RUN_TEST_CAPS(test_ksm_fork_sequence);
 	tmp_cleanup();
 	return tap_done();
 }

@@ -641,6 +641,90 @@ static bool test_ksm_swap(void)
 	return swap_fix_fini(&f);
 }
 
+/*
+ * Many forks of one page set: still one slot per page (the count says how
+ * many PTEs name it), and the slots come back only when the last mm that
+ * maps them exits, in whatever order the mms go.
+ */
+static bool test_fork_tree_one_slot(void)
+{
+	struct umm_mm *mms[9];
+	uint64_t rs = seed ^ 0x7777, free0;
+	struct fix f;
+	int n = 1;
+
+	NEED(swap);
+	NEED(reclaim);
+	ASSERT_TRUE(swap_fix_init(&f, 16 << 20, 4 << 20));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 8, RW, PRIV, 1));
+	mms[0] = f.mm;
+	for (; n < 9; n++)
+		ASSERT_OK(umm_mm_fork(mms[tap_rand(&rs) % n], &mms[n]));
+	free0 = vstat(f.u).swap_free;
+	ASSERT_TRUE(reclaim_until_gone(f.u, f.mm, BASE, 8) > 0);
+	for (int i = 0; i < n; i++) {
+		ASSERT_TRUE(all_swapped(mms[i], BASE, 8));
+		ASSERT_EQ(mstat(mms[i]).swap_ents, 8);
+	}
+	ASSERT_EQ(free0 - vstat(f.u).swap_free, 8);
+	ASSERT_TRUE(settled_valid(f.u));
+
+	/* exits in a random order; the parent's too (f.mm goes last or not) */
+	for (int left = n; left > 0; left--) {
+		int i = tap_rand(&rs) % left;
+		struct umm_mm *mm = mms[i];
+
+		ASSERT_TRUE(check_pat(mm, BASE, 8, 1));
+		ASSERT_TRUE(reclaim_until_gone(f.u, mm, BASE, 8) > 0);
+		mms[i] = mms[left - 1];
+		if (mm == f.mm)
+			f.mm = NULL;
+		umm_mm_exit(mm);
+		if (left > 1)
+			ASSERT_EQ(free0 - vstat(f.u).swap_free, 8);
+		ASSERT_TRUE(settled_valid(f.u));
+	}
+	return swap_fix_fini(&f);
+}
+
+/*
+ * Swap entries move with their PTEs: mremap of a swapped range, mprotect
+ * over it, a fork of it; every page then reads what was written, from
+ * the new place, and writes honour the new protection.
+ */
+static bool test_mremap_swapped(void)
+{
+	uint64_t out = 0;
+	struct umm_mm *child;
+	struct fix f;
+
+	NEED(swap);
+	ASSERT_TRUE(swap_fix_init(&f, 16 << 20, 4 << 20));
+	ASSERT_TRUE(map_pat(f.mm, AT(0), 8, RW, PRIV, 1));
+	ASSERT_OK(umm_madvise(f.mm, AT(0), PG(8), UMM_MADV_PAGEOUT));
+	ASSERT_TRUE(all_swapped(f.mm, AT(0), 8));
+
+	/* AAAAAAAA -> (hole) ... AAAAAAAA at 64 */
+	ASSERT_OK(umm_mremap(f.mm, AT(0), PG(8), PG(8), UMM_MREMAP_MAYMOVE | UMM_MREMAP_FIXED,
+			     AT(64), &out));
+	ASSERT_EQ(out, AT(64));
+	ASSERT_TRUE(all_swapped(f.mm, AT(64), 8));
+	ASSERT_EQ(mstat(f.mm).swap_ents, 8);
+	ASSERT_TRUE(settled_valid(f.u));
+
+	ASSERT_OK(umm_mprotect(f.mm, AT(64), PG(8), RO));
+	ASSERT_OK(umm_mm_fork(f.mm, &child));
+	ASSERT_EQ(write_byte(f.mm, AT(64), 1), -EFAULT);
+	ASSERT_TRUE(pat_at(f.mm, AT(64), AT(0), 8, 1));
+	ASSERT_TRUE(pat_at(child, AT(64), AT(0), 8, 1));
+	ASSERT_OK(umm_mprotect(f.mm, AT(64), PG(8), RW));
+	ASSERT_TRUE(put_byte(f.mm, AT(65), 0x42));
+	ASSERT_TRUE(pat_at(child, AT(65), AT(1), 1, 1));
+	ASSERT_TRUE(settled_valid(f.u));
+	umm_mm_exit(child);
+	return swap_fix_fini(&f);
+}
+
 /* ---- slots freed by munmap, DONTNEED and exit ---- */
 
 static bool test_unmap_frees_slots(void)
@@ -965,7 +1049,9 @@ int main(void)
 	RUN_TEST_CAPS(test_mlock_stays);
 	RUN_TEST_CAPS(test_reclaim_secondary_mmu);
 	RUN_TEST_CAPS(test_fork_one_slot);
+	RUN_TEST_CAPS(test_fork_tree_one_slot);
 	RUN_TEST_CAPS(test_ksm_swap);
+	RUN_TEST_CAPS(test_mremap_swapped);
 	RUN_TEST_CAPS(test_unmap_frees_slots);
 	RUN_TEST_CAPS(test_file_reclaim);
 	RUN_TEST_CAPS(test_swap_read_eio);
