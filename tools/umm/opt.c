@@ -205,6 +205,41 @@ static bool set_value(const char *cmd, const struct cli_opt *o, const char *arg)
 	return true;
 }
 
+bool cli_list_add(struct cli_list *l, const char *s)
+{
+	const char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
+
+	if (!v)
+		return false;
+	v[l->n++] = s;
+	l->v = v;
+	return true;
+}
+
+/* Store text option @o's value @arg.  Return: true, or false after the error line. */
+static bool set_text(const char *cmd, const struct cli_opt *o, const char *arg)
+{
+	struct cli_list *l = o->val;
+
+	if (!*arg) {
+		cli_error(cmd, "--%s: missing value", o->name);
+		return false;
+	}
+	if (o->type == CLI_OPT_STRING) {
+		*(const char **)o->val = arg;
+		return true;
+	}
+	if (!l->given) {	/* the first --NAME replaces the defaults */
+		l->given = true;
+		l->n = 0;
+	}
+	if (!cli_list_add(l, arg)) {
+		cli_error(cmd, "out of host memory");
+		return false;
+	}
+	return true;
+}
+
 static const struct cli_opt *find_opt(const struct cli_opt *opts, const char *name,
 				      size_t len)
 {
@@ -249,6 +284,8 @@ static bool parse_one(const char *cmd, const struct cli_opt *opts,
 		cli_error(cmd, "--%s: missing value", o->name);
 		return false;
 	}
+	if (o->type == CLI_OPT_STRING || o->type == CLI_OPT_LIST)
+		return set_text(cmd, o, arg);
 	return set_value(cmd, o, arg);
 }
 
@@ -303,8 +340,25 @@ void cli_print_help(FILE *f, const char *cmd, const struct cli_opt *opts,
 			continue;
 		}
 		snprintf(left, sizeof(left), "--%s %s", o->name, o->metavar);
-		fprintf(f, "  %-20s %s (default %s)\n", left, o->help,
-			fmt_value(def, sizeof(def), o, *(uint64_t *)o->val));
+		if (o->type == CLI_OPT_STRING) {
+			const char *v = *(const char **)o->val;
+
+			if (v)
+				fprintf(f, "  %-20s %s (default %s)\n", left, o->help, v);
+			else
+				fprintf(f, "  %-20s %s\n", left, o->help);
+		} else if (o->type == CLI_OPT_LIST) {
+			const struct cli_list *l = o->val;
+			size_t i;
+
+			fprintf(f, "  %-20s %s", left, o->help);
+			for (i = 0; i < l->n; i++)
+				fprintf(f, "%s%s", i ? " " : " (default ", l->v[i]);
+			fprintf(f, "%s\n", l->n ? ")" : "");
+		} else {
+			fprintf(f, "  %-20s %s (default %s)\n", left, o->help,
+				fmt_value(def, sizeof(def), o, *(uint64_t *)o->val));
+		}
 	}
 	fprintf(f, "  %-20s %s\n", "-h, --help", "show this help and exit");
 	if (usage->footer)
