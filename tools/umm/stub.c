@@ -1,2 +1,0 @@
-#include "cli.h"
-int cmd_kernel_compare(int argc, char **argv) { return 1; }
