@@ -325,6 +325,15 @@ enum cli_parse_result cli_parse(const char *cmd, const struct cli_opt *opts,
 	return CLI_PARSE_OK;
 }
 
+/* An option's left column; a long one gets a line of its own. */
+static void print_left(FILE *f, const char *left)
+{
+	if (strlen(left) > 20)
+		fprintf(f, "  %s\n%23s", left, "");
+	else
+		fprintf(f, "  %-20s ", left);
+}
+
 void cli_print_help(FILE *f, const char *cmd, const struct cli_opt *opts,
 		    const struct cli_usage *usage)
 {
@@ -336,7 +345,8 @@ void cli_print_help(FILE *f, const char *cmd, const struct cli_opt *opts,
 	for (o = opts; o->name; o++) {
 		if (o->type == CLI_OPT_FLAG) {
 			snprintf(left, sizeof(left), "--%s", o->name);
-			fprintf(f, "  %-20s %s\n", left, o->help);
+			print_left(f, left);
+			fprintf(f, "%s\n", o->help);
 			continue;
 		}
 		snprintf(left, sizeof(left), "--%s %s", o->name, o->metavar);
@@ -344,19 +354,21 @@ void cli_print_help(FILE *f, const char *cmd, const struct cli_opt *opts,
 			const char *v = *(const char **)o->val;
 
 			if (v)
-				fprintf(f, "  %-20s %s (default %s)\n", left, o->help, v);
+				print_left(f, left), fprintf(f, "%s (default %s)\n", o->help, v);
 			else
-				fprintf(f, "  %-20s %s\n", left, o->help);
+				print_left(f, left), fprintf(f, "%s\n", o->help);
 		} else if (o->type == CLI_OPT_LIST) {
 			const struct cli_list *l = o->val;
 			size_t i;
 
-			fprintf(f, "  %-20s %s", left, o->help);
+			print_left(f, left);
+			fprintf(f, "%s", o->help);
 			for (i = 0; i < l->n; i++)
 				fprintf(f, "%s%s", i ? " " : " (default ", l->v[i]);
 			fprintf(f, "%s\n", l->n ? ")" : "");
 		} else {
-			fprintf(f, "  %-20s %s (default %s)\n", left, o->help,
+			print_left(f, left);
+			fprintf(f, "%s (default %s)\n", o->help,
 				fmt_value(def, sizeof(def), o, *(uint64_t *)o->val));
 		}
 	}
