@@ -67,6 +67,7 @@ struct estimate {
 	struct proc *procs;
 	size_t nr_procs;
 	uint64_t skipped, total_pages;
+	uint64_t max_vma, skipped_vmas;	/* mappings too large to walk (sanitizer shadows) */
 	uint64_t zero_pfn;	/* the shared zero page's pfn, 0 if unknown */
 	struct key *keys;
 	struct group *groups;
@@ -188,6 +189,8 @@ static int read_proc(struct estimate *e, struct proc *pr)
 {
 	int maps_fd, mem = -1, pagemap = -1, err = 0;
 	char line[4096 + 256];
+	unsigned long long start = 0, end = 0;
+	bool mergeable = false;
 	FILE *maps;
 	ssize_t n;
 	int fd;
@@ -200,20 +203,29 @@ static int read_proc(struct estimate *e, struct proc *pr)
 	pr->comm[n > 0 ? n : 0] = 0;
 	if (n > 0 && pr->comm[n - 1] == '\n')
 		pr->comm[n - 1] = 0;
-	maps_fd = open_proc_file(pr->pid, "maps");
+	maps_fd = open_proc_file(pr->pid, "smaps");
 	if (maps_fd < 0)
 		return errno == ENOENT ? -ESRCH : -errno;
 	maps = fdopen(maps_fd, "r");
 	while (!err && maps && fgets(line, sizeof(line), maps)) {
-		unsigned long long start, end;
 		char perms[8] = "", path[4096] = "";
+		unsigned long long kb, a, b;
 		int off = 0;
 
-		if (sscanf(line, "%llx-%llx %7s %*s %*s %*s%n", &start, &end, perms, &off) < 3)
+		if (sscanf(line, "%llx-%llx %7s %*s %*s %*s%n", &a, &b, perms, &off) >= 3) {
+			start = a;
+			end = b;
+			sscanf(line + off, " %4095[^\n]", path);
+			mergeable = mapping_mergeable(perms, path);
 			continue;
-		sscanf(line + off, " %4095[^\n]", path);
-		if (!mapping_mergeable(perms, path))
+		}
+		/* a mapping's "Anonymous:" line: read it only if it has such pages */
+		if (!mergeable || sscanf(line, "Anonymous: %llu kB", &kb) != 1 || !kb)
 			continue;
+		if (end - start > e->max_vma) {
+			e->skipped_vmas++;
+			continue;
+		}
 		/* opened at the first mapping: kernel threads have none, and no mem */
 		if (mem < 0 && (mem = open_proc_file(pr->pid, "mem")) < 0)
 			err = errno == ENOENT ? -ESRCH : -errno;
@@ -503,8 +515,10 @@ static void report_text(const struct estimate *e)
 		       (unsigned long long)pr->pages, pr->ksm.ksm_merging_pages,
 		       pr->ksm.ksm_zero_pages, pr->ksm.ksm_process_profit / 1048576.0);
 	}
-	printf("\ntotal: %zu process%s (%llu passed over: gone or unreadable), %llu pages (%.1f MiB)\n",
+	printf("\ntotal: %zu process%s (%llu passed over: gone or unreadable; %llu mappings "
+	       "larger than --max-vma), %llu pages (%.1f MiB)\n",
 	       e->nr_procs, e->nr_procs == 1 ? "" : "es", (unsigned long long)e->skipped,
+	       (unsigned long long)e->skipped_vmas,
 	       (unsigned long long)e->total_pages, mib(e->total_pages));
 	printf("  %-20s %lu\n", "pages_shared", k->pages_shared);
 	printf("  %-20s %lu\n", "pages_sharing", k->pages_sharing);
@@ -547,11 +561,12 @@ static int report_json(const struct estimate *e)
 			(unsigned long long)pr->pages, pr->ksm.ksm_merging_pages,
 			pr->ksm.ksm_zero_pages, pr->ksm.ksm_process_profit, pr->ksm.ksm_rmap_items);
 	}
-	fprintf(f, "],\n \"skipped\": %llu,\n \"total\": {\"pages\": %llu, \"pages_shared\": %lu, "
+	fprintf(f, "],\n \"skipped\": %llu, \"skipped_mappings\": %llu,\n \"total\": {\"pages\": %llu, \"pages_shared\": %lu, "
 		"\"pages_sharing\": %lu, \"pages_unshared\": %lu, \"ksm_zero_pages\": %lu, "
 		"\"saved_mib\": %.3f, \"general_profit\": %ld, \"full_scans\": %lu, "
 		"\"scan_seconds\": %.3f, \"scan_cpu_seconds\": %.3f},\n \"top\": [",
-		(unsigned long long)e->skipped, (unsigned long long)e->total_pages,
+		(unsigned long long)e->skipped, (unsigned long long)e->skipped_vmas,
+		(unsigned long long)e->total_pages,
 		k->pages_shared, k->pages_sharing, k->pages_unshared, k->ksm_zero_pages,
 		mib(k->pages_sharing + k->ksm_zero_pages), k->general_profit, k->full_scans,
 		e->t_scan, e->cpu_scan);
@@ -592,7 +607,7 @@ static const struct cli_usage estimate_usage = {
 
 int cmd_estimate(int argc, char **argv)
 {
-	struct estimate e = { .top = 10, .max_bytes = 8ULL << 30 };
+	struct estimate e = { .top = 10, .max_bytes = 8ULL << 30, .max_vma = 64ULL << 30 };
 	const struct cli_opt opts[] = {
 		{ "pid", CLI_OPT_LIST, &e.pids, 0, 0, 0, "PID", "a process to read" },
 		{ "all", CLI_OPT_FLAG, &e.all, 0, 0, 0, NULL, "read every process" },
@@ -602,6 +617,8 @@ int cmd_estimate(int argc, char **argv)
 		  "most duplicated contents to list" },
 		{ "max-size", CLI_OPT_SIZE, &e.max_bytes, 1 << 20, 1ULL << 40, 0, "SIZE",
 		  "refuse to load more anonymous memory than this" },
+		{ "max-vma", CLI_OPT_SIZE, &e.max_vma, CLI_PAGE, 1ULL << 50, CLI_PAGE, "SIZE",
+		  "pass over larger mappings (sanitizer shadows: too long to walk)" },
 		{ "json", CLI_OPT_FLAG, &e.json, 0, 0, 0, NULL,
 		  "print the report as one JSON object instead" },
 		{ NULL },

@@ -999,14 +999,15 @@ static int run_scenario(struct run *r)
 
 	r->t_start = cli_now();
 	err = create_machine(r);
+	if (!err)
+		err = phase_boot(r);
+	/* said once the guests are up: a failed boot leaves stdout empty */
 	if (!err && !r->o.json)
 		printf("umm run: %llu guests x (%llu image + %llu data pages), %llu vCPUs each, "
 		       "%.1f s, seed %llu\n", (unsigned long long)r->o.guests,
 		       (unsigned long long)r->image_pages, (unsigned long long)r->o.data_pages,
 		       (unsigned long long)r->o.threads, r->o.duration_ms / 1e3,
 		       (unsigned long long)r->o.seed);
-	if (!err)
-		err = phase_boot(r);
 	if (!err)
 		err = phase_run(r, progress);
 	if (!err)
