@@ -229,8 +229,9 @@ static bool set_text(const char *cmd, const struct cli_opt *o, const char *arg)
 		*(const char **)o->val = arg;
 		return true;
 	}
-	if (!l->given) {	/* the first --NAME replaces the defaults */
+	if (!l->given) {	/* the first --NAME replaces the defaults (not ours to free) */
 		l->given = true;
+		l->v = NULL;
 		l->n = 0;
 	}
 	if (!cli_list_add(l, arg)) {
