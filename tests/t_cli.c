@@ -967,7 +967,7 @@ static bool estimate_vs_kernel(const char *exe, uint64_t seed)
 	struct child c;
 	long fs0, fs, kmerging = -1, last = -2, kzero;
 	long long merging = -1, zero = -1;
-	bool uz, ok;
+	bool uz, ok, interfered = false;
 	double t0;
 	char v[32];
 
@@ -979,7 +979,13 @@ static bool estimate_vs_kernel(const char *exe, uint64_t seed)
 	     ksm_set("run", "1");
 	for (t0 = (double)time(NULL); ok && time(NULL) - t0 < 60;) {
 		usleep(20000);
+		if (ksm_long("run") != 1 || ksm_long("pages_to_scan") != 5000) {
+			interfered = true;
+			break;
+		}
 		fs = ksm_long("full_scans");
+		if (fs < fs0)
+			fs0 = fs;	/* someone reset it */
 		if (fs < fs0 + 3)
 			continue;
 		kmerging = proc_long(c.pid, "ksm_merging_pages");
@@ -1009,6 +1015,11 @@ static bool estimate_vs_kernel(const char *exe, uint64_t seed)
 	ksm_restore(&saved);
 	ASSERT_TRUE(ok);
 	ASSERT_EQ(ksm_long("run"), 0);
+	if (interfered) {
+		/* the host's KSM is shared: another user's knobs are not a umm bug */
+		TAP_DIAG("skipped the kernel comparison: someone else drove %s meanwhile", KSM_DIR);
+		return true;
+	}
 	TAP_DIAG("host kernel merged %ld pages of the child (%ld zero pages, use_zero_pages %d, "
 		 "full_scans %s); umm's estimate: %lld merging, %lld zero pages",
 		 kmerging, kzero, uz, v, merging, zero);
@@ -1126,14 +1137,27 @@ static bool test_kernel_compare(void)
 		return true;
 	}
 	ksm_save(&before);
-	RUN_EXPECT(&o, 0, "kernel-compare", "--copies", "3", "--image-size", "256K",
-		   "--data-pages", "64", "--json");
+	{
+		const char *args[] = { "kernel-compare", "--copies", "3", "--image-size", "256K",
+				       "--data-pages", "64", "--json", NULL };
+
+		ASSERT_TRUE(run_umm(&o, args));
+		if (o.status && !strstr(o.out, "\"interfered\": true"))
+			show(args, &o);
+		ASSERT_TRUE(o.status == 0 || strstr(o.out, "\"interfered\": true"));
+	}
 	ksm_save(&after);
 	ASSERT_EQ(ksm_long("run"), 0);
 	ASSERT_TRUE(!strcmp(before.pages_to_scan, after.pages_to_scan));
 	ASSERT_TRUE(!strcmp(before.sleep_millisecs, after.sleep_millisecs));
 	ASSERT_JSON(o.out);
 	ASSERT_TRUE(strstr(o.out, "\"umm\": {\"ran\": true, \"done\": true"));
+	if (strstr(o.out, "\"interfered\": true")) {
+		/* the host's KSM is shared: another user's knobs are not a umm bug */
+		TAP_DIAG("skipped the comparison: someone else drove %s meanwhile", KSM_DIR);
+		outcome_free(&o);
+		return true;
+	}
 	ASSERT_TRUE(strstr(o.out, "\"kernel\": {\"ran\": true, \"done\": true"));
 	ASSERT_JNUM(o.out, "\"umm\"", "ksm_merging_pages", &um);
 	ASSERT_JNUM(o.out, "\"kernel\"", "ksm_merging_pages", &km);

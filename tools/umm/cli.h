@@ -101,6 +101,8 @@ void cli_print_help(FILE *f, const char *cmd, const struct cli_opt *opts,
 
 /* Append @s to @l.  Return: false when the host is out of memory. */
 bool cli_list_add(struct cli_list *l, const char *s);
+/* Free what the parser added to @l (the defaults are not its own). */
+void cli_list_free(struct cli_list *l);
 
 /*
  * Strict number parsers, shared with anything else that reads numbers.

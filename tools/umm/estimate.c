@@ -628,15 +628,18 @@ int cmd_estimate(int argc, char **argv)
 
 	switch (cli_parse(cmd, opts, &estimate_usage, argc, argv)) {
 	case CLI_PARSE_HELP:
-		return CLI_EXIT_OK;
+		status = CLI_EXIT_OK;
+		goto out;
 	case CLI_PARSE_ERROR:
-		return CLI_EXIT_USAGE;
+		status = CLI_EXIT_USAGE;
+		goto out;
 	case CLI_PARSE_OK:
 		break;
 	}
 	if (!e.all && !e.pids.n) {
 		cli_error(cmd, "no process given (--pid PID or --all)");
-		return CLI_EXIT_USAGE;
+		status = CLI_EXIT_USAGE;
+		goto out;
 	}
 	status = collect_pids(&e);
 	if (status == CLI_EXIT_OK)
@@ -658,6 +661,7 @@ int cmd_estimate(int argc, char **argv)
 	free(e.procs);
 	free(e.keys);
 	free(e.groups);
-	free(e.pids.v);
+out:
+	cli_list_free(&e.pids);
 	return status;
 }

@@ -36,9 +36,10 @@ static const char *const cmd = "kernel-compare";
 struct side {
 	bool ran;		/* it ran, whether or not it converged */
 	bool done;
+	bool interfered;	/* the kernel's knobs changed under us: another user */
 	char why[160];		/* when not done: why */
-	unsigned long pages_shared, pages_sharing, pages_unshared, ksm_zero_pages;
-	unsigned long merging, full_scans;
+	long pages_shared, pages_sharing;	/* the kernel's: deltas of host-wide figures */
+	unsigned long ksm_zero_pages, merging, full_scans;
 	long general_profit;
 	double seconds, cpu_seconds;
 };
@@ -174,7 +175,6 @@ static int umm_side(struct kc *kc)
 	umm_ksm_get_stats(u, &st);
 	s->pages_shared = st.pages_shared;
 	s->pages_sharing = st.pages_sharing;
-	s->pages_unshared = st.pages_unshared;
 	s->ksm_zero_pages = st.ksm_zero_pages;
 	s->full_scans = st.full_scans;
 	s->general_profit = st.general_profit;
@@ -362,8 +362,8 @@ static int kernel_side(struct kc *kc)
 {
 	struct side *s = &kc->kern;
 	uint64_t bytes = kc->pages_per_copy * CLI_PAGE, c, p;
-	unsigned long fs0, base_shared, base_sharing, base_zero;
-	unsigned long last_fs = 0, last_shared = ~0UL, last_sharing = ~0UL;
+	unsigned long fs0, base_shared, base_sharing;
+	unsigned long last_fs = 0, last_merging = ~0UL;
 	uint8_t **maps = cli_xcalloc(cmd, kc->copies, sizeof(*maps));
 	double t0, cpu0, end;
 	int err = 0;
@@ -390,7 +390,6 @@ static int kernel_side(struct kc *kc)
 		goto out;
 	base_shared = ksm_ul("pages_shared");
 	base_sharing = ksm_ul("pages_sharing");
-	base_zero = ksm_ul("ksm_zero_pages");
 	fs0 = ksm_ul("full_scans");
 	cpu0 = ksmd_cpu();
 	t0 = cli_now();
@@ -400,35 +399,47 @@ static int kernel_side(struct kc *kc)
 		cli_errno(cmd, err, "writing %srun = 1", KSM_DIR);
 		goto out;
 	}
+	/*
+	 * Other users of the host's KSM move its global counters too (a
+	 * process exits, someone writes run = 2): convergence is judged on
+	 * this process's own merging pages, scans counted as they advance.
+	 */
 	while (!got_signal && cli_now() < end) {
-		unsigned long fs, shared, sharing;
+		unsigned long fs, merging;
 
 		sleep_ms(POLL_MS);
+		if (ksm_ul("run") != 1 || ksm_ul("pages_to_scan") != kc->k.pages_to_scan) {
+			s->interfered = true;
+			break;
+		}
 		fs = ksm_ul("full_scans");
+		if (fs < fs0)
+			fs0 = fs;	/* the counter went back: count from here */
 		if (fs < fs0 + 2 || fs == last_fs)
 			continue;
-		shared = ksm_ul("pages_shared");
-		sharing = ksm_ul("pages_sharing");
-		if (shared == last_shared && sharing == last_sharing) {
+		merging = self_ksm("ksm_merging_pages");
+		if (merging == last_merging) {
 			s->done = true;
 			break;
 		}
 		last_fs = fs;
-		last_shared = shared;
-		last_sharing = sharing;
+		last_merging = merging;
 	}
 	s->ran = true;
 	s->seconds = cli_now() - t0;
 	s->cpu_seconds = cpu0 < 0 ? -1 : ksmd_cpu() - cpu0;
 	ksm_write("run", "0");
+	/* host-wide counters, as deltas: others' KSM pages may come and go meanwhile */
 	s->pages_shared = ksm_ul("pages_shared") - base_shared;
 	s->pages_sharing = ksm_ul("pages_sharing") - base_sharing;
-	s->pages_unshared = ksm_ul("pages_unshared");
-	s->ksm_zero_pages = ksm_ul("ksm_zero_pages") - base_zero;
+	s->ksm_zero_pages = self_ksm("ksm_zero_pages");
 	s->full_scans = ksm_ul("full_scans") - fs0;
 	s->general_profit = self_ksm("ksm_process_profit");
 	s->merging = self_ksm("ksm_merging_pages");
-	if (!s->done)
+	if (s->interfered)
+		snprintf(s->why, sizeof(s->why), "someone else changed %s meanwhile (run or "
+			 "pages_to_scan): no comparison", KSM_DIR);
+	else if (!s->done)
 		snprintf(s->why, sizeof(s->why), got_signal ? "interrupted" :
 			 "did not converge within --timeout");
 out:
@@ -442,11 +453,11 @@ out:
 
 /* ---- the report ---- */
 
-static void row(const char *name, const struct side *b, unsigned long va, unsigned long vb)
+static void row(const char *name, const struct side *b, long va, long vb)
 {
-	printf("  %-22s %14lu ", name, va);
+	printf("  %-22s %14ld ", name, va);
 	if (b->ran)
-		printf("%14lu\n", vb);
+		printf("%14ld\n", vb);
 	else
 		printf("%14s\n", "-");
 }
@@ -483,10 +494,11 @@ static void report_text(const struct kc *kc)
 
 static void json_side(FILE *f, const struct side *s)
 {
-	fprintf(f, "{\"ran\": %s, \"done\": %s, \"why\": ", s->ran ? "true" : "false",
-		s->done ? "true" : "false");
+	fprintf(f, "{\"ran\": %s, \"done\": %s, \"interfered\": %s, \"why\": ",
+		s->ran ? "true" : "false", s->done ? "true" : "false",
+		s->interfered ? "true" : "false");
 	cli_json_str(f, s->why);
-	fprintf(f, ", \"pages_shared\": %lu, \"pages_sharing\": %lu, \"ksm_zero_pages\": %lu, "
+	fprintf(f, ", \"pages_shared\": %ld, \"pages_sharing\": %ld, \"ksm_zero_pages\": %lu, "
 		"\"ksm_merging_pages\": %lu, \"full_scans\": %lu, \"seconds\": %.3f, "
 		"\"cpu_seconds\": %.3f}", s->pages_shared, s->pages_sharing, s->ksm_zero_pages,
 		s->merging, s->full_scans, s->seconds, s->cpu_seconds);
@@ -532,6 +544,58 @@ static const struct cli_usage kc_usage = {
 		"Exit status: 0 success, 1 a side failed or could not run, 2 bad usage.",
 };
 
+/* Load the image, check the host, run both sides.  Return: an exit status. */
+static int kc_parsed(struct kc *kc)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	int err, status = CLI_EXIT_OK;
+	char why[160];
+	bool kernel_ok;
+
+	switch (cli_image_load(cmd, &kc->image, kc->image_bytes, &kc->img)) {
+	case 0:
+		break;
+	case -ENOENT:
+		return CLI_EXIT_USAGE;
+	default:
+		return CLI_EXIT_FAIL;
+	}
+	kernel_ok = kernel_available(why, sizeof(why));
+	if (!kernel_ok && !kc->allow_no_kernel) {
+		cli_error(cmd, "%s", why);
+		cli_image_free(&kc->img);
+		return CLI_EXIT_FAIL;
+	}
+	if (!kernel_ok)
+		snprintf(kc->kern.why, sizeof(kc->kern.why), "%s", why);
+	kc->pages_per_copy = kc->img.pages + kc->data_pages;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	err = umm_side(kc);
+	if (!err && kernel_ok && !got_signal)
+		err = kernel_side(kc);
+	if (kernel_ok)
+		kernel_restore();	/* again: nothing may be left running */
+	if (got_signal) {
+		cli_error(cmd, "interrupted by signal %d; the kernel's KSM knobs were restored, run = 0",
+			  (int)got_signal);
+		status = CLI_EXIT_FAIL;
+	} else if (err) {
+		status = CLI_EXIT_FAIL;
+	} else {
+		if (kc->json)
+			report_json(kc);
+		else
+			report_text(kc);
+		if (!kc->umm.done || (kernel_ok && !kc->kern.done))
+			status = CLI_EXIT_FAIL;
+	}
+	cli_image_free(&kc->img);
+	return status;
+}
+
 int cmd_kernel_compare(int argc, char **argv)
 {
 	static const char *default_image[] = { "/usr/lib/x86_64-linux-gnu", "/usr/bin" };
@@ -555,11 +619,8 @@ int cmd_kernel_compare(int argc, char **argv)
 		{ "json", CLI_OPT_FLAG, &kc.json, 0, 0, 0, NULL,
 		  "print the figures as one JSON object instead" },
 	};
-	struct sigaction sa = { .sa_handler = on_signal };
-	char why[160];
-	bool kernel_ok;
 	size_t n = 0;
-	int err, status = CLI_EXIT_OK;
+	int status = CLI_EXIT_OK;
 
 	while (opts[n].name)
 		n++;
@@ -568,53 +629,15 @@ int cmd_kernel_compare(int argc, char **argv)
 	cli_ksm_opts(&kc.k, &opts[n]);
 	switch (cli_parse(cmd, opts, &kc_usage, argc, argv)) {
 	case CLI_PARSE_HELP:
-		return CLI_EXIT_OK;
+		status = CLI_EXIT_OK;
+		break;
 	case CLI_PARSE_ERROR:
-		return CLI_EXIT_USAGE;
+		status = CLI_EXIT_USAGE;
+		break;
 	case CLI_PARSE_OK:
+		status = kc_parsed(&kc);
 		break;
 	}
-	kernel_ok = kernel_available(why, sizeof(why));
-	if (!kernel_ok && !kc.allow_no_kernel) {
-		cli_error(cmd, "%s", why);
-		return CLI_EXIT_FAIL;
-	}
-	if (!kernel_ok)
-		snprintf(kc.kern.why, sizeof(kc.kern.why), "%s", why);
-	switch (cli_image_load(cmd, &kc.image, kc.image_bytes, &kc.img)) {
-	case 0:
-		break;
-	case -ENOENT:
-		return CLI_EXIT_USAGE;
-	default:
-		return CLI_EXIT_FAIL;
-	}
-	kc.pages_per_copy = kc.img.pages + kc.data_pages;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	err = umm_side(&kc);
-	if (!err && kernel_ok && !got_signal)
-		err = kernel_side(&kc);
-	if (kernel_ok)
-		kernel_restore();	/* again: nothing may be left running */
-	if (got_signal) {
-		cli_error(cmd, "interrupted by signal %d; the kernel's KSM knobs were restored, run = 0",
-			  (int)got_signal);
-		status = CLI_EXIT_FAIL;
-	} else if (err) {
-		status = CLI_EXIT_FAIL;
-	} else {
-		if (kc.json)
-			report_json(&kc);
-		else
-			report_text(&kc);
-		if (!kc.umm.done || (kernel_ok && !kc.kern.done))
-			status = CLI_EXIT_FAIL;
-	}
-	cli_image_free(&kc.img);
-	if (kc.image.given)
-		free(kc.image.v);
+	cli_list_free(&kc.image);
 	return status;
 }

@@ -216,6 +216,15 @@ bool cli_list_add(struct cli_list *l, const char *s)
 	return true;
 }
 
+void cli_list_free(struct cli_list *l)
+{
+	if (l->given)
+		free(l->v);
+	l->v = NULL;
+	l->n = 0;
+	l->given = false;
+}
+
 /* Store text option @o's value @arg.  Return: true, or false after the error line. */
 static bool set_text(const char *cmd, const struct cli_opt *o, const char *arg)
 {

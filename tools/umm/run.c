@@ -1036,6 +1036,36 @@ static int run_scenario(struct run *r)
 	return status;
 }
 
+/* Check what the option table cannot, load the image, run.  Return: an exit status. */
+static int run_parsed(struct run *r)
+{
+	int status;
+
+	if (r->o.guests * r->o.threads > MAX_VCPUS) {
+		cli_error(cmd, "--guests %llu with --threads %llu makes %llu vCPUs (maximum %d)",
+			  (unsigned long long)r->o.guests, (unsigned long long)r->o.threads,
+			  (unsigned long long)(r->o.guests * r->o.threads), MAX_VCPUS);
+		return CLI_EXIT_USAGE;
+	}
+	if (r->o.plot && !plot_ready())
+		return CLI_EXIT_FAIL;
+	switch (cli_image_load(cmd, &r->o.image, r->o.image_bytes, &r->img)) {
+	case 0:
+		break;
+	case -ENOENT:
+		return CLI_EXIT_USAGE;
+	default:
+		return CLI_EXIT_FAIL;
+	}
+	r->image_pages = r->img.pages;
+	r->nr_pages = r->image_pages + r->o.data_pages;
+	if (!r->o.phys)
+		r->o.phys = auto_phys(r);
+	status = run_scenario(r);
+	cli_image_free(&r->img);
+	return status;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	static const char *default_image[] = { "/usr/lib/x86_64-linux-gnu", "/usr/bin" };
@@ -1086,35 +1116,15 @@ int cmd_run(int argc, char **argv)
 	cli_ksm_opts(&o->ksm, &opts[n]);
 	switch (cli_parse(cmd, opts, &run_usage, argc, argv)) {
 	case CLI_PARSE_HELP:
-		return CLI_EXIT_OK;
+		n = CLI_EXIT_OK;
+		break;
 	case CLI_PARSE_ERROR:
-		return CLI_EXIT_USAGE;
+		n = CLI_EXIT_USAGE;
+		break;
 	case CLI_PARSE_OK:
+		n = run_parsed(&r);
 		break;
 	}
-	if (o->guests * o->threads > MAX_VCPUS) {
-		cli_error(cmd, "--guests %llu with --threads %llu makes %llu vCPUs (maximum %d)",
-			  (unsigned long long)o->guests, (unsigned long long)o->threads,
-			  (unsigned long long)(o->guests * o->threads), MAX_VCPUS);
-		return CLI_EXIT_USAGE;
-	}
-	if (o->plot && !plot_ready())
-		return CLI_EXIT_FAIL;
-	switch (cli_image_load(cmd, &o->image, o->image_bytes, &r.img)) {
-	case 0:
-		break;
-	case -ENOENT:
-		return CLI_EXIT_USAGE;
-	default:
-		return CLI_EXIT_FAIL;
-	}
-	r.image_pages = r.img.pages;
-	r.nr_pages = r.image_pages + o->data_pages;
-	if (!o->phys)
-		o->phys = auto_phys(&r);
-	n = run_scenario(&r);
-	cli_image_free(&r.img);
-	if (o->image.given)
-		free(o->image.v);
+	cli_list_free(&o->image);
 	return (int)n;
 }
