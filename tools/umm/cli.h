@@ -128,6 +128,19 @@ void *cli_xmalloc(const char *cmd, size_t size);
 void *cli_xcalloc(const char *cmd, size_t n, size_t size);
 /* @s as a JSON string, quotes included. */
 void cli_json_str(FILE *f, const char *s);
+/*
+ * A JSON report is built in memory and written to stdout in one go, so
+ * that a failure half-way leaves nothing half-written: cli_json_open()
+ * gives the stream to print into (NULL after the error line), and
+ * cli_json_emit() closes it and writes it all.  Return: 0 or -ENOMEM.
+ */
+struct cli_json {
+	char *text;
+	size_t len;
+	FILE *f;
+};
+FILE *cli_json_open(const char *cmd, struct cli_json *j);
+int cli_json_emit(const char *cmd, struct cli_json *j);
 
 /*
  * The KSM knobs, one flag each, named as in /sys/kernel/mm/ksm.  Fill
@@ -157,8 +170,8 @@ struct cli_image {
 };
 /*
  * Read files from @paths until @max_bytes (page-aligned) are used.
- * Return: 0; -ENOENT when a path does not exist or nothing readable was
- * found (after the error line: bad usage), -ENOMEM.
+ * Return: CLI_EXIT_OK; CLI_EXIT_USAGE when a path does not exist or
+ * nothing readable was found, CLI_EXIT_FAIL out of memory (after the line).
  */
 int cli_image_load(const char *cmd, const struct cli_list *paths, uint64_t max_bytes,
 		   struct cli_image *img);

@@ -541,14 +541,13 @@ static void report_text(const struct estimate *e)
 static int report_json(const struct estimate *e)
 {
 	const struct umm_ksm_stats *k = &e->ks;
-	char *text = NULL, hex[17];
-	size_t len = 0, i;
-	FILE *f = open_memstream(&text, &len);
+	struct cli_json j;
+	FILE *f = cli_json_open(cmd, &j);
+	char hex[17];
+	size_t i;
 
-	if (!f) {
-		cli_error(cmd, "out of host memory");
+	if (!f)
 		return -ENOMEM;
-	}
 	fprintf(f, "{\"command\": \"estimate\", \"use_zero_pages\": %s, \"processes\": [",
 		e->use_zero_pages ? "true" : "false");
 	for (i = 0; i < e->nr_procs; i++) {
@@ -577,15 +576,7 @@ static int report_json(const struct estimate *e)
 			e->groups[i].zero ? "true" : "false");
 	}
 	fprintf(f, "]}\n");
-	if (fclose(f)) {
-		free(text);
-		cli_error(cmd, "out of host memory");
-		return -ENOMEM;
-	}
-	fwrite(text, 1, len, stdout);
-	fflush(stdout);
-	free(text);
-	return 0;
+	return cli_json_emit(cmd, &j);
 }
 
 static const struct cli_usage estimate_usage = {

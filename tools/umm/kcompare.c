@@ -504,14 +504,13 @@ static void json_side(FILE *f, const struct side *s)
 		s->merging, s->full_scans, s->seconds, s->cpu_seconds);
 }
 
-static void report_json(const struct kc *kc)
+static int report_json(const struct kc *kc)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
+	struct cli_json j;
+	FILE *f = cli_json_open(cmd, &j);
 
 	if (!f)
-		return;
+		return -ENOMEM;
 	fprintf(f, "{\"command\": \"kernel-compare\", \"copies\": %llu, \"image_pages\": %llu, "
 		"\"data_pages\": %llu, \"pages\": %llu,\n \"umm\": ",
 		(unsigned long long)kc->copies, (unsigned long long)kc->img.pages,
@@ -521,10 +520,7 @@ static void report_json(const struct kc *kc)
 	fprintf(f, ",\n \"kernel\": ");
 	json_side(f, &kc->kern);
 	fprintf(f, "}\n");
-	if (fclose(f) == 0)
-		fwrite(text, 1, len, stdout);
-	free(text);
-	fflush(stdout);
+	return cli_json_emit(cmd, &j);
 }
 
 static const struct cli_usage kc_usage = {
@@ -552,14 +548,9 @@ static int kc_parsed(struct kc *kc)
 	char why[160];
 	bool kernel_ok;
 
-	switch (cli_image_load(cmd, &kc->image, kc->image_bytes, &kc->img)) {
-	case 0:
-		break;
-	case -ENOENT:
-		return CLI_EXIT_USAGE;
-	default:
-		return CLI_EXIT_FAIL;
-	}
+	status = cli_image_load(cmd, &kc->image, kc->image_bytes, &kc->img);
+	if (status)
+		return status;
 	kernel_ok = kernel_available(why, sizeof(why));
 	if (!kernel_ok && !kc->allow_no_kernel) {
 		cli_error(cmd, "%s", why);
@@ -585,9 +576,9 @@ static int kc_parsed(struct kc *kc)
 	} else if (err) {
 		status = CLI_EXIT_FAIL;
 	} else {
-		if (kc->json)
-			report_json(kc);
-		else
+		if (kc->json && report_json(kc))
+			status = CLI_EXIT_FAIL;
+		else if (!kc->json)
 			report_text(kc);
 		if (!kc->umm.done || (kernel_ok && !kc->kern.done))
 			status = CLI_EXIT_FAIL;

@@ -778,14 +778,12 @@ static void json_ksm(FILE *f, const struct umm_ksm_stats *k)
 static int report_json(const struct run *r)
 {
 	const struct cli_ksm_knobs *k = &r->o.ksm;
-	char *text = NULL;
-	size_t len = 0, i;
-	FILE *f = open_memstream(&text, &len);
+	struct cli_json j;
+	FILE *f = cli_json_open(cmd, &j);
+	size_t i;
 
-	if (!f) {
-		cli_error(cmd, "out of host memory");
+	if (!f)
 		return -ENOMEM;
-	}
 	fprintf(f, "{\"command\": \"run\", \"ok\": %s, \"seed\": %llu,\n",
 		run_ok(r) ? "true" : "false", (unsigned long long)r->o.seed);
 	fprintf(f, " \"image\": {\"pages\": %llu, \"files\": %llu, \"zero_pages\": %llu, \"paths\": [",
@@ -850,15 +848,7 @@ static int report_json(const struct run *r)
 			s->notify_rate);
 	}
 	fprintf(f, "]}\n");
-	if (fclose(f)) {
-		free(text);
-		cli_error(cmd, "out of host memory");
-		return -ENOMEM;
-	}
-	fwrite(text, 1, len, stdout);
-	fflush(stdout);
-	free(text);
-	return 0;
+	return cli_json_emit(cmd, &j);
 }
 
 /* ---- the plot ---- */
@@ -1049,14 +1039,9 @@ static int run_parsed(struct run *r)
 	}
 	if (r->o.plot && !plot_ready())
 		return CLI_EXIT_FAIL;
-	switch (cli_image_load(cmd, &r->o.image, r->o.image_bytes, &r->img)) {
-	case 0:
-		break;
-	case -ENOENT:
-		return CLI_EXIT_USAGE;
-	default:
-		return CLI_EXIT_FAIL;
-	}
+	status = cli_image_load(cmd, &r->o.image, r->o.image_bytes, &r->img);
+	if (status)
+		return status;
 	r->image_pages = r->img.pages;
 	r->nr_pages = r->image_pages + r->o.data_pages;
 	if (!r->o.phys)

@@ -89,6 +89,31 @@ void cli_json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+FILE *cli_json_open(const char *cmd, struct cli_json *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->f = open_memstream(&j->text, &j->len);
+	if (!j->f)
+		cli_error(cmd, "out of host memory");
+	return j->f;
+}
+
+int cli_json_emit(const char *cmd, struct cli_json *j)
+{
+	int err = 0;
+
+	if (fclose(j->f)) {
+		cli_error(cmd, "out of host memory");
+		err = -ENOMEM;
+	} else {
+		fwrite(j->text, 1, j->len, stdout);
+		fflush(stdout);
+	}
+	free(j->text);
+	memset(j, 0, sizeof(*j));
+	return err;
+}
+
 /* ---- KSM knobs ---- */
 
 void cli_ksm_defaults(struct cli_ksm_knobs *k)
@@ -216,18 +241,18 @@ int cli_image_load(const char *cmd, const struct cli_list *paths, uint64_t max_b
 	for (i = 0; i < paths->n; i++) {
 		if (stat(paths->v[i], &st)) {
 			cli_errno(cmd, -errno, "--image %s", paths->v[i]);
-			return -ENOENT;
+			return CLI_EXIT_USAGE;
 		}
 		if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
 			cli_error(cmd, "--image %s: not a file or directory", paths->v[i]);
-			return -ENOENT;
+			return CLI_EXIT_USAGE;
 		}
 	}
 	img->buf = calloc(max_pages ? max_pages : 1, CLI_PAGE);
 	if (!img->buf) {
 		cli_error(cmd, "out of host memory for a %llu-page image",
 			  (unsigned long long)max_pages);
-		return -ENOMEM;
+		return CLI_EXIT_FAIL;
 	}
 	for (i = 0; i < paths->n && img->pages < max_pages; i++) {
 		stat(paths->v[i], &st);
@@ -240,11 +265,11 @@ int cli_image_load(const char *cmd, const struct cli_list *paths, uint64_t max_b
 		cli_error(cmd, "--image: no readable file under %s%s", paths->v[0],
 			  paths->n > 1 ? " and the other paths" : "");
 		cli_image_free(img);
-		return -ENOENT;
+		return CLI_EXIT_USAGE;
 	}
 	for (p = 0; p < img->pages; p++)
 		img->zero_pages += page_is_zero(img->buf + p * CLI_PAGE);
-	return 0;
+	return CLI_EXIT_OK;
 }
 
 void cli_image_free(struct cli_image *img)
