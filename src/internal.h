@@ -502,7 +502,7 @@ struct umm_mm {
 	/* KSM (ksm.c) */
 	struct ksm_mm_slot *ksm_slot;		/* under ksm_mmlist_lock */
 	_Atomic unsigned long ksm_flags;	/* MMF_VM_MERGEABLE, MMF_VM_MERGE_ANY */
-	unsigned int ksm_domain;		/* merge domain; under mmap_lock */
+	_Atomic unsigned int ksm_domain;	/* merge domain; changed under mmap_lock */
 	_Atomic long ksm_merging_pages;		/* this mm's rmap_items in the stable tree */
 	_Atomic long ksm_rmap_items;
 	_Atomic long ksm_zero_pages;		/* its PTEs KSM mapped to the zero frame */

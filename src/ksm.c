@@ -35,16 +35,20 @@
  * identical checksums, so everything a page can merge with lives in its
  * shard), each shard under its own mutex.  The scan proceeds in phases: the
  * calling thread gathers a batch of rmap_items from the cursor (the only
- * phase that creates, frees or reaps items and slots), then the batch is
- * processed by all threads, each item under its shard's lock, then the
- * full-scan bookkeeping runs.  Phases never overlap, so the result - which
+ * phase that creates, frees or reaps items and slots, and that touches the
+ * trees without shard locks); all threads checksum the batch's pages (no
+ * page references: see ksm_checksum_entry()); all threads merge, one shard
+ * at a time each, a shard's items in scan order; then the full-scan
+ * bookkeeping runs.  Phases never overlap, and within a shard the merges
+ * happen in the order one thread would do them, so the result - which
  * pages merge, and every count - is the one a single thread produces
- * whenever the outcome does not depend on the order of racing writes.
+ * whenever it does not depend on the timing of racing writes.  (3) The rmap
+ * walk of a KSM page is exact, fork families included (rmap_walk_ksm()).
  *
  * Locking (outermost first):
  *
  *   ksm->thread_mutex (ksm_thread_mutex: one scan at a time, knobs, run)
- *     shard->lock (at most one at a time)
+ *     shard->lock (never two at once; none in the gather phase)
  *       mm->mmap_lock (read)
  *         page lock
  *           anon_vma rwsem, PTE lock (rmap.c's order)
@@ -173,6 +177,7 @@ struct ksm {
 	struct ksm_shard shards[KSM_NR_SHARDS];
 	struct umm_ksm_params p;
 	_Atomic int run;
+	_Atomic bool domains_used;		/* some mm left domain 0 once */
 	uint64_t zero_checksum;
 	uint64_t chains_pruned;			/* ms of the last prune of every chain */
 
@@ -248,6 +253,7 @@ static uint64_t calc_checksum(struct umm *u, struct umm_page *page)
 	return XXH3_64bits(page_address(u, page), PAGE_SIZE);
 }
 
+#if defined(__SANITIZE_THREAD__)
 __attribute__((no_sanitize("thread")))
 static int memcmp_pages(struct umm *u, struct umm_page *a, struct umm_page *b)
 {
@@ -261,6 +267,12 @@ static int memcmp_pages(struct umm *u, struct umm_page *a, struct umm_page *b)
 	}
 	return 0;
 }
+#else
+static int memcmp_pages(struct umm *u, struct umm_page *a, struct umm_page *b)
+{
+	return memcmp(page_address(u, a), page_address(u, b), PAGE_SIZE);
+}
+#endif
 
 static inline bool pages_identical(struct umm *u, struct umm_page *a, struct umm_page *b)
 {
@@ -668,6 +680,33 @@ out_unlock:
 }
 
 /*
+ * ksm_in_place_same_domain - may @page, just made a KSM page in place by an
+ * item of @mm, stay one?  Not if a fork in another merge domain maps it too.
+ * Against umm_mm_set_ksm_domain() this is Dekker's pattern: we store the
+ * page's new mapping, then load each mapper's domain; it stores the domain,
+ * then (unmerging) loads each page's mapping; one of the two sees the other.
+ * Context: @page locked, mapped by @mm.
+ */
+static bool ksm_in_place_same_domain(struct umm_mm *mm, struct umm_page *page,
+				     struct anon_vma *av)
+{
+	struct interval_tree_node *n;
+	bool same = true;
+
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!atomic_load(&mm->u->ksm->domains_used) || page_mapcount(page) < 2 || !av)
+		return true;
+	pthread_rwlock_rdlock(&av->root->rwsem);
+	for (n = interval_tree_iter_first(&av->rb_root, page->index, page->index); n && same;
+	     n = interval_tree_iter_next(n, page->index, page->index))
+		if (container_of(n, struct anon_vma_chain, itn)->vma->vm_mm->ksm_domain !=
+		    mm->ksm_domain)
+			same = false;
+	pthread_rwlock_unlock(&av->root->rwsem);
+	return same;
+}
+
+/*
  * try_to_merge_one_page - make the mapping of @page at @addr share @kpage,
  * or, with @kpage NULL, turn @page itself into a (not yet stable) KSM page:
  * then *@origp is the anon_vma it belonged to, referenced (or NULL).
@@ -698,7 +737,16 @@ static int try_to_merge_one_page(struct vm_area_struct *vma, struct umm_page *pa
 				get_anon_vma(*origp);
 			}
 			set_page_stable_node(page, NULL);
-			SetPageFlag(page, PG_dirty);
+			if (!ksm_in_place_same_domain(vma->vm_mm, page, *origp)) {
+				/* a fork of another domain maps it: no KSM page there */
+				atomic_store(&page->mapping, m);
+				if (*origp)
+					put_anon_vma(*origp);
+				*origp = NULL;
+				err = -EXDEV;
+			} else {
+				SetPageFlag(page, PG_dirty);
+			}
 		} else if (pages_identical(u, page, kpage)) {
 			err = replace_page(vma, page, kpage, addr, orig);
 		} else {
@@ -724,7 +772,8 @@ static int try_to_merge_with_ksm_page(struct ksm *k, struct ksm_rmap_item *item,
 
 	pthread_rwlock_rdlock(&mm->mmap_lock);
 	vma = find_mergeable_vma(mm, item->address);
-	if (!vma)
+	/* the mm moved to another merge domain since its page was looked at */
+	if (!vma || mm->ksm_domain != item->domain)
 		goto out;
 	err = try_to_merge_one_page(vma, page, kpage, item->address, origp);
 	if (err)
@@ -753,7 +802,9 @@ static bool pte_is_ksm(struct umm_mm *mm, uint64_t addr)
 		return false;
 	if (pte_special(pte))
 		return is_ksm_zero_pte(pte);
-	return PageKsm(pfn_to_page(mm->u, pte_pfn(pte)));
+	/* seq_cst: see ksm_in_place_same_domain() */
+	return (atomic_load(&pfn_to_page(mm->u, pte_pfn(pte))->mapping) & PAGE_MAPPING_FLAGS) ==
+	       PAGE_MAPPING_KSM;
 }
 
 /*
@@ -814,11 +865,24 @@ static void break_cow(struct ksm_rmap_item *item)
 	pthread_rwlock_unlock(&mm->mmap_lock);
 }
 
+static void swap_items(struct ksm_rmap_item **a, struct ksm_rmap_item **b,
+		       struct umm_page **pa, struct umm_page **pb)
+{
+	struct ksm_rmap_item *t = *a;
+	struct umm_page *tp = *pa;
+
+	*a = *b;
+	*b = t;
+	*pa = *pb;
+	*pb = tp;
+}
+
 /*
  * try_to_merge_two_pages - make @page a KSM page and merge @tree_page into
- * it.  Return: the KSM page (and in *@origp the anon_vma @page had, for the
- * stable node), or NULL: nothing is left merged - @page, made a KSM page in
- * place, is an ordinary anonymous page again.
+ * it (or the other way round, if @page may not become one: merge domains).
+ * Return: the KSM page (and in *@origp the anon_vma it had, for the stable
+ * node), or NULL: nothing is left merged - a page made a KSM page in place
+ * is an ordinary anonymous page again.
  */
 static struct umm_page *try_to_merge_two_pages(struct ksm *k, struct ksm_rmap_item *item,
 					       struct umm_page *page,
@@ -828,6 +892,11 @@ static struct umm_page *try_to_merge_two_pages(struct ksm *k, struct ksm_rmap_it
 {
 	int err = try_to_merge_with_ksm_page(k, item, page, NULL, origp);
 
+	if (err == -EXDEV) {
+		/* @page is shared with a fork of another domain: the other way round */
+		swap_items(&item, &tree_item, &page, &tree_page);
+		err = try_to_merge_with_ksm_page(k, item, page, NULL, origp);
+	}
 	if (err)
 		return NULL;
 	err = try_to_merge_with_ksm_page(k, tree_item, tree_page, page, NULL);
@@ -842,6 +911,7 @@ static struct umm_page *try_to_merge_two_pages(struct ksm *k, struct ksm_rmap_it
 					      memory_order_release);
 		unlock_page(page);
 		put_anon_vma(*origp);
+		*origp = NULL;
 		put_anon_vma(item->anon_vma);
 		item->anon_vma = NULL;
 	} else {
@@ -1762,6 +1832,8 @@ static void *ksmd_fn(void *arg)
 			pthread_cond_timedwait(&k->ksmd_wait, &k->ksmd_lock, &ts);
 		}
 		pthread_mutex_unlock(&k->ksmd_lock);
+		if (!sleep_ms)
+			sched_yield();	/* let umm_ksm_scan() and the knobs have thread_mutex */
 	}
 	return NULL;
 }
@@ -1967,15 +2039,21 @@ int umm_mm_set_ksm_domain(struct umm_mm *mm, unsigned int id)
 		return -EINVAL;
 	pthread_rwlock_wrlock(&mm->mmap_lock);
 	if (mm->ksm_domain != id) {
-		/* nothing this mm maps may stay shared with its old domain */
+		unsigned int old = mm->ksm_domain;
+
+		if (id)
+			atomic_store(&mm->u->ksm->domains_used, true);
+		/* first the domain (see ksm_in_place_same_domain), then unmerge:
+		 * nothing this mm maps may stay shared with its old domain */
+		mm->ksm_domain = id;
 		for (struct rb_node *n = rb_first(&mm->mm_rb); n && !err; n = rb_next(n)) {
 			struct vm_area_struct *vma = rb_entry(n, struct vm_area_struct, vm_rb);
 
 			if (vma->anon_vma)
 				err = unmerge_ksm_pages(vma, vma->vm_start, vma->vm_end);
 		}
-		if (!err)
-			mm->ksm_domain = id;
+		if (err)
+			mm->ksm_domain = old;
 	}
 	pthread_rwlock_unlock(&mm->mmap_lock);
 	return err;

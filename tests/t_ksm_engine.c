@@ -49,29 +49,34 @@ static bool map_contents(struct umm_mm *mm, uint64_t n, const uint8_t *content, 
 	return true;
 }
 
-struct outcome { unsigned long shared, sharing, unshared, chains, dups; };
-
 /*
- * Four mms with a mix of contents (some unique to an mm, some shared a few
- * ways, one shared by a third of all pages, which makes chains with
- * max_page_sharing 16): two full scans with @threads threads.
+ * A new mm, @i of a set, with @n pages of a mix of contents: some unique to
+ * it (5..7, shifted by 10 * @i), some shared a few ways across the set, one
+ * (1) by a third of all pages.
  */
-static bool mixed_run(unsigned int threads, struct outcome *o)
+static bool map_mixed(struct umm *u, struct umm_mm **mm, int i, unsigned long n)
 {
 	static const uint8_t contents[] = { 1, 2, 3, 1, 2, 4, 1, 1, 5, 6, 7, 1 };
+	uint8_t c[12];
+
+	for (int j = 0; j < 12; j++)
+		c[j] = contents[j] >= 5 ? (uint8_t)(contents[j] + 10 * i) : contents[j];
+	ASSERT_OK(umm_mm_create(u, mm));
+	return map_contents(*mm, n, c, 12);
+}
+
+struct outcome { unsigned long shared, sharing, unshared, chains, dups; };
+
+/* Four mixed mms (chains with max_page_sharing 16): two full scans with @threads threads. */
+static bool mixed_run(unsigned int threads, struct outcome *o)
+{
 	struct umm_mm *mm[4];
 	struct umm *u;
 	struct umm_ksm_stats s;
 
 	ASSERT_TRUE(kmachine(&u, threads, 16));
-	for (int i = 0; i < 4; i++) {
-		uint8_t c[12];
-
-		for (int j = 0; j < 12; j++)	/* contents 5..7 unique per mm */
-			c[j] = contents[j] >= 5 ? (uint8_t)(contents[j] + 10 * i) : contents[j];
-		ASSERT_OK(umm_mm_create(u, &mm[i]));
-		ASSERT_TRUE(map_contents(mm[i], tap_short() ? 96 : 480, c, 12));
-	}
+	for (int i = 0; i < 4; i++)
+		ASSERT_TRUE(map_mixed(u, &mm[i], i, tap_short() ? 96 : 480));
 	ASSERT_OK(umm_ksm_full_scans(u, 2));
 	s = kstats(u);
 	*o = (struct outcome){ s.pages_shared, s.pages_sharing, s.pages_unshared,
@@ -80,6 +85,68 @@ static bool mixed_run(unsigned int threads, struct outcome *o)
 	for (int i = 0; i < 4; i++)
 		umm_mm_exit(mm[i]);
 	ASSERT_TRUE(machine_done(u));
+	return true;
+}
+
+/*
+ * The same with smart scan, forks and pages that change between scans:
+ * each mm forks a child after the first scans, then the parents rewrite a
+ * quarter of their pages (a third of those with another mm's contents);
+ * six full scans with @threads threads.
+ */
+static bool family_run(unsigned int threads, struct umm_ksm_stats *out)
+{
+	struct umm_mm *mm[6];
+	struct umm_ksm_params p;
+	unsigned long n = tap_short() ? 48 : 240;
+	struct umm *u;
+
+	ASSERT_TRUE(kmachine(&u, threads, 8));
+	ASSERT_OK(umm_ksm_get_params(u, &p));
+	p.smart_scan = true;
+	ASSERT_OK(umm_ksm_set_params(u, &p));
+	for (int i = 0; i < 3; i++)
+		ASSERT_TRUE(map_mixed(u, &mm[i], i, n));
+	ASSERT_OK(umm_ksm_full_scans(u, 4));
+	for (int i = 0; i < 3; i++) {
+		uint8_t b[PS];
+
+		ASSERT_OK(umm_mm_fork(mm[i], &mm[3 + i]));
+		for (unsigned long pg = i; pg < n; pg += 4) {
+			/* shared with other rewrites, another mm's, or unique (ages, skipped) */
+			memset(b, pg % 3 == 1 ? 0x80 + (int)pg % 7 :
+				  pg % 3 ? 0xc0 : 10 * ((i + 1) % 3) + 5, PS);
+			b[0] = (uint8_t)i;
+			b[1] = (uint8_t)pg;
+			if (pg % 3 != 2)
+				b[0] = b[1] = b[2];
+			ASSERT_EQ(umm_write(mm[i], AT(pg), b, PS), PS);
+		}
+	}
+	ASSERT_OK(umm_ksm_full_scans(u, 6));
+	umm_ksm_get_stats(u, out);
+	ASSERT_TRUE(machine_valid(u));
+	for (int i = 0; i < 6; i++)
+		umm_mm_exit(mm[i]);
+	ASSERT_TRUE(machine_done(u));
+	return true;
+}
+
+static bool test_threads_same_counts_family(void)
+{
+	struct umm_ksm_stats one, many;
+
+	ASSERT_TRUE(family_run(1, &one));
+	ASSERT_GE(one.pages_skipped, 1);
+	ASSERT_TRUE(family_run(3, &many));
+	ASSERT_EQ(many.pages_shared, one.pages_shared);
+	ASSERT_EQ(many.pages_sharing, one.pages_sharing);
+	ASSERT_EQ(many.pages_unshared, one.pages_unshared);
+	ASSERT_EQ(many.pages_volatile, one.pages_volatile);
+	ASSERT_EQ(many.pages_skipped, one.pages_skipped);
+	ASSERT_EQ(many.pages_scanned, one.pages_scanned);
+	ASSERT_EQ(many.stable_node_chains, one.stable_node_chains);
+	ASSERT_EQ(many.stable_node_dups, one.stable_node_dups);
 	return true;
 }
 
@@ -314,13 +381,52 @@ static bool test_fork_child_counted_next_scan(void)
 	return true;
 }
 
+/*
+ * A page still COW-shared with a fork that moved to another merge domain
+ * must not become a KSM page in place: Q and A (domain 0) merge the other
+ * way round (Q's page becomes the KSM page), and B (domain 1) keeps the
+ * page it shares with nobody else now.
+ */
+static bool test_domain_fork_shared(void)
+{
+	static const uint8_t c = 0x5d;
+	struct umm_mm *q, *a, *b;
+	struct umm_pageinfo pa, pb, pq;
+	struct umm *u;
+
+	ASSERT_TRUE(kmachine(&u, 1, 256));
+	ASSERT_OK(umm_mm_create(u, &q));
+	ASSERT_OK(umm_mm_create(u, &a));
+	ASSERT_TRUE(map_contents(q, 1, &c, 1));
+	ASSERT_TRUE(map_contents(a, 1, &c, 1));
+	ASSERT_OK(umm_mm_fork(a, &b));
+	ASSERT_OK(umm_mm_set_ksm_domain(b, 1));
+	ASSERT_OK(umm_ksm_full_scans(u, 2));
+	ASSERT_EQ(kstats(u).pages_shared, 1);
+	ASSERT_EQ(kstats(u).pages_sharing, 1);
+	ASSERT_OK(umm_pagemap(q, AT(0), &pq));
+	ASSERT_OK(umm_pagemap(a, AT(0), &pa));
+	ASSERT_OK(umm_pagemap(b, AT(0), &pb));
+	ASSERT_EQ(pa.pfn, pq.pfn);
+	ASSERT_NE(pb.pfn, pa.pfn);
+	ASSERT_FALSE(pb.flags & UMM_PI_KSM);
+	ASSERT_TRUE(machine_valid(u));
+	umm_mm_exit(q);
+	umm_mm_exit(a);
+	umm_mm_exit(b);
+	ASSERT_TRUE(machine_done(u));
+	return true;
+}
+
 int main(void)
 {
 	RUN_TEST(test_threads_same_counts);
+	RUN_TEST(test_threads_same_counts_family);
 	RUN_TEST(test_chain_collapse);
 	RUN_TEST(test_rmap_walk_ksm);
 	RUN_TEST(test_advisor);
 	RUN_TEST(test_ksmd_threads);
 	RUN_TEST(test_fork_child_counted_next_scan);
+	RUN_TEST(test_domain_fork_shared);
 	return tap_done();
 }

@@ -62,7 +62,11 @@ int  umm_ksm_set_run(struct umm *u, int run);
  * and two identical pages merge there: two full scans.  Return: 0, -EINVAL.
  */
 int  umm_ksm_scan(struct umm *u, unsigned long nr_pages);
-/* Scan until full_scans has advanced by @nr (Linux's tests wait on it). */
+/*
+ * Scan on the calling thread until full_scans has advanced by @nr (what
+ * Linux's selftests wait for).  Returns at once when no address space is
+ * registered (no scan could ever complete).  Return: 0, -EINVAL.
+ */
 int  umm_ksm_full_scans(struct umm *u, unsigned long nr);
 /*
  * Merge domains (umm): pages merge only with pages of address spaces in the
