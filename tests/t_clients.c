@@ -1127,6 +1127,7 @@ static bool stress_run(unsigned int paths)
 	long ops = 0;
 	uint64_t addr;
 	int node = 0, status;
+	bool slow;
 
 	ASSERT_TRUE(s);
 	atomic_store(&log_errors, 0);
@@ -1172,9 +1173,12 @@ static bool stress_run(unsigned int paths)
 	s->have_reclaim = umm_reclaim(s->f.u, 0, &(unsigned long){ 0 }) != -ENOSYS;
 	addr = AT(0);
 	s->have_migrate = umm_move_pages(s->f.mm, 1, &addr, &node, &status) != -ENOSYS;
-	TAP_DIAG("%s: %d owners; KSM %s, reclaim %s, migration %s", paths_str(paths),
-		 s->nr_owners, s->have_ksm ? "on" : "n/a", s->have_reclaim ? "on" : "n/a",
-		 s->have_migrate ? "on" : "n/a");
+	/* now and then a slow invalidation: faults and drop-ins meet it in flight */
+	slow = umm_fault_inject(s->f.u, UMM_FAULT_NOTIFIER_DELAY, 5000, -1) == 0;
+	TAP_DIAG("%s: %d owners; KSM %s, reclaim %s, migration %s, slow invalidations %s",
+		 paths_str(paths), s->nr_owners, s->have_ksm ? "on" : "n/a",
+		 s->have_reclaim ? "on" : "n/a", s->have_migrate ? "on" : "n/a",
+		 slow ? "on" : "n/a");
 
 	for (int ph = 0; ph < phases && !atomic_load(&s->err); ph++) {
 		s->deadline = now_s() + budget / phases;
@@ -1228,6 +1232,9 @@ static bool stress_run(unsigned int paths)
 		TAP_DIAG("reclaim: %" PRIu64 " pages swapped out, %" PRIu64 " in, %" PRIu64
 			 " migrated", vs.pswpout, vs.pswpin, vs.pgmigrate_success);
 	}
+	if (slow)
+		TAP_DIAG("%" PRIu64 " invalidations slowed down",
+			 umm_fault_injected(s->f.u, UMM_FAULT_NOTIFIER_DELAY));
 	for (int i = 0; i < s->nr_owners; i++)
 		shadow_vcpu_destroy(s->owners[i].a.vcpu);
 	shadow_vcpu_destroy(s->check_vcpu);
