@@ -798,7 +798,7 @@ static void ksm_restore(const struct ksm_saved *s)
  * shadow would only add noise): 64 identical random pages, 16 empty pages
  * (written, so they are real anonymous pages), 32 distinct random pages;
  * with argv[1] "1" it asks for the kernel's KSM first (PR_SET_MEMORY_MERGE).
- * It prints "ready HEX" (the duplicated page's first 8 bytes) and waits for
+ * It prints "ready HEX" (the duplicated page's first 16 bytes) and waits for
  * its stdin to close.
  */
 static const char child_src[] =
@@ -819,14 +819,14 @@ static const char child_src[] =
 	"\tfor (i = 1; i < 64; i++)\n\t\tmemcpy(m + i * 4096, m, 4096);\n"
 	"\tfor (i = 64; i < 80; i++)\n\t\tmemset(m + i * 4096, 0, 4096);\n"
 	"\tfor (i = 80; i < 112; i++)\n\t\tfor (j = 0; j < 4096; j++)\n\t\t\tm[i * 4096 + j] = rnd();\n"
-	"\tprintf(\"ready \");\n\tfor (j = 0; j < 8; j++)\n\t\tprintf(\"%02x\", m[j]);\n"
+	"\tprintf(\"ready \");\n\tfor (j = 0; j < 16; j++)\n\t\tprintf(\"%02x\", m[j]);\n"
 	"\tprintf(\"\\n\");\n\tfflush(stdout);\n"
 	"\twhile (read(0, &c, 1) > 0)\n\t\t;\n\treturn 0;\n}\n";
 
 struct child {
 	pid_t pid;
 	int in, out;		/* its stdin (ours to close), its stdout */
-	char hex[17];
+	char hex[33];	/* the duplicated page's first 16 bytes */
 };
 
 static bool build_child(const char *dir, char *exe, size_t len)
@@ -870,8 +870,8 @@ static bool start_child(struct child *c, const char *exe, bool merge, uint64_t s
 		TAP_DIAG("the child said '%s'", line);
 		return false;
 	}
-	memcpy(c->hex, line + 6, 16);
-	c->hex[16] = 0;
+	memcpy(c->hex, line + 6, 32);
+	c->hex[32] = 0;
 	return true;
 }
 
@@ -922,7 +922,7 @@ static bool estimate_child(const struct child *c, bool zero_pages, long long *me
 	if (top_count(o.out, c->hex, false) != 64)
 		diag_text(o.out);
 	ASSERT_EQ(top_count(o.out, c->hex, false), 64);
-	ASSERT_GE(top_count(o.out, "0000000000000000", true), 16);
+	ASSERT_GE(top_count(o.out, "00000000000000000000000000000000", true), 16);
 	ASSERT_JNUM(o.out, "\"processes\"", "ksm_merging_pages", merging);
 	ASSERT_JNUM(o.out, "\"processes\"", "ksm_zero_pages", zero);
 	ASSERT_JNUM(o.out, "\"total\"", "pages_sharing", &v);

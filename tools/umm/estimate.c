@@ -52,6 +52,8 @@ struct proc {
 struct key {
 	uint64_t hash;
 	uint8_t prefix[16];
+	uint16_t nz_off;	/* where the first non-zero byte is (not compared) */
+	uint8_t nz[8];		/* the bytes there */
 };
 
 struct group {
@@ -385,8 +387,16 @@ static void census(struct estimate *e)
 		for (i = 0; i < e->procs[p].pages; i++, n++) {
 			const uint8_t *pg = e->procs[p].data + i * CLI_PAGE;
 
-			e->keys[n].hash = cli_hash_page(pg);
-			memcpy(e->keys[n].prefix, pg, sizeof(e->keys[n].prefix));
+			struct key *k = &e->keys[n];
+			unsigned int off = 0;
+
+			k->hash = cli_hash_page(pg);
+			memcpy(k->prefix, pg, sizeof(k->prefix));
+			while (off < CLI_PAGE - 1 && !pg[off])
+				off++;
+			off = off < CLI_PAGE - sizeof(k->nz) ? off : CLI_PAGE - sizeof(k->nz);
+			k->nz_off = off;
+			memcpy(k->nz, pg + off, sizeof(k->nz));
 		}
 	qsort(e->keys, n, sizeof(*e->keys), cmp_key);
 	e->groups = cli_xcalloc(cmd, n, sizeof(*e->groups));
@@ -492,18 +502,33 @@ static double mib(double pages)
 	return pages * CLI_PAGE / 1048576.0;
 }
 
+/* The first 16 bytes of a content in hexadecimal, into @buf (33 bytes). */
 static void hex_prefix(char *buf, const struct group *g)
 {
 	unsigned int i;
 
-	for (i = 0; i < 8; i++)
+	for (i = 0; i < 16; i++)
 		sprintf(buf + 2 * i, "%02x", g->key.prefix[i]);
+}
+
+/* Where a content that starts with zeros has its first non-zero bytes, into @buf (48). */
+static const char *hex_nonzero(char *buf, const struct group *g)
+{
+	unsigned int i, n;
+
+	if (g->zero || g->key.nz_off < 16)
+		return "";
+	n = sprintf(buf, "  (+0x%03x: ", g->key.nz_off);
+	for (i = 0; i < 8; i++)
+		n += sprintf(buf + n, "%02x", g->key.nz[i]);
+	sprintf(buf + n, ")");
+	return buf;
 }
 
 static void report_text(const struct estimate *e)
 {
 	const struct umm_ksm_stats *k = &e->ks;
-	char hex[17];
+	char hex[33], nz[48];
 	size_t i;
 
 	printf("%8s %-16s %10s %10s %8s %12s\n", "pid", "command", "anon pages", "merging",
@@ -533,8 +558,8 @@ static void report_text(const struct estimate *e)
 	printf("\nmost duplicated contents:\n%10s  %s\n", "pages", "first bytes");
 	for (i = 0; i < e->nr_groups && i < e->top && e->groups[i].count > 1; i++) {
 		hex_prefix(hex, &e->groups[i]);
-		printf("%10llu  %s%s\n", (unsigned long long)e->groups[i].count, hex,
-		       e->groups[i].zero ? "  (zero page)" : "");
+		printf("%10llu  %s%s%s\n", (unsigned long long)e->groups[i].count, hex,
+		       e->groups[i].zero ? "  (zero page)" : "", hex_nonzero(nz, &e->groups[i]));
 	}
 }
 
@@ -543,7 +568,7 @@ static int report_json(const struct estimate *e)
 	const struct umm_ksm_stats *k = &e->ks;
 	struct cli_json j;
 	FILE *f = cli_json_open(cmd, &j);
-	char hex[17];
+	char hex[33];
 	size_t i;
 
 	if (!f)
@@ -571,8 +596,9 @@ static int report_json(const struct estimate *e)
 		e->t_scan, e->cpu_scan);
 	for (i = 0; i < e->nr_groups && i < e->top && e->groups[i].count > 1; i++) {
 		hex_prefix(hex, &e->groups[i]);
-		fprintf(f, "%s{\"count\": %llu, \"prefix\": \"%s\", \"zero\": %s}", i ? ", " : "",
-			(unsigned long long)e->groups[i].count, hex,
+		fprintf(f, "%s{\"count\": %llu, \"first_nonzero_offset\": %u, \"prefix\": \"%s\", "
+			"\"zero\": %s}", i ? ", " : "", (unsigned long long)e->groups[i].count,
+			(unsigned int)(e->groups[i].zero ? CLI_PAGE : e->groups[i].key.nz_off), hex,
 			e->groups[i].zero ? "true" : "false");
 	}
 	fprintf(f, "]}\n");
