@@ -773,7 +773,7 @@ static bool ksm_set(const char *name, const char *val)
 
 /* The knobs the test writes, saved and put back with run = 0 last. */
 struct ksm_saved {
-	char pages_to_scan[32], sleep_millisecs[32];
+	char pages_to_scan[32], sleep_millisecs[32], use_zero_pages[32];
 };
 
 static void ksm_save(struct ksm_saved *s)
@@ -782,12 +782,15 @@ static void ksm_save(struct ksm_saved *s)
 		strcpy(s->pages_to_scan, "100");
 	if (!ksm_get("sleep_millisecs", s->sleep_millisecs, sizeof(s->sleep_millisecs)))
 		strcpy(s->sleep_millisecs, "20");
+	if (!ksm_get("use_zero_pages", s->use_zero_pages, sizeof(s->use_zero_pages)))
+		strcpy(s->use_zero_pages, "0");
 }
 
 static void ksm_restore(const struct ksm_saved *s)
 {
 	ksm_set("pages_to_scan", s->pages_to_scan);
 	ksm_set("sleep_millisecs", s->sleep_millisecs);
+	ksm_set("use_zero_pages", s->use_zero_pages);
 	ksm_set("run", "0");
 }
 
@@ -957,29 +960,44 @@ static long proc_long(pid_t pid, const char *name)
 }
 
 /*
- * Let the host kernel's KSM merge the child (PR_SET_MEMORY_MERGE), wait for
- * it to converge, then estimate: umm must find the very pages the kernel
- * merged.  Knobs restored, run = 0, whatever happens.
+ * Estimate the child, then let the host kernel's KSM merge it
+ * (PR_SET_MEMORY_MERGE) and wait for it to converge: umm must have found
+ * the very pages the kernel merged.  Knobs restored, run = 0, whatever
+ * happens.
  */
-static bool estimate_vs_kernel(const char *exe, uint64_t seed)
+static bool estimate_vs_kernel(const char *exe, uint64_t seed, bool uz)
 {
 	struct ksm_saved saved;
 	struct child c;
 	long fs0, fs, kmerging = -1, last = -2, kzero;
 	long long merging = -1, zero = -1;
-	bool uz, ok, interfered = false;
+	bool ok, interfered = false;
 	double t0;
 	char v[32];
 
-	ASSERT_TRUE(start_child(&c, exe, true, seed));
 	ksm_save(&saved);
-	uz = ksm_long("use_zero_pages") == 1;
+	if (!ksm_set("use_zero_pages", uz ? "1" : "0")) {
+		ksm_restore(&saved);
+		TAP_DIAG("skipped the kernel comparison with use_zero_pages %d: cannot set it", uz);
+		return true;
+	}
+	if (!start_child(&c, exe, true, seed)) {
+		ksm_restore(&saved);
+		ASSERT_TRUE(false);
+	}
+	/*
+	 * umm first, on the process as it is: once the kernel has mapped its
+	 * empty pages to the zero page (use_zero_pages), they are no longer
+	 * anonymous pages that anyone, kernel or umm, would scan.
+	 */
+	ok = estimate_child(&c, uz, &merging, &zero);
 	fs0 = ksm_long("full_scans");
-	ok = ksm_set("pages_to_scan", "5000") && ksm_set("sleep_millisecs", "10") &&
+	ok = ok && ksm_set("pages_to_scan", "5000") && ksm_set("sleep_millisecs", "10") &&
 	     ksm_set("run", "1");
 	for (t0 = (double)time(NULL); ok && time(NULL) - t0 < 60;) {
 		usleep(20000);
-		if (ksm_long("run") != 1 || ksm_long("pages_to_scan") != 5000) {
+		if (ksm_long("run") != 1 || ksm_long("pages_to_scan") != 5000 ||
+		    ksm_long("use_zero_pages") != uz) {
 			interfered = true;
 			break;
 		}
@@ -1009,8 +1027,6 @@ static bool estimate_vs_kernel(const char *exe, uint64_t seed)
 		if (f)
 			fclose(f);
 	}
-	if (ok)
-		ok = estimate_child(&c, uz, &merging, &zero);
 	stop_child(&c);
 	ksm_restore(&saved);
 	ASSERT_TRUE(ok);
@@ -1063,7 +1079,7 @@ static bool test_estimate_process(void)
 		outcome_free(&o);
 	}
 	if (kernel_ksm_usable())
-		ok = estimate_vs_kernel(exe, seed);
+		ok = estimate_vs_kernel(exe, seed, false) && estimate_vs_kernel(exe, seed + 1, true);
 	else
 		TAP_DIAG("skipped the kernel comparison: %s", geteuid() ?
 			 "not root" : "no writable " KSM_DIR);
