@@ -704,6 +704,10 @@ static bool test_runtime_enomem(void)
 	ASSERT_TRUE(!strncmp(last, "umm: run: boot: ", 16));
 	ASSERT_TRUE(strstr(last, strerror(ENOMEM)));
 	outcome_free(&o);
+	/* --json: nothing half-written either */
+	RUN_EXPECT(&o, 1, "run", "--phys", "1M", "--guests", "4", "--image-size", "1M", "--json");
+	ASSERT_EQ(o.out_len, 0);
+	outcome_free(&o);
 	return true;
 }
 
