@@ -106,13 +106,31 @@ run: all
 bench: all $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
 
+# make install PREFIX=/usr/local (DESTDIR for staging): the library, its
+# headers, a pkg-config file with PREFIX's paths, the CLI and its man page.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/umm $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/umm \
+	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 644 $(BUILD)/libumm.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libumm.so.0 $(DESTDIR)$(PREFIX)/lib/libumm.so.0
 	ln -sf libumm.so.0 $(DESTDIR)$(PREFIX)/lib/libumm.so
 	install -m 644 include/umm/*.h $(DESTDIR)$(PREFIX)/include/umm/
 	install -m 755 $(BUILD)/umm $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 docs/umm.1 $(DESTDIR)$(PREFIX)/share/man/man1/umm.1
+	@printf '%s\n' \
+	  'prefix=$(PREFIX)' \
+	  'exec_prefix=$${prefix}' \
+	  'libdir=$${exec_prefix}/lib' \
+	  'includedir=$${prefix}/include' \
+	  '' \
+	  'Name: umm' \
+	  'Description: user-mode Linux rmap, MMU notifiers and KSM' \
+	  'Version: 0.1.0' \
+	  'Requires.private: $(PKGS)' \
+	  'Cflags: -I$${includedir}' \
+	  'Libs: -L$${libdir} -lumm' \
+	  'Libs.private: -pthread' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/umm.pc
+	@echo "installed into $(DESTDIR)$(PREFIX)"
 
 clean:
 	rm -rf build build-asan build-tsan

@@ -1,17 +1,27 @@
 // SPDX-License-Identifier: MIT
 /*
- * t_cli.c - the umm command, run for real: help, version, the run scenario
- * on small sizes, and bad input (one line on stderr, exit 2) and runtime
- * failures (exit 1).
+ * t_cli.c - the umm command, run for real: help, version, every subcommand
+ * on small sizes (run's KSM figures checked exactly on an image the test
+ * makes; --json parsed), estimate against a real process with known content
+ * and against what the host kernel's KSM merged in it, kernel-compare, bad
+ * input (one line on stderr, exit 2) and runtime failures (exit 1), and
+ * make install into a temporary PREFIX with a program built against the
+ * installed pkg-config file.
+ *
+ * Where the test drives the host kernel's KSM (/sys/kernel/mm/ksm, root
+ * only), it saves the knobs it writes and restores them, run = 0 last.
  *
  * The binary is found next to this test's directory: build/tests/t_cli runs
  * build/umm (the same for build-asan/ and build-tsan/).  UMM_CLI overrides.
  */
 #include <fcntl.h>
+#include <grp.h>
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "tap.h"
@@ -19,6 +29,7 @@
 #define RUN_TIMEOUT_MS	(240 * 1000)
 
 static char umm_path[PATH_MAX];
+static uid_t run_as;	/* nonzero: the command runs as this user (and group) */
 
 /* What one run of the command did. */
 struct outcome {
@@ -93,6 +104,8 @@ static bool run_umm(struct outcome *o, const char *const *args)
 	if (pid < 0)
 		return false;
 	if (pid == 0) {
+		if (run_as && (setgroups(0, NULL) || setgid(run_as) || setuid(run_as)))
+			_exit(126);
 		dup2(po[1], 1);
 		dup2(pe[1], 2);
 		execv(umm_path, (char **)argv);
@@ -184,50 +197,158 @@ static bool line_says(const char *text, const char *prefix, const char *word)
 
 /* Run @args and expect @status, or report the run and fail. */
 #define RUN_EXPECT(o, status_, ...) do { \
-	static const char *const _args[] = { __VA_ARGS__, NULL }; \
+	const char *const _args[] = { __VA_ARGS__, NULL }; \
 	ASSERT_TRUE(run_umm(o, _args)); \
 	if ((o)->status != (status_)) \
 		show(_args, o); \
 	ASSERT_EQ((o)->status, status_); \
 } while (0)
 
+/* ---- JSON: validity through python3 when there is one, fields by hand ---- */
+
+/*
+ * Whether @text is one valid JSON document.  Return: 1 yes, 0 no, -1 no
+ * python3 to ask (the caller notes the skip).
+ */
+static int json_valid(const char *text)
+{
+	FILE *p;
+	int st;
+
+	if (system("command -v python3 >/dev/null 2>&1"))
+		return -1;
+	p = popen("python3 -c 'import json,sys; d=json.load(sys.stdin); "
+		  "sys.exit(0 if isinstance(d, dict) else 1)' 2>/dev/null", "w");
+	if (!p)
+		return -1;
+	fputs(text, p);
+	st = pclose(p);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+#define ASSERT_JSON(text) do { \
+	int _v = json_valid(text); \
+	if (_v < 0) \
+		TAP_DIAG("no python3: JSON validity not checked"); \
+	else if (!_v) \
+		diag_text(text); \
+	ASSERT_TRUE(_v != 0); \
+} while (0)
+
+/*
+ * The number after "@key": in @text, searching from the first @anchor
+ * (NULL: the start).  Return: false if not found.
+ */
+static bool json_num(const char *text, const char *anchor, const char *key, long long *v)
+{
+	char pat[96];
+	const char *s = anchor ? strstr(text, anchor) : text;
+	char *end;
+
+	if (!s)
+		return false;
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	s = strstr(s, pat);
+	if (!s)
+		return false;
+	*v = strtoll(s + strlen(pat), &end, 10);
+	return end != s + strlen(pat);
+}
+
+#define ASSERT_JNUM(text, anchor, key, v) do { \
+	if (!json_num(text, anchor, key, v)) \
+		TAP_DIAG("no \"%s\" after %s in the JSON", key, anchor ? anchor : "the start"); \
+	ASSERT_TRUE(json_num(text, anchor, key, v)); \
+} while (0)
+
+/* ---- scratch directories ---- */
+
+static bool make_tmpdir(char *dir, size_t len)
+{
+	snprintf(dir, len, "/tmp/umm-t_cli-XXXXXX");
+	return mkdtemp(dir) != NULL;
+}
+
+static void remove_tree(const char *dir)
+{
+	char cmd[PATH_MAX + 16];
+
+	if (strncmp(dir, "/tmp/umm-t_cli-", 15))
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd))
+		TAP_DIAG("could not remove %s", dir);
+}
+
+static bool write_file(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = write(fd, buf, len) == (ssize_t)len;
+	return !close(fd) && ok;
+}
+
+static void fill_random(uint64_t *rng, void *buf, size_t len)
+{
+	uint8_t *b = buf;
+
+	while (len--)
+		*b++ = (uint8_t)tap_rand(rng);
+}
+
+/* ---- help and version ---- */
+
 static bool test_help(void)
 {
 	static const char *const forms[][2] = { { "--help" }, { "-h" }, { "help" } };
+	static const char *const cmds[] = { "run ", "estimate ", "kernel-compare ", "help " };
 	struct outcome o;
-	unsigned int i;
+	unsigned int i, j;
 
 	for (i = 0; i < 3; i++) {
 		ASSERT_TRUE(run_umm(&o, forms[i]));
 		ASSERT_EQ(o.status, 0);
 		ASSERT_TRUE(strstr(o.out, "usage: umm"));
-		ASSERT_TRUE(find_line(o.out, "run "));
-		ASSERT_TRUE(find_line(o.out, "help "));
+		for (j = 0; j < sizeof(cmds) / sizeof(cmds[0]); j++)
+			ASSERT_TRUE(find_line(o.out, cmds[j]));
 		ASSERT_EQ(o.err_len, 0);
 		outcome_free(&o);
 	}
 	return true;
 }
 
+static bool has_all(const char *text, const char *const *words, size_t n, const char *what)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strstr(text, words[i])) {
+			TAP_DIAG("'%s' missing from %s", words[i], what);
+			return false;
+		}
+	return true;
+}
+
 static bool test_run_help(void)
 {
 	static const char *const flags[] = {
-		"--phys SIZE", "--nodes N", "--guests N", "--image-pages N",
-		"--data-pages N", "--cow-pct N", "--threads N", "--ops N", "--seed N",
-		"--verbose", "--help", "default 256M", "default 4)", "default 4096)",
+		"--guests N", "--image PATH", "--image-size SIZE", "--data-pages N",
+		"--threads N", "--duration MS", "--phys SIZE", "--swap SIZE", "--json",
+		"--plot FILE.png", "--seed N", "--pages-to-scan N", "--sleep-millisecs MS",
+		"--max-page-sharing N", "--merge-across-nodes 0|1", "--use-zero-pages 0|1",
+		"--smart-scan 0|1", "--stable-node-chains-prune-millisecs MS",
+		"--ksm-threads N", "--help", "default /usr/lib/x86_64-linux-gnu /usr/bin",
+		"default 4)",
 	};
 	struct outcome o, o2;
-	unsigned int i;
 
 	RUN_EXPECT(&o, 0, "run", "--help");
 	ASSERT_TRUE(strstr(o.out, "usage: umm run"));
-	for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-		if (!strstr(o.out, flags[i]))
-			TAP_DIAG("'%s' missing from umm run --help", flags[i]);
-		ASSERT_TRUE(strstr(o.out, flags[i]));
-	}
+	ASSERT_TRUE(has_all(o.out, flags, sizeof(flags) / sizeof(flags[0]), "umm run --help"));
 	ASSERT_EQ(o.err_len, 0);
-	/* every option line shows its default, except the flags */
 	RUN_EXPECT(&o2, 0, "help", "run");
 	ASSERT_TRUE(!strcmp(o.out, o2.out));
 	outcome_free(&o2);
@@ -235,6 +356,24 @@ static bool test_run_help(void)
 	RUN_EXPECT(&o2, 0, "run", "--guests", "abc", "-h");
 	ASSERT_TRUE(!strcmp(o.out, o2.out));
 	outcome_free(&o2);
+	outcome_free(&o);
+	return true;
+}
+
+static bool test_other_help(void)
+{
+	static const char *const est[] = { "usage: umm estimate", "--pid PID", "--all",
+					   "--use-zero-pages", "--top N", "--json" };
+	static const char *const kc[] = { "usage: umm kernel-compare", "--copies N",
+					  "--allow-no-kernel", "--pages-to-scan N", "--json",
+					  "run = 0" };
+	struct outcome o;
+
+	RUN_EXPECT(&o, 0, "estimate", "--help");
+	ASSERT_TRUE(has_all(o.out, est, sizeof(est) / sizeof(est[0]), "umm estimate --help"));
+	outcome_free(&o);
+	RUN_EXPECT(&o, 0, "help", "kernel-compare");
+	ASSERT_TRUE(has_all(o.out, kc, sizeof(kc) / sizeof(kc[0]), "umm kernel-compare --help"));
 	outcome_free(&o);
 	return true;
 }
@@ -251,26 +390,30 @@ static bool test_version(void)
 	return true;
 }
 
-/* A successful run's output: every phase, the report, every verdict OK. */
-static bool check_report(const struct outcome *o)
+/* ---- run ---- */
+
+/* The small image every run test boots: a few hundred KiB of real files. */
+#define SMALL_RUN "--image-size", "256K", "--data-pages", "64", "--duration", "300", \
+	"--rate", "500"
+
+static bool check_text_report(const struct outcome *o)
 {
-	static const char *const phases[] = { "boot ", "fork ", "cow ", "threads ",
-					      "check ", "exit ", "report" };
+	static const char *const lines[] = { "umm run: ", "report", "image ", "guests ",
+					     "machine ", "ksm knobs ", "pages_shared ",
+					     "pages_sharing ", "saved ", "per guest ", "vcpus ",
+					     "swap ", "time " };
 	unsigned int i;
 
-	for (i = 0; i < sizeof(phases) / sizeof(phases[0]); i++) {
-		if (!find_line(o->out, phases[i]))
-			TAP_DIAG("no '%s' line", phases[i]);
-		ASSERT_TRUE(find_line(o->out, phases[i]));
+	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		if (!find_line(o->out, lines[i]))
+			TAP_DIAG("no '%s' line", lines[i]);
+		ASSERT_TRUE(find_line(o->out, lines[i]));
 	}
-	ASSERT_TRUE(find_line(o->out, "faults "));
-	ASSERT_TRUE(find_line(o->out, "copy-on-write "));
-	ASSERT_TRUE(find_line(o->out, "host memory returned "));
-	ASSERT_TRUE(find_line(o->out, "tlb flushes "));
 	ASSERT_TRUE(line_says(o->out, "data check ", " OK"));
 	ASSERT_TRUE(line_says(o->out, "validate ", " OK"));
-	ASSERT_TRUE(line_says(o->out, "validate after exit ", " OK"));
-	ASSERT_TRUE(strstr(o->out, "0 leaked"));
+	ASSERT_TRUE(line_says(o->out, "leaked ", " 0 frames"));
+	/* not a terminal: no progress line */
+	ASSERT_FALSE(strchr(o->out, '\r'));
 	return true;
 }
 
@@ -278,16 +421,129 @@ static bool test_run_small(void)
 {
 	struct outcome o;
 
-	if (tap_short())
-		RUN_EXPECT(&o, 0, "run", "--guests", "2", "--image-pages", "256",
-			   "--data-pages", "64", "--ops", "300", "--phys", "16M");
-	else
-		RUN_EXPECT(&o, 0, "run", "--guests", "3", "--image-pages=1024",
-			   "--data-pages=256", "--ops=3000", "--phys=32M", "--threads=3");
-	if (!check_report(&o))
+	RUN_EXPECT(&o, 0, "run", "--guests", "3", SMALL_RUN, "--threads", "2");
+	if (!check_text_report(&o))
 		show((const char *const[]){ "run", "...", NULL }, &o);
-	ASSERT_TRUE(check_report(&o));
+	ASSERT_TRUE(check_text_report(&o));
 	ASSERT_EQ(o.err_len, 0);
+	outcome_free(&o);
+	return true;
+}
+
+/*
+ * Exact figures on an image the test writes: file a holds 5 random pages
+ * and 100 bytes (a sixth page, mostly zeros), file b a random page and two
+ * empty ones.  G guests with no data and no writes: each of the 7 distinct
+ * non-empty pages is shared once and sharing G - 1 times; the 2G empty
+ * pages form one more KSM page (use_zero_pages 0) or become KSM zero pages.
+ */
+static bool run_exact(const char *dir, unsigned int guests, bool zero_pages)
+{
+	const char *uz = zero_pages ? "1" : "0";
+	char g[8];
+	struct outcome o;
+	long long v;
+
+	snprintf(g, sizeof(g), "%u", guests);
+	RUN_EXPECT(&o, 0, "run", "--image", dir, "--guests", g, "--data-pages", "0",
+		   "--write-pct", "0", "--duration", "200", "--use-zero-pages", uz, "--json");
+	ASSERT_JSON(o.out);
+	ASSERT_TRUE(strstr(o.out, "\"ok\": true"));
+	ASSERT_JNUM(o.out, "\"image\"", "pages", &v);
+	ASSERT_EQ(v, 9);
+	ASSERT_JNUM(o.out, "\"image\"", "files", &v);
+	ASSERT_EQ(v, 2);
+	ASSERT_JNUM(o.out, "\"image\"", "zero_pages", &v);
+	ASSERT_EQ(v, 2);
+	ASSERT_JNUM(o.out, "\"ksm\": ", "pages_shared", &v);
+	ASSERT_EQ(v, 7 + !zero_pages);
+	ASSERT_JNUM(o.out, "\"ksm\": ", "pages_sharing", &v);
+	ASSERT_EQ(v, 7 * (guests - 1) + (zero_pages ? 0 : 2 * guests - 1));
+	ASSERT_JNUM(o.out, "\"ksm\": ", "ksm_zero_pages", &v);
+	ASSERT_EQ(v, zero_pages ? 2 * guests : 0);
+	ASSERT_JNUM(o.out, "\"ksm\": ", "pages_unshared", &v);
+	ASSERT_EQ(v, 0);
+	ASSERT_JNUM(o.out, NULL, "mismatches", &v);
+	ASSERT_EQ(v, 0);
+	ASSERT_JNUM(o.out, NULL, "leaked_frames", &v);
+	ASSERT_EQ(v, 0);
+	ASSERT_TRUE(strstr(o.out, "\"validate\": \"ok\""));
+	ASSERT_TRUE(strstr(o.out, "\"samples\": [\n  {\"t\": "));
+	ASSERT_EQ(o.err_len, 0);
+	outcome_free(&o);
+	return true;
+}
+
+static bool test_run_exact(void)
+{
+	uint64_t rng = tap_seed();
+	uint8_t *buf = calloc(6, 4096);
+	char dir[64], path[128];
+	bool ok;
+
+	ASSERT_TRUE(buf && make_tmpdir(dir, sizeof(dir)));
+	fill_random(&rng, buf, 5 * 4096 + 100);
+	snprintf(path, sizeof(path), "%s/a", dir);
+	ASSERT_TRUE(write_file(path, buf, 5 * 4096 + 100));
+	memset(buf, 0, 6 * 4096);
+	fill_random(&rng, buf, 4096);
+	snprintf(path, sizeof(path), "%s/b", dir);
+	ASSERT_TRUE(write_file(path, buf, 3 * 4096));
+	/* a link and a subdirectory are not part of the image */
+	snprintf(path, sizeof(path), "%s/c-link", dir);
+	ASSERT_EQ(symlink("a", path), 0);
+	snprintf(path, sizeof(path), "%s/d-dir", dir);
+	ASSERT_EQ(mkdir(path, 0755), 0);
+	free(buf);
+	ok = run_exact(dir, 3, false) && run_exact(dir, 2, true);
+	remove_tree(dir);
+	return ok;
+}
+
+/* Writes, several vCPUs, JSON: consistent figures, every byte checked. */
+static bool test_run_json(void)
+{
+	struct outcome o;
+	long long shared, sharing, guests, reads, writes;
+
+	RUN_EXPECT(&o, 0, "run", "--guests", "2", SMALL_RUN, "--threads", "3", "--json",
+		   "--seed", "7", "--sleep-millisecs", "5");
+	ASSERT_JSON(o.out);
+	ASSERT_TRUE(o.out[0] == '{' && o.out[o.out_len - 2] == '}');
+	ASSERT_TRUE(strstr(o.out, "\"ok\": true"));
+	ASSERT_JNUM(o.out, NULL, "guests", &guests);
+	ASSERT_EQ(guests, 2);
+	ASSERT_JNUM(o.out, NULL, "seed", &shared);
+	ASSERT_EQ(shared, 7);
+	ASSERT_JNUM(o.out, "\"knobs\"", "sleep_millisecs", &shared);
+	ASSERT_EQ(shared, 5);
+	ASSERT_JNUM(o.out, "\"ksm\": ", "pages_shared", &shared);
+	ASSERT_JNUM(o.out, "\"ksm\": ", "pages_sharing", &sharing);
+	/* two guests boot the same 64-page image: it merges (a page both
+	 * guests wrote since may be shared with no sharer left) */
+	ASSERT_TRUE(shared > 0 && sharing > 0);
+	ASSERT_JNUM(o.out, "\"vcpus\"", "reads", &reads);
+	ASSERT_JNUM(o.out, "\"vcpus\"", "writes", &writes);
+	ASSERT_TRUE(reads > 0 && writes > 0);
+	ASSERT_TRUE(strstr(o.out, "\"per_guest\": [\n  {\"guest\": 0"));
+	ASSERT_TRUE(strstr(o.out, "{\"guest\": 1"));
+	ASSERT_EQ(o.err_len, 0);
+	outcome_free(&o);
+	return true;
+}
+
+/* Memory pressure: less RAM than the guests need, a swap file. */
+static bool test_run_swap(void)
+{
+	struct outcome o;
+	long long out;
+
+	RUN_EXPECT(&o, 0, "run", "--guests", "2", "--image-size", "512K", "--data-pages", "256",
+		   "--duration", "300", "--rate", "500", "--phys", "2M", "--swap", "8M", "--json");
+	ASSERT_JSON(o.out);
+	ASSERT_TRUE(strstr(o.out, "\"ok\": true"));
+	ASSERT_JNUM(o.out, "\"swap\": {", "pswpout", &out);
+	ASSERT_TRUE(out > 0);
 	outcome_free(&o);
 	return true;
 }
@@ -297,105 +553,126 @@ static bool test_run_default(void)
 {
 	struct outcome o;
 
-	if (tap_short())	/* sized for an unsanitized build */
+	if (tap_short()) {	/* sized for an unsanitized build */
+		TAP_DIAG("short mode: the default scenario is left to the normal build");
 		return true;
+	}
 	RUN_EXPECT(&o, 0, "run");
-	ASSERT_TRUE(check_report(&o));
-	ASSERT_TRUE(strstr(o.out, "4 guests x (4096 image + 1024 data) pages"));
+	ASSERT_TRUE(check_text_report(&o));
+	ASSERT_TRUE(strstr(o.out, "4 guests x ("));
 	ASSERT_EQ(o.err_len, 0);
 	outcome_free(&o);
 	return true;
 }
 
-static bool test_run_phys64(void)
+static bool test_run_plot(void)
 {
+	char dir[64], png[96];
+	unsigned char magic[8] = { 0 };
 	struct outcome o;
+	int fd;
 
-	if (tap_short())
-		RUN_EXPECT(&o, 0, "run", "--guests", "2", "--phys", "64M", "--image-pages",
-			   "512", "--data-pages", "128", "--ops", "300", "--nodes", "2");
-	else
-		RUN_EXPECT(&o, 0, "run", "--guests", "2", "--phys", "64M", "--ops", "2000",
-			   "--nodes", "2");
-	ASSERT_TRUE(check_report(&o));
-	ASSERT_TRUE(strstr(o.out, "16384 (64 MiB)"));
+	if (system("command -v gnuplot >/dev/null 2>&1")) {
+		TAP_DIAG("skipped: no gnuplot here (umm run --plot installs it as root; not in a test)");
+		return true;
+	}
+	ASSERT_TRUE(make_tmpdir(dir, sizeof(dir)));
+	snprintf(png, sizeof(png), "%s/saved.png", dir);
+	RUN_EXPECT(&o, 0, "run", "--guests", "2", SMALL_RUN, "--plot", png);
+	fd = open(png, O_RDONLY);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(read(fd, magic, 8), 8);
+	close(fd);
+	ASSERT_TRUE(!memcmp(magic, "\x89PNG\r\n\x1a\n", 8));
 	outcome_free(&o);
+	remove_tree(dir);
 	return true;
 }
 
-/* The same seed gives the same image, data and copy-on-write choices. */
-static bool test_run_seed(void)
-{
-	struct outcome a, b;
-	const char *la, *lb;
-
-	RUN_EXPECT(&a, 0, "run", "--guests", "1", "--image-pages", "128", "--data-pages",
-		   "32", "--ops", "0", "--seed", "0x2a", "--phys", "4M", "--cow-pct", "50");
-	RUN_EXPECT(&b, 0, "run", "--guests=1", "--image-pages=128", "--data-pages=32",
-		   "--ops=0", "--seed=42", "--phys=4096K", "--cow-pct=50");
-	la = find_line(a.out, "cow ");
-	lb = find_line(b.out, "cow ");
-	ASSERT_TRUE(la && lb);
-	ASSERT_TRUE(!strncmp(la, lb, 60));
-	ASSERT_TRUE(strstr(a.out, "seed 42"));
-	outcome_free(&a);
-	outcome_free(&b);
-	return true;
-}
+/* ---- bad input ---- */
 
 struct bad_case {
-	const char *args[6];
+	const char *args[8];
 	const char *want;	/* substring of the one stderr line */
+	int status;		/* 2 bad usage, 1 a runtime error */
 };
 
 static const struct bad_case bad_cases[] = {
-	{ { NULL }, "umm: no command given" },
-	{ { "frobnicate" }, "umm: unknown command 'frobnicate'" },
-	{ { "--frob" }, "umm: unknown option '--frob'" },
-	{ { "help", "nope" }, "umm: help: unknown command 'nope'" },
-	{ { "run", "--frob" }, "umm: run: unknown option '--frob'" },
-	{ { "run", "-x" }, "umm: run: unknown option '-x'" },
-	{ { "run", "extra" }, "umm: run: unexpected argument 'extra'" },
-	{ { "run", "--guests" }, "umm: run: --guests: missing value" },
-	{ { "run", "--guests", "--phys", "64M" }, "umm: run: --guests: missing value" },
-	{ { "run", "--guests=" }, "umm: run: --guests: missing value" },
-	{ { "run", "--guests", "abc" }, "umm: run: --guests: 'abc' is not a number" },
-	{ { "run", "--guests=abc" }, "umm: run: --guests: 'abc' is not a number" },
-	{ { "run", "--guests", "4x" }, "umm: run: --guests: '4x' is not a number" },
-	{ { "run", "--guests", "1.5" }, "umm: run: --guests: '1.5' is not a number" },
-	{ { "run", "--guests", " 4" }, "umm: run: --guests: ' 4' is not a number" },
-	{ { "run", "--guests", "-1" }, "umm: run: --guests: '-1' is negative" },
-	{ { "run", "--guests", "0" }, "umm: run: --guests: '0' is too small" },
+	{ { NULL }, "umm: no command given", 2 },
+	{ { "frobnicate" }, "umm: unknown command 'frobnicate'", 2 },
+	{ { "--frob" }, "umm: unknown option '--frob'", 2 },
+	{ { "help", "nope" }, "umm: help: unknown command 'nope'", 2 },
+	{ { "run", "--frob" }, "umm: run: unknown option '--frob'", 2 },
+	{ { "run", "-x" }, "umm: run: unknown option '-x'", 2 },
+	{ { "run", "extra" }, "umm: run: unexpected argument 'extra'", 2 },
+	{ { "run", "--guests" }, "umm: run: --guests: missing value", 2 },
+	{ { "run", "--guests", "--phys", "64M" }, "umm: run: --guests: missing value", 2 },
+	{ { "run", "--guests=" }, "umm: run: --guests: missing value", 2 },
+	{ { "run", "--guests", "abc" }, "umm: run: --guests: 'abc' is not a number", 2 },
+	{ { "run", "--guests=abc" }, "umm: run: --guests: 'abc' is not a number", 2 },
+	{ { "run", "--guests", "4x" }, "umm: run: --guests: '4x' is not a number", 2 },
+	{ { "run", "--guests", "1.5" }, "umm: run: --guests: '1.5' is not a number", 2 },
+	{ { "run", "--guests", " 4" }, "umm: run: --guests: ' 4' is not a number", 2 },
+	{ { "run", "--guests", "-1" }, "umm: run: --guests: '-1' is negative", 2 },
+	{ { "run", "--guests", "0" }, "umm: run: --guests: '0' is too small", 2 },
 	{ { "run", "--guests", "99999999999999999999999" },
-	  "umm: run: --guests: '99999999999999999999999' is too large" },
-	{ { "run", "--ops", "18446744073709551616" }, "umm: run: --ops: '18446744073709551616' is too large" },
-	{ { "run", "--phys", "12Q" }, "umm: run: --phys: '12Q' is not a size" },
-	{ { "run", "--phys", "M" }, "umm: run: --phys: 'M' is not a size" },
-	{ { "run", "--phys", "-64M" }, "umm: run: --phys: '-64M' is negative" },
-	{ { "run", "--phys", "65537" }, "umm: run: --phys: '65537' is not a multiple of 4K" },
-	{ { "run", "--phys", "0" }, "umm: run: --phys: '0' is too small" },
-	{ { "run", "--phys", "2T" }, "umm: run: --phys: '2T' is too large (maximum 1T)" },
-	{ { "run", "--phys", "17179869184T" }, "umm: run: --phys: '17179869184T' is too large" },
-	{ { "run", "--cow-pct", "101" }, "umm: run: --cow-pct: '101' is too large (maximum 100)" },
-	{ { "run", "--nodes", "65" }, "umm: run: --nodes: '65' is too large (maximum 64)" },
-	{ { "run", "--threads", "0" }, "umm: run: --threads: '0' is too small (minimum 1)" },
-	{ { "run", "--verbose=1" }, "umm: run: --verbose takes no value" },
-	{ { "run", "--guests", "1024", "--threads", "64" }, "umm: run: --guests 1024 with --threads 64" },
-	{ { "run", "--", "x" }, "umm: run: unexpected argument 'x'" },
+	  "umm: run: --guests: '99999999999999999999999' is too large", 2 },
+	{ { "run", "--seed", "18446744073709551616" }, "umm: run: --seed: '18446744073709551616' is too large", 2 },
+	{ { "run", "--phys", "12Q" }, "umm: run: --phys: '12Q' is not a size", 2 },
+	{ { "run", "--phys", "M" }, "umm: run: --phys: 'M' is not a size", 2 },
+	{ { "run", "--phys", "-64M" }, "umm: run: --phys: '-64M' is negative", 2 },
+	{ { "run", "--phys", "65537" }, "umm: run: --phys: '65537' is not a multiple of 4K", 2 },
+	{ { "run", "--phys", "2T" }, "umm: run: --phys: '2T' is too large (maximum 1T)", 2 },
+	{ { "run", "--phys", "17179869184T" }, "umm: run: --phys: '17179869184T' is too large", 2 },
+	{ { "run", "--write-pct", "101" }, "umm: run: --write-pct: '101' is too large (maximum 100)", 2 },
+	{ { "run", "--nodes", "65" }, "umm: run: --nodes: '65' is too large (maximum 64)", 2 },
+	{ { "run", "--threads", "0" }, "umm: run: --threads: '0' is too small (minimum 1)", 2 },
+	{ { "run", "--verbose=1" }, "umm: run: --verbose takes no value", 2 },
+	{ { "run", "--json=yes" }, "umm: run: --json takes no value", 2 },
+	{ { "run", "--plot" }, "umm: run: --plot: missing value", 2 },
+	{ { "run", "--image=" }, "umm: run: --image: missing value", 2 },
+	{ { "run", "--merge-across-nodes", "2" },
+	  "umm: run: --merge-across-nodes: '2' is too large (maximum 1)", 2 },
+	{ { "run", "--max-page-sharing", "1" },
+	  "umm: run: --max-page-sharing: '1' is too small (minimum 2)", 2 },
+	{ { "run", "--ksm-threads", "65" }, "umm: run: --ksm-threads: '65' is too large (maximum 64)", 2 },
+	{ { "run", "--pages-to-scan", "x" }, "umm: run: --pages-to-scan: 'x' is not a number", 2 },
+	{ { "run", "--guests", "256", "--threads", "64" }, "umm: run: --guests 256 with --threads 64", 2 },
+	{ { "run", "--", "x" }, "umm: run: unexpected argument 'x'", 2 },
+	{ { "run", "--image", "/nonexistent/umm-image" },
+	  "umm: run: --image /nonexistent/umm-image: No such file or directory", 2 },
+	{ { "run", "--image", "/usr/bin", "--image", "/nonexistent/b" },
+	  "umm: run: --image /nonexistent/b: No such file or directory", 2 },
+	{ { "run", "--image", "/dev/null" }, "umm: run: --image /dev/null: not a file or directory", 2 },
+	{ { "estimate" }, "umm: estimate: no process given (--pid PID or --all)", 2 },
+	{ { "estimate", "--pid" }, "umm: estimate: --pid: missing value", 2 },
+	{ { "estimate", "--pid", "abc" }, "umm: estimate: --pid: 'abc' is not a process ID", 2 },
+	{ { "estimate", "--pid", "0" }, "umm: estimate: --pid: '0' is not a process ID", 2 },
+	{ { "estimate", "--pid", "-5" }, "umm: estimate: --pid: '-5' is not a process ID", 2 },
+	{ { "estimate", "--all", "--top", "x" }, "umm: estimate: --top: 'x' is not a number", 2 },
+	{ { "estimate", "--use-zero-pages=1", "--all" }, "umm: estimate: --use-zero-pages takes no value", 2 },
+	{ { "estimate", "1234" }, "umm: estimate: unexpected argument '1234'", 2 },
+	{ { "kernel-compare", "--copies", "0" }, "umm: kernel-compare: --copies: '0' is too small", 2 },
+	{ { "kernel-compare", "--frob" }, "umm: kernel-compare: unknown option '--frob'", 2 },
+	{ { "kernel-compare", "--image", "/nonexistent/k", "--allow-no-kernel" },
+	  "umm: kernel-compare: --image /nonexistent/k: No such file or directory", 2 },
+	/* runtime errors: exit 1 */
+	{ { "estimate", "--pid", "1073741823" }, "umm: estimate: pid 1073741823: no such process", 1 },
 };
 
 static bool check_bad(const struct bad_case *c)
 {
+	int want = c->status;
 	struct outcome o;
 	bool ok;
 
 	ASSERT_TRUE(run_umm(&o, c->args));
-	ok = o.status == 2 && o.out_len == 0 && count_lines(o.err) == 1 &&
+	ok = o.status == want && o.out_len == 0 && count_lines(o.err) == 1 &&
 	     o.err[o.err_len - 1] == '\n' && strstr(o.err, c->want) == o.err;
 	if (!ok) {
 		show(c->args, &o);
-		printf("# expected: exit 2, nothing on stdout, one stderr line starting '%s'\n",
-		       c->want);
+		printf("# expected: exit %d, nothing on stdout, one stderr line starting '%s'\n",
+		       want, c->want);
 	}
 	outcome_free(&o);
 	return ok;
@@ -411,13 +688,13 @@ static bool test_bad_usage(void)
 	return true;
 }
 
-/* The library's -ENOMEM (no frame left) is a runtime failure: exit 1. */
+/* The library's -ENOMEM (no frame left, no swap) is a runtime failure: exit 1. */
 static bool test_runtime_enomem(void)
 {
 	struct outcome o;
 	const char *last;
 
-	RUN_EXPECT(&o, 1, "run", "--phys", "1M", "--guests", "4", "--image-pages", "512");
+	RUN_EXPECT(&o, 1, "run", "--phys", "1M", "--guests", "4", "--image-size", "1M");
 	ASSERT_EQ(o.out_len, 0);
 	ASSERT_TRUE(o.err_len > 0 && o.err[o.err_len - 1] == '\n');
 	o.err[o.err_len - 1] = '\0';
@@ -427,6 +704,10 @@ static bool test_runtime_enomem(void)
 	ASSERT_TRUE(!strncmp(last, "umm: run: boot: ", 16));
 	ASSERT_TRUE(strstr(last, strerror(ENOMEM)));
 	outcome_free(&o);
+	/* --json: nothing half-written either */
+	RUN_EXPECT(&o, 1, "run", "--phys", "1M", "--guests", "4", "--image-size", "1M", "--json");
+	ASSERT_EQ(o.out_len, 0);
+	outcome_free(&o);
 	return true;
 }
 
@@ -435,12 +716,618 @@ static bool test_runtime_einval(void)
 {
 	struct outcome o;
 
-	RUN_EXPECT(&o, 1, "run", "--phys", "64K", "--nodes", "2");
+	RUN_EXPECT(&o, 1, "run", "--phys", "64K", "--nodes", "2", "--image-size", "64K");
 	ASSERT_EQ(o.out_len, 0);
 	ASSERT_EQ(count_lines(o.err), 1);
 	ASSERT_TRUE(strstr(o.err, "umm: run: cannot create a machine"));
 	ASSERT_TRUE(strstr(o.err, strerror(EINVAL)));
 	outcome_free(&o);
+	return true;
+}
+
+/* ---- the host kernel's KSM ---- */
+
+#define KSM_DIR "/sys/kernel/mm/ksm/"
+
+static bool kernel_ksm_usable(void)
+{
+	return !geteuid() && !access(KSM_DIR "run", W_OK);
+}
+
+static bool ksm_get(const char *name, char *buf, size_t len)
+{
+	char path[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), KSM_DIR "%s", name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	return true;
+}
+
+static long ksm_long(const char *name)
+{
+	char buf[32];
+
+	return ksm_get(name, buf, sizeof(buf)) ? atol(buf) : -1;
+}
+
+static bool ksm_set(const char *name, const char *val)
+{
+	char path[128];
+	bool ok;
+	int fd;
+
+	snprintf(path, sizeof(path), KSM_DIR "%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return false;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok;
+}
+
+/* The knobs the test writes, saved and put back with run = 0 last. */
+struct ksm_saved {
+	char pages_to_scan[32], sleep_millisecs[32], use_zero_pages[32];
+};
+
+static void ksm_save(struct ksm_saved *s)
+{
+	if (!ksm_get("pages_to_scan", s->pages_to_scan, sizeof(s->pages_to_scan)))
+		strcpy(s->pages_to_scan, "100");
+	if (!ksm_get("sleep_millisecs", s->sleep_millisecs, sizeof(s->sleep_millisecs)))
+		strcpy(s->sleep_millisecs, "20");
+	if (!ksm_get("use_zero_pages", s->use_zero_pages, sizeof(s->use_zero_pages)))
+		strcpy(s->use_zero_pages, "0");
+}
+
+static void ksm_restore(const struct ksm_saved *s)
+{
+	ksm_set("pages_to_scan", s->pages_to_scan);
+	ksm_set("sleep_millisecs", s->sleep_millisecs);
+	ksm_set("use_zero_pages", s->use_zero_pages);
+	ksm_set("run", "0");
+}
+
+/* ---- estimate against a real process ---- */
+
+/*
+ * The process with known content, built uninstrumented (a sanitizer's
+ * shadow would only add noise): 64 identical random pages, 16 empty pages
+ * (written, so they are real anonymous pages), 32 distinct random pages;
+ * with argv[1] "1" it asks for the kernel's KSM first (PR_SET_MEMORY_MERGE).
+ * It prints "ready HEX" (the duplicated page's first 16 bytes) and waits for
+ * its stdin to close.
+ */
+static const char child_src[] =
+	"#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <unistd.h>\n"
+	"#include <sys/mman.h>\n#include <sys/prctl.h>\n"
+	"#ifndef PR_SET_MEMORY_MERGE\n#define PR_SET_MEMORY_MERGE 67\n#endif\n"
+	"static unsigned long long s;\n"
+	"static unsigned char rnd(void) { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return s >> 24; }\n"
+	"int main(int argc, char **argv)\n{\n"
+	"\tunsigned char *m, c;\n\tint i, j;\n"
+	"\ts = strtoull(argv[2], NULL, 0) | 1;\n"
+	"\tif (argv[1][0] == '1' && prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0)) {\n"
+	"\t\tprintf(\"noprctl\\n\");\n\t\tfflush(stdout);\n\t}\n"
+	"\tm = mmap(NULL, 112 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
+	"\tif (m == MAP_FAILED)\n\t\treturn 1;\n"
+	"\tmadvise(m, 112 * 4096, MADV_NOHUGEPAGE);\n"
+	"\tfor (j = 0; j < 4096; j++)\n\t\tm[j] = rnd();\n"
+	"\tfor (i = 1; i < 64; i++)\n\t\tmemcpy(m + i * 4096, m, 4096);\n"
+	"\tfor (i = 64; i < 80; i++)\n\t\tmemset(m + i * 4096, 0, 4096);\n"
+	"\tfor (i = 80; i < 112; i++)\n\t\tfor (j = 0; j < 4096; j++)\n\t\t\tm[i * 4096 + j] = rnd();\n"
+	"\tprintf(\"ready \");\n\tfor (j = 0; j < 16; j++)\n\t\tprintf(\"%02x\", m[j]);\n"
+	"\tprintf(\"\\n\");\n\tfflush(stdout);\n"
+	"\twhile (read(0, &c, 1) > 0)\n\t\t;\n\treturn 0;\n}\n";
+
+struct child {
+	pid_t pid;
+	int in, out;		/* its stdin (ours to close), its stdout */
+	char hex[33];	/* the duplicated page's first 16 bytes */
+};
+
+static bool build_child(const char *dir, char *exe, size_t len)
+{
+	char src[128], cmd[512];
+
+	snprintf(src, sizeof(src), "%s/child.c", dir);
+	snprintf(exe, len, "%s/child", dir);
+	if (!write_file(src, child_src, strlen(child_src)))
+		return false;
+	snprintf(cmd, sizeof(cmd), "cc -O1 -o '%s' '%s' >/dev/null 2>&1", exe, src);
+	return system(cmd) == 0;
+}
+
+static bool start_child(struct child *c, const char *exe, bool merge, uint64_t seed)
+{
+	char seedstr[32], line[64] = "";
+	int pin[2], pout[2];
+	ssize_t n, got = 0;
+
+	snprintf(seedstr, sizeof(seedstr), "%llu", (unsigned long long)seed);
+	if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC))
+		return false;
+	c->pid = fork();
+	if (c->pid < 0)
+		return false;
+	if (c->pid == 0) {
+		dup2(pin[0], 0);
+		dup2(pout[1], 1);
+		execl(exe, exe, merge ? "1" : "0", seedstr, (char *)NULL);
+		_exit(127);
+	}
+	close(pin[0]);
+	close(pout[1]);
+	c->in = pin[1];
+	c->out = pout[0];
+	while (got < (ssize_t)sizeof(line) - 1 && !strchr(line, '\n') &&
+	       (n = read(c->out, line + got, sizeof(line) - 1 - got)) > 0)
+		got += n;
+	if (strncmp(line, "ready ", 6)) {
+		TAP_DIAG("the child said '%s'", line);
+		return false;
+	}
+	memcpy(c->hex, line + 6, 32);
+	c->hex[32] = 0;
+	return true;
+}
+
+static void stop_child(struct child *c)
+{
+	int st;
+
+	close(c->in);
+	close(c->out);
+	waitpid(c->pid, &st, 0);
+}
+
+/* The count of the "top" entry whose prefix is @hex (and zero flag @zero). */
+static long long top_count(const char *json, const char *hex, bool zero)
+{
+	char pat[96];
+	const char *p, *q;
+
+	snprintf(pat, sizeof(pat), "\"prefix\": \"%s\", \"zero\": %s}", hex, zero ? "true" : "false");
+	p = strstr(json, pat);
+	if (!p)
+		return -1;
+	for (q = p; q > json && strncmp(q, "{\"count\": ", 10); q--)
+		;
+	return strtoll(q + 10, NULL, 10);
+}
+
+/* estimate --pid CHILD: the figures its known content implies. */
+static bool estimate_child(const struct child *c, bool zero_pages, long long *merging,
+			   long long *zero)
+{
+	char pid[16];
+	struct outcome o;
+	long long v;
+
+	snprintf(pid, sizeof(pid), "%d", (int)c->pid);
+	if (zero_pages)
+		RUN_EXPECT(&o, 0, "estimate", "--pid", pid, "--json", "--top", "50",
+			   "--use-zero-pages");
+	else
+		RUN_EXPECT(&o, 0, "estimate", "--pid", pid, "--json", "--top", "50");
+	ASSERT_JSON(o.out);
+	ASSERT_JNUM(o.out, "\"processes\"", "pid", &v);
+	ASSERT_EQ(v, c->pid);
+	ASSERT_JNUM(o.out, "\"processes\"", "pages", &v);
+	ASSERT_GE(v, 112);
+	/* the 64 copies are one content, found 64 times exactly */
+	if (top_count(o.out, c->hex, false) != 64)
+		diag_text(o.out);
+	ASSERT_EQ(top_count(o.out, c->hex, false), 64);
+	ASSERT_GE(top_count(o.out, "00000000000000000000000000000000", true), 16);
+	ASSERT_JNUM(o.out, "\"processes\"", "ksm_merging_pages", merging);
+	ASSERT_JNUM(o.out, "\"processes\"", "ksm_zero_pages", zero);
+	ASSERT_JNUM(o.out, "\"total\"", "pages_sharing", &v);
+	if (zero_pages) {
+		ASSERT_GE(*zero, 16);
+		ASSERT_GE(*merging, 64);
+		ASSERT_GE(v, 63);
+	} else {
+		ASSERT_EQ(*zero, 0);
+		ASSERT_GE(*merging, 80);
+		ASSERT_GE(v, 63 + 15);
+	}
+	ASSERT_JNUM(o.out, "\"total\"", "saved_mib", &v);
+	ASSERT_EQ(o.err_len, 0);
+	outcome_free(&o);
+	return true;
+}
+
+static long proc_long(pid_t pid, const char *name)
+{
+	char path[64], buf[32] = "";
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? atol(buf) : -1;
+}
+
+/*
+ * Estimate the child, then let the host kernel's KSM merge it
+ * (PR_SET_MEMORY_MERGE) and wait for it to converge: umm must have found
+ * the very pages the kernel merged.  Knobs restored, run = 0, whatever
+ * happens.
+ */
+static bool estimate_vs_kernel(const char *exe, uint64_t seed, bool uz)
+{
+	struct ksm_saved saved;
+	struct child c;
+	long fs0, fs, kmerging = -1, last = -2, kzero;
+	long long merging = -1, zero = -1;
+	bool ok, interfered = false;
+	double t0;
+	char v[32];
+
+	ksm_save(&saved);
+	if (!ksm_set("use_zero_pages", uz ? "1" : "0")) {
+		ksm_restore(&saved);
+		TAP_DIAG("skipped the kernel comparison with use_zero_pages %d: cannot set it", uz);
+		return true;
+	}
+	if (!start_child(&c, exe, true, seed)) {
+		ksm_restore(&saved);
+		ASSERT_TRUE(false);
+	}
+	/*
+	 * umm first, on the process as it is: once the kernel has mapped its
+	 * empty pages to the zero page (use_zero_pages), they are no longer
+	 * anonymous pages that anyone, kernel or umm, would scan.
+	 */
+	ok = estimate_child(&c, uz, &merging, &zero);
+	fs0 = ksm_long("full_scans");
+	ok = ok && ksm_set("pages_to_scan", "5000") && ksm_set("sleep_millisecs", "10") &&
+	     ksm_set("run", "1");
+	for (t0 = (double)time(NULL); ok && time(NULL) - t0 < 60;) {
+		usleep(20000);
+		if (ksm_long("run") != 1 || ksm_long("pages_to_scan") != 5000 ||
+		    ksm_long("use_zero_pages") != uz) {
+			interfered = true;
+			break;
+		}
+		fs = ksm_long("full_scans");
+		if (fs < fs0)
+			fs0 = fs;	/* someone reset it */
+		if (fs < fs0 + 3)
+			continue;
+		kmerging = proc_long(c.pid, "ksm_merging_pages");
+		if (kmerging == last)
+			break;
+		last = kmerging;
+		fs0 = fs - 2;	/* one more full scan, then compare */
+	}
+	snprintf(v, sizeof(v), "%ld", ksm_long("full_scans"));
+	ksm_set("run", "0");	/* stop scanning: nothing changes under the estimate */
+	kzero = -1;
+	{
+		char path[64], line[128];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%d/ksm_stat", (int)c.pid);
+		f = fopen(path, "r");
+		while (f && fgets(line, sizeof(line), f))
+			if (!strncmp(line, "ksm_zero_pages ", 15))
+				kzero = atol(line + 15);
+		if (f)
+			fclose(f);
+	}
+	stop_child(&c);
+	ksm_restore(&saved);
+	ASSERT_TRUE(ok);
+	ASSERT_EQ(ksm_long("run"), 0);
+	if (interfered) {
+		/* the host's KSM is shared: another user's knobs are not a umm bug */
+		TAP_DIAG("skipped the kernel comparison: someone else drove %s meanwhile", KSM_DIR);
+		return true;
+	}
+	TAP_DIAG("host kernel merged %ld pages of the child (%ld zero pages, use_zero_pages %d, "
+		 "full_scans %s); umm's estimate: %lld merging, %lld zero pages",
+		 kmerging, kzero, uz, v, merging, zero);
+	ASSERT_EQ(merging, kmerging);
+	if (kzero >= 0)
+		ASSERT_EQ(zero, kzero);
+	return true;
+}
+
+static bool test_estimate_process(void)
+{
+	uint64_t seed = tap_seed();
+	long long merging, zero;
+	char dir[64], exe[128];
+	struct child c;
+	bool ok;
+
+	ASSERT_TRUE(make_tmpdir(dir, sizeof(dir)));
+	if (!build_child(dir, exe, sizeof(exe))) {
+		remove_tree(dir);
+		TAP_DIAG("skipped: no C compiler to build the child process");
+		return true;
+	}
+	ASSERT_TRUE(start_child(&c, exe, false, seed));
+	ok = estimate_child(&c, false, &merging, &zero) &&
+	     estimate_child(&c, true, &merging, &zero);
+	stop_child(&c);
+	ASSERT_TRUE(ok);
+	/* the same pid again, once it is gone: exit 1, one line */
+	{
+		char pid[16];
+		const char *args[] = { "estimate", "--pid", pid, NULL };
+		struct outcome o;
+
+		snprintf(pid, sizeof(pid), "%d", (int)c.pid);
+		ASSERT_TRUE(run_umm(&o, args));
+		ASSERT_EQ(o.status, 1);
+		ASSERT_EQ(o.out_len, 0);
+		ASSERT_EQ(count_lines(o.err), 1);
+		ASSERT_TRUE(strstr(o.err, "no such process"));
+		outcome_free(&o);
+	}
+	if (kernel_ksm_usable())
+		ok = estimate_vs_kernel(exe, seed, false) && estimate_vs_kernel(exe, seed + 1, true);
+	else
+		TAP_DIAG("skipped the kernel comparison: %s", geteuid() ?
+			 "not root" : "no writable " KSM_DIR);
+	remove_tree(dir);
+	return ok;
+}
+
+/* A process this user may not read: exit 1, one line. */
+static bool test_estimate_unreadable(void)
+{
+	struct outcome o;
+	const char *args[] = { "estimate", "--pid", "1", NULL };
+
+	if (geteuid()) {
+		TAP_DIAG("skipped: needs root to become another user");
+		return true;
+	}
+	run_as = 65534;
+	ASSERT_TRUE(run_umm(&o, args));
+	run_as = 0;
+	if (o.status == 126) {
+		TAP_DIAG("skipped: cannot run the command as nobody");
+		outcome_free(&o);
+		return true;
+	}
+	ASSERT_EQ(o.status, 1);
+	ASSERT_EQ(o.out_len, 0);
+	ASSERT_EQ(count_lines(o.err), 1);
+	ASSERT_TRUE(strstr(o.err, "umm: estimate: pid 1: cannot read its memory"));
+	outcome_free(&o);
+	return true;
+}
+
+static bool test_estimate_all(void)
+{
+	struct outcome o;
+	long long v;
+
+	if (tap_short()) {
+		TAP_DIAG("short mode: estimate --all is left to the normal build");
+		return true;
+	}
+	RUN_EXPECT(&o, 0, "estimate", "--all", "--json", "--top", "3");
+	ASSERT_JSON(o.out);
+	ASSERT_JNUM(o.out, "\"total\"", "pages", &v);
+	ASSERT_TRUE(v > 0);
+	ASSERT_JNUM(o.out, "\"total\"", "full_scans", &v);
+	ASSERT_GE(v, 2);
+	outcome_free(&o);
+	return true;
+}
+
+/* ---- kernel-compare ---- */
+
+static bool test_kernel_compare(void)
+{
+	struct ksm_saved before, after;
+	struct outcome o;
+	long long um, km, v;
+
+	if (!kernel_ksm_usable()) {
+		RUN_EXPECT(&o, 1, "kernel-compare", "--copies", "2", "--image-size", "64K");
+		ASSERT_EQ(o.out_len, 0);
+		ASSERT_EQ(count_lines(o.err), 1);
+		outcome_free(&o);
+		RUN_EXPECT(&o, 0, "kernel-compare", "--copies", "2", "--image-size", "64K",
+			   "--data-pages", "16", "--allow-no-kernel");
+		ASSERT_TRUE(strstr(o.out, "host kernel: "));
+		outcome_free(&o);
+		TAP_DIAG("skipped the host side: no usable %s", KSM_DIR);
+		return true;
+	}
+	ksm_save(&before);
+	{
+		const char *args[] = { "kernel-compare", "--copies", "3", "--image-size", "256K",
+				       "--data-pages", "64", "--json", NULL };
+
+		ASSERT_TRUE(run_umm(&o, args));
+		if (o.status && !strstr(o.out, "\"interfered\": true"))
+			show(args, &o);
+		ASSERT_TRUE(o.status == 0 || strstr(o.out, "\"interfered\": true"));
+	}
+	ksm_save(&after);
+	ASSERT_EQ(ksm_long("run"), 0);
+	ASSERT_TRUE(!strcmp(before.pages_to_scan, after.pages_to_scan));
+	ASSERT_TRUE(!strcmp(before.sleep_millisecs, after.sleep_millisecs));
+	ASSERT_JSON(o.out);
+	ASSERT_TRUE(strstr(o.out, "\"umm\": {\"ran\": true, \"done\": true"));
+	if (strstr(o.out, "\"interfered\": true")) {
+		/* the host's KSM is shared: another user's knobs are not a umm bug */
+		TAP_DIAG("skipped the comparison: someone else drove %s meanwhile", KSM_DIR);
+		outcome_free(&o);
+		return true;
+	}
+	ASSERT_TRUE(strstr(o.out, "\"kernel\": {\"ran\": true, \"done\": true"));
+	ASSERT_JNUM(o.out, "\"umm\"", "ksm_merging_pages", &um);
+	ASSERT_JNUM(o.out, "\"kernel\"", "ksm_merging_pages", &km);
+	ASSERT_JNUM(o.out, NULL, "image_pages", &v);
+	/* three copies of the image: every image page merges, on both sides */
+	ASSERT_GE(um, 3 * v);
+	ASSERT_EQ(um, km);
+	outcome_free(&o);
+	/* the table, and the same again without permission (as nobody) */
+	RUN_EXPECT(&o, 0, "kernel-compare", "--copies", "2", "--image-size", "64K",
+		   "--data-pages", "16");
+	ASSERT_TRUE(find_line(o.out, "pages_sharing "));
+	ASSERT_TRUE(find_line(o.out, "seconds to converge "));
+	ASSERT_TRUE(find_line(o.out, "ksmd CPU seconds "));
+	outcome_free(&o);
+	run_as = 65534;
+	{
+		const char *args[] = { "kernel-compare", "--copies", "2", "--image-size", "64K", NULL };
+
+		ASSERT_TRUE(run_umm(&o, args));
+	}
+	run_as = 0;
+	if (o.status != 126) {
+		ASSERT_EQ(o.status, 1);
+		ASSERT_EQ(o.out_len, 0);
+		ASSERT_EQ(count_lines(o.err), 1);
+		ASSERT_TRUE(strstr(o.err, "no permission to drive the host kernel's KSM"));
+	}
+	outcome_free(&o);
+	ASSERT_EQ(ksm_long("run"), 0);
+	return true;
+}
+
+/* A signal during the kernel's side: the knobs come back, run = 0. */
+static bool test_kernel_compare_signal(void)
+{
+	struct ksm_saved before, after;
+	int po[2], st;
+	pid_t pid;
+
+	if (!kernel_ksm_usable() || tap_short()) {
+		TAP_DIAG("skipped: %s", tap_short() ? "short mode" : "no usable " KSM_DIR);
+		return true;
+	}
+	ksm_save(&before);
+	ASSERT_EQ(pipe2(po, O_CLOEXEC), 0);
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		dup2(po[1], 1);
+		dup2(po[1], 2);
+		/* umm converges fast (many pages per batch); the kernel then crawls */
+		execl(umm_path, umm_path, "kernel-compare", "--copies", "2", "--image-size", "1M",
+		      "--pages-to-scan", "7", "--sleep-millisecs", "1000", (char *)NULL);
+		_exit(127);
+	}
+	close(po[1]);
+	/* wait until the kernel's knob shows our value: the kernel side has started */
+	for (int i = 0; i < 300; i++) {
+		char v[32];
+
+		if (ksm_get("pages_to_scan", v, sizeof(v)) && !strcmp(v, "7"))
+			break;
+		usleep(20000);
+	}
+	usleep(100000);
+	kill(pid, SIGINT);
+	waitpid(pid, &st, 0);
+	close(po[0]);
+	ksm_save(&after);
+	ASSERT_TRUE(WIFEXITED(st));
+	ASSERT_EQ(WEXITSTATUS(st), 1);
+	ASSERT_EQ(ksm_long("run"), 0);
+	ASSERT_TRUE(!strcmp(before.pages_to_scan, after.pages_to_scan));
+	ASSERT_TRUE(!strcmp(before.sleep_millisecs, after.sleep_millisecs));
+	return true;
+}
+
+/* ---- make install ---- */
+
+static const char outside_program[] =
+	"#include <stdio.h>\n#include <string.h>\n#include <umm/umm.h>\n"
+	"int main(void)\n{\n"
+	"\tstruct umm_config cfg;\n\tstruct umm *u;\n\tstruct umm_mm *mm;\n"
+	"\tuint64_t a;\n\tchar buf[6] = \"\";\n"
+	"\tumm_config_init(&cfg);\n\tcfg.phys_bytes = 4 << 20;\n"
+	"\tif (umm_create(&cfg, &u) || umm_mm_create(u, &mm))\n\t\treturn 1;\n"
+	"\tif (umm_mmap(mm, 0, 4096, UMM_PROT_READ | UMM_PROT_WRITE,\n"
+	"\t\t     UMM_MAP_PRIVATE | UMM_MAP_ANONYMOUS, NULL, 0, &a))\n\t\treturn 1;\n"
+	"\tif (umm_write(mm, a, \"hello\", 5) != 5 || umm_read(mm, a, buf, 5) != 5)\n\t\treturn 1;\n"
+	"\tumm_mm_exit(mm);\n\tumm_destroy(u);\n"
+	"\tprintf(\"%s\\n\", buf);\n\treturn strcmp(buf, \"hello\") != 0;\n}\n";
+
+static bool test_install(void)
+{
+	char builddir[PATH_MAX], srcdir[PATH_MAX], dir[64], cmd[4 * PATH_MAX];
+	char *slash;
+	struct stat st;
+
+#ifdef UMM_SANITIZE
+	TAP_DIAG("skipped: sanitizer build (an outside program cannot link its objects)");
+	return true;
+#endif
+	if (system("command -v cc >/dev/null 2>&1 && command -v pkg-config >/dev/null 2>&1")) {
+		TAP_DIAG("skipped: no cc or pkg-config");
+		return true;
+	}
+	snprintf(builddir, sizeof(builddir), "%s", umm_path);
+	slash = strrchr(builddir, '/');
+	ASSERT_TRUE(slash);
+	*slash = 0;			/* .../build */
+	snprintf(srcdir, sizeof(srcdir), "%s", builddir);
+	slash = strrchr(srcdir, '/');
+	ASSERT_TRUE(slash);
+	*slash = 0;			/* the source tree */
+	snprintf(cmd, sizeof(cmd), "%s/Makefile", srcdir);
+	if (access(cmd, R_OK)) {
+		TAP_DIAG("skipped: no Makefile above %s", builddir);
+		return true;
+	}
+	ASSERT_TRUE(make_tmpdir(dir, sizeof(dir)));
+	snprintf(cmd, sizeof(cmd), "make -s -C '%s' BUILD='%s' PREFIX='%s/usr' install >'%s/make.log' 2>&1",
+		 srcdir, slash + 1, dir, dir);
+	if (system(cmd)) {
+		snprintf(cmd, sizeof(cmd), "sed 's/^/# /' '%s/make.log'", dir);
+		ASSERT_EQ(system(cmd), 0);
+		ASSERT_TRUE(false);
+	}
+	snprintf(cmd, sizeof(cmd), "%s/usr/share/man/man1/umm.1", dir);
+	ASSERT_EQ(stat(cmd, &st), 0);
+	snprintf(cmd, sizeof(cmd), "%s/usr/include/umm/umm.h", dir);
+	ASSERT_EQ(stat(cmd, &st), 0);
+	snprintf(cmd, sizeof(cmd), "grep -qx 'prefix=%s/usr' '%s/usr/lib/pkgconfig/umm.pc'", dir, dir);
+	ASSERT_EQ(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "'%s/usr/bin/umm' --version | grep -q '^umm '", dir);
+	ASSERT_EQ(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "%s/prog.c", dir);
+	ASSERT_TRUE(write_file(cmd, outside_program, strlen(outside_program)));
+	/* shared, as the .pc says, and static */
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && export PKG_CONFIG_PATH='%s/usr/lib/pkgconfig' && "
+		 "cc -o prog prog.c $(pkg-config --cflags --libs umm) && "
+		 "LD_LIBRARY_PATH='%s/usr/lib' ./prog | grep -qx hello && "
+		 "cc -static-libgcc -o prog-static prog.c $(pkg-config --cflags umm) "
+		 "'%s/usr/lib/libumm.a' $(pkg-config --libs --static umm | sed 's/-lumm//') && "
+		 "./prog-static | grep -qx hello", dir, dir, dir, dir);
+	if (system(cmd))
+		TAP_DIAG("building against the installed umm.pc failed: %s", cmd);
+	ASSERT_EQ(system(cmd), 0);
+	remove_tree(dir);
 	return true;
 }
 
@@ -454,13 +1341,22 @@ int main(int argc, char **argv)
 	printf("# testing %s\n", umm_path);
 	RUN_TEST(test_help);
 	RUN_TEST(test_run_help);
+	RUN_TEST(test_other_help);
 	RUN_TEST(test_version);
 	RUN_TEST(test_bad_usage);
 	RUN_TEST(test_runtime_einval);
 	RUN_TEST(test_runtime_enomem);
-	RUN_TEST(test_run_seed);
+	RUN_TEST(test_run_exact);
 	RUN_TEST(test_run_small);
-	RUN_TEST(test_run_phys64);
+	RUN_TEST(test_run_json);
+	RUN_TEST(test_run_swap);
+	RUN_TEST(test_run_plot);
 	RUN_TEST(test_run_default);
+	RUN_TEST(test_estimate_process);
+	RUN_TEST(test_estimate_unreadable);
+	RUN_TEST(test_estimate_all);
+	RUN_TEST(test_kernel_compare);
+	RUN_TEST(test_kernel_compare_signal);
+	RUN_TEST(test_install);
 	return tap_done();
 }

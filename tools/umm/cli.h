@@ -30,6 +30,8 @@ struct cli_cmd {
 
 /* The subcommands (one file each). */
 int cmd_run(int argc, char **argv);
+int cmd_estimate(int argc, char **argv);
+int cmd_kernel_compare(int argc, char **argv);
 
 /*
  * Print "umm: CMD: MESSAGE" (or "umm: MESSAGE" when @cmd is NULL) as one line
@@ -46,6 +48,15 @@ enum cli_opt_type {
 	CLI_OPT_UINT,	/* decimal (or 0x hex) integer into a uint64_t */
 	CLI_OPT_SIZE,	/* bytes, with an optional K/M/G/T suffix, into a uint64_t */
 	CLI_OPT_FLAG,	/* no value; sets a bool */
+	CLI_OPT_STRING,	/* any non-empty text into a const char * (the last one wins) */
+	CLI_OPT_LIST,	/* non-empty text, repeatable: appended to a struct cli_list */
+};
+
+/* The values of a CLI_OPT_LIST option, in command-line order. */
+struct cli_list {
+	const char **v;
+	size_t n;
+	bool given;	/* the option appeared: the defaults already in v were dropped */
 };
 
 /*
@@ -55,7 +66,8 @@ enum cli_opt_type {
 struct cli_opt {
 	const char *name;	/* without the leading "--" */
 	enum cli_opt_type type;
-	void *val;		/* uint64_t * (UINT, SIZE) or bool * (FLAG) */
+	void *val;		/* uint64_t * (UINT, SIZE), bool * (FLAG), const char **
+				 * (STRING) or struct cli_list * (LIST) */
 	uint64_t min, max;	/* accepted range (UINT, SIZE) */
 	uint64_t align;		/* SIZE: must be a multiple of this (0: any) */
 	const char *metavar;	/* "N", "SIZE", ... */
@@ -87,6 +99,11 @@ enum cli_parse_result cli_parse(const char *cmd, const struct cli_opt *opts,
 void cli_print_help(FILE *f, const char *cmd, const struct cli_opt *opts,
 		    const struct cli_usage *usage);
 
+/* Append @s to @l.  Return: false when the host is out of memory. */
+bool cli_list_add(struct cli_list *l, const char *s);
+/* Free what the parser added to @l (the defaults are not its own). */
+void cli_list_free(struct cli_list *l);
+
 /*
  * Strict number parsers, shared with anything else that reads numbers.
  * Return: 0, or -EINVAL (not a number / unknown suffix), -ERANGE (overflow),
@@ -97,5 +114,67 @@ int cli_parse_size(const char *s, uint64_t *out);
 
 /* Format @bytes as the shortest exact "256M"/"4K"/"1000" into @buf. */
 char *cli_fmt_size(char *buf, size_t len, uint64_t bytes);
+
+/* ---- shared helpers (util.c) ---- */
+
+#define CLI_PAGE	4096ULL
+
+double cli_now(void);			/* CLOCK_MONOTONIC, seconds */
+double cli_cpu_now(void);		/* this process's CPU time, seconds */
+uint64_t cli_mix64(uint64_t x);		/* a 64-bit mixer (splitmix64's finaliser) */
+uint64_t cli_hash_page(const void *page);	/* 64-bit hash of one page's bytes */
+/* Host memory for the command's own bookkeeping; running out ends it (exit 1). */
+void *cli_xmalloc(const char *cmd, size_t size);
+void *cli_xcalloc(const char *cmd, size_t n, size_t size);
+/* @s as a JSON string, quotes included. */
+void cli_json_str(FILE *f, const char *s);
+/*
+ * A JSON report is built in memory and written to stdout in one go, so
+ * that a failure half-way leaves nothing half-written: cli_json_open()
+ * gives the stream to print into (NULL after the error line), and
+ * cli_json_emit() closes it and writes it all.  Return: 0 or -ENOMEM.
+ */
+struct cli_json {
+	char *text;
+	size_t len;
+	FILE *f;
+};
+FILE *cli_json_open(const char *cmd, struct cli_json *j);
+int cli_json_emit(const char *cmd, struct cli_json *j);
+
+/*
+ * The KSM knobs, one flag each, named as in /sys/kernel/mm/ksm.  Fill
+ * @k with Linux's defaults, then cli_ksm_opts() writes CLI_KSM_NR_OPTS
+ * option entries pointing into @k at @opts.
+ */
+struct cli_ksm_knobs {
+	uint64_t pages_to_scan, sleep_millisecs, max_page_sharing, merge_across_nodes,
+		 use_zero_pages, smart_scan, stable_node_chains_prune_millisecs, nr_threads;
+};
+#define CLI_KSM_NR_OPTS 8
+void cli_ksm_defaults(struct cli_ksm_knobs *k);
+void cli_ksm_opts(struct cli_ksm_knobs *k, struct cli_opt *opts);
+struct umm;
+/* Apply @k to @u's KSM.  Return: 0 or umm_ksm_set_params()'s error. */
+int cli_ksm_apply(struct umm *u, const struct cli_ksm_knobs *k);
+
+/*
+ * A boot image assembled from real files: each file copied from a page
+ * boundary and padded with zeros to the next, so that the same file gives
+ * the same pages wherever it lands.  Directories contribute their regular
+ * files (not symbolic links, not subdirectories), in name order.
+ */
+struct cli_image {
+	uint8_t *buf;		/* pages * CLI_PAGE bytes */
+	uint64_t pages, files, zero_pages;
+};
+/*
+ * Read files from @paths until @max_bytes (page-aligned) are used.
+ * Return: CLI_EXIT_OK; CLI_EXIT_USAGE when a path does not exist or
+ * nothing readable was found, CLI_EXIT_FAIL out of memory (after the line).
+ */
+int cli_image_load(const char *cmd, const struct cli_list *paths, uint64_t max_bytes,
+		   struct cli_image *img);
+void cli_image_free(struct cli_image *img);
 
 #endif /* UMM_CLI_H */

@@ -15,7 +15,9 @@
 static int cmd_help(int argc, char **argv);
 
 static const struct cli_cmd commands[] = {
-	{ "run",  cmd_run,  "boot guests, snapshot them, stress copy-on-write; check and report" },
+	{ "run", cmd_run, "guests boot the same image, ksmd merges while vCPUs run; check, report" },
+	{ "estimate", cmd_estimate, "what KSM would save on this machine's processes now" },
+	{ "kernel-compare", cmd_kernel_compare, "the same content through umm's KSM and the host kernel's" },
 	{ "help", cmd_help, "show this help, or a command's help (umm help run)" },
 	{ NULL, NULL, NULL },
 };
@@ -41,7 +43,7 @@ static void print_usage(FILE *f)
 		   "same-page merging) in user space, on a simulated machine.\n\n"
 		   "commands:\n");
 	for (c = commands; c->name; c++)
-		fprintf(f, "  %-8s %s\n", c->name, c->summary);
+		fprintf(f, "  %-15s %s\n", c->name, c->summary);
 	fprintf(f, "\nRun 'umm COMMAND --help' for a command's options.\n"
 		   "Exit status: 0 success, 1 a check or the library failed, 2 bad usage.\n");
 }

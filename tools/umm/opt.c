@@ -205,6 +205,51 @@ static bool set_value(const char *cmd, const struct cli_opt *o, const char *arg)
 	return true;
 }
 
+bool cli_list_add(struct cli_list *l, const char *s)
+{
+	const char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
+
+	if (!v)
+		return false;
+	v[l->n++] = s;
+	l->v = v;
+	return true;
+}
+
+void cli_list_free(struct cli_list *l)
+{
+	if (l->given)
+		free(l->v);
+	l->v = NULL;
+	l->n = 0;
+	l->given = false;
+}
+
+/* Store text option @o's value @arg.  Return: true, or false after the error line. */
+static bool set_text(const char *cmd, const struct cli_opt *o, const char *arg)
+{
+	struct cli_list *l = o->val;
+
+	if (!*arg) {
+		cli_error(cmd, "--%s: missing value", o->name);
+		return false;
+	}
+	if (o->type == CLI_OPT_STRING) {
+		*(const char **)o->val = arg;
+		return true;
+	}
+	if (!l->given) {	/* the first --NAME replaces the defaults (not ours to free) */
+		l->given = true;
+		l->v = NULL;
+		l->n = 0;
+	}
+	if (!cli_list_add(l, arg)) {
+		cli_error(cmd, "out of host memory");
+		return false;
+	}
+	return true;
+}
+
 static const struct cli_opt *find_opt(const struct cli_opt *opts, const char *name,
 				      size_t len)
 {
@@ -249,6 +294,8 @@ static bool parse_one(const char *cmd, const struct cli_opt *opts,
 		cli_error(cmd, "--%s: missing value", o->name);
 		return false;
 	}
+	if (o->type == CLI_OPT_STRING || o->type == CLI_OPT_LIST)
+		return set_text(cmd, o, arg);
 	return set_value(cmd, o, arg);
 }
 
@@ -288,6 +335,15 @@ enum cli_parse_result cli_parse(const char *cmd, const struct cli_opt *opts,
 	return CLI_PARSE_OK;
 }
 
+/* An option's left column; a long one gets a line of its own. */
+static void print_left(FILE *f, const char *left)
+{
+	if (strlen(left) > 20)
+		fprintf(f, "  %s\n%23s", left, "");
+	else
+		fprintf(f, "  %-20s ", left);
+}
+
 void cli_print_help(FILE *f, const char *cmd, const struct cli_opt *opts,
 		    const struct cli_usage *usage)
 {
@@ -299,12 +355,32 @@ void cli_print_help(FILE *f, const char *cmd, const struct cli_opt *opts,
 	for (o = opts; o->name; o++) {
 		if (o->type == CLI_OPT_FLAG) {
 			snprintf(left, sizeof(left), "--%s", o->name);
-			fprintf(f, "  %-20s %s\n", left, o->help);
+			print_left(f, left);
+			fprintf(f, "%s\n", o->help);
 			continue;
 		}
 		snprintf(left, sizeof(left), "--%s %s", o->name, o->metavar);
-		fprintf(f, "  %-20s %s (default %s)\n", left, o->help,
-			fmt_value(def, sizeof(def), o, *(uint64_t *)o->val));
+		if (o->type == CLI_OPT_STRING) {
+			const char *v = *(const char **)o->val;
+
+			if (v)
+				print_left(f, left), fprintf(f, "%s (default %s)\n", o->help, v);
+			else
+				print_left(f, left), fprintf(f, "%s\n", o->help);
+		} else if (o->type == CLI_OPT_LIST) {
+			const struct cli_list *l = o->val;
+			size_t i;
+
+			print_left(f, left);
+			fprintf(f, "%s", o->help);
+			for (i = 0; i < l->n; i++)
+				fprintf(f, "%s%s", i ? " " : " (default ", l->v[i]);
+			fprintf(f, "%s\n", l->n ? ")" : "");
+		} else {
+			print_left(f, left);
+			fprintf(f, "%s (default %s)\n", o->help,
+				fmt_value(def, sizeof(def), o, *(uint64_t *)o->val));
+		}
 	}
 	fprintf(f, "  %-20s %s\n", "-h, --help", "show this help and exit");
 	if (usage->footer)

@@ -1,32 +1,30 @@
 // SPDX-License-Identifier: MIT
 /*
- * run.c - `umm run`: a small built-in scenario that exercises the machine
- * the way a host of snapshotted virtual machines would, checks every byte,
- * and prints what the machine did.
+ * run.c - `umm run`: virtual machines booting the same image, merged by
+ * ksmd while their vCPUs run, every byte checked.
  *
- * Phases (one line each on stdout as they finish):
+ *   boot     the image is assembled from real files on this machine
+ *            (shared libraries and programs, page-aligned so that the same
+ *            file gives the same pages); each guest is an address space
+ *            whose guest memory holds the image followed by data of its own
+ *            (one page in eight left empty), marked MADV_MERGEABLE, with a
+ *            KVM-style shadow MMU (clients/shadow.h) over it;
+ *   run      ksmd scans and merges while T vCPU threads per guest read and
+ *            write guest memory through the shadow MMU, checking every
+ *            byte they read; the progress line shows what ksmd achieved;
+ *   settle   the vCPUs stop, ksmd stops, two more full scans on this
+ *            thread let merging converge;
+ *   check    every page of every guest is read back through its shadow
+ *            MMU and compared with the model; umm_validate() checks the
+ *            machine;
+ *   exit     every guest exits; no frame may leak.
  *
- *   boot     create N guest address spaces; each maps an image region and
- *            writes the same generated "kernel image" into it (as if every
- *            guest booted the same kernel), then a data region with content
- *            of its own;
- *   fork     fork each guest once: the child is its "snapshot";
- *   cow      each snapshot rewrites a fraction of its pages (copy-on-write);
- *   threads  T threads per address space read and write at random, guests
- *            and snapshots at once, checking every byte they read;
- *   check    every page of every address space is read back and compared;
- *   exit     every address space exits; nothing may leak.
- *
- * and a report: faults by kind, frames, host memory given back, TLB
- * shootdowns, RSS per guest, the data check and umm_validate()'s verdict.
- *
- * The model of what each address space holds is small: the original
- * content of every page is a function of the seed (and of the guest, for
- * data pages), and a page written since boot has a 4 KiB shadow copy.  A
- * thread only touches pages it owns (blocks of BLOCK_PAGES pages dealt out
- * round-robin), so the model needs no locking; the guest's thread t and its
- * snapshot's thread t own the same pages, which is where copy-on-write
- * races happen.
+ * The model: a page's original content is the image's (image pages), or a
+ * function of the seed and the guest (data pages); a page written since
+ * boot has a 4 KiB copy.  A vCPU only touches pages it owns (blocks of
+ * BLOCK_PAGES pages dealt out round-robin over the guest's vCPUs), so the
+ * model needs no locking, while ksmd, reclaim and the notifiers race with
+ * every access.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -35,111 +33,93 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <umm/umm.h>
+#include <umm/vmscan.h>
 
 #include "cli.h"
+#include "shadow.h"
 
 #define PAGE		UMM_PAGE_SIZE
-#define BLOCK_PAGES	8	/* pages a thread owns in a row */
-#define CHUNK_PAGES	64	/* pages per umm_read/umm_write when filling or checking */
-#define MAX_OP_BYTES	(3 * PAGE)
-#define MAX_THREADS	4096	/* guests x 2 x threads */
+#define BLOCK_PAGES	8	/* pages a vCPU owns in a row */
+#define CHUNK_PAGES	64	/* pages per access when filling or checking */
+#define MAX_OP_BYTES	(2 * PAGE)
+#define MAX_VCPUS	1024	/* guests x threads */
 #define MAX_REPORTED	5	/* mismatches described on stderr */
+#define SAMPLE_MS	100	/* progress and plot resolution */
 
 static const char *const cmd = "run";
 
 struct run_opts {
-	uint64_t phys, nodes, seed;
-	uint64_t guests, image_pages, data_pages, cow_pct, threads, ops;
-	bool verbose;
+	uint64_t phys, swap, nodes, seed;
+	uint64_t guests, image_bytes, data_pages, threads, duration_ms, write_pct, rate;
+	struct cli_ksm_knobs ksm;
+	struct cli_list image;
+	const char *plot;
+	bool json, verbose;
 };
 
-/* One address space of the scenario and what it should hold. */
-struct space {
+/* One guest: its address space, shadow MMU and what its memory should hold. */
+struct guest {
+	unsigned int id;
 	struct umm_mm *mm;
-	unsigned int guest;
-	bool snapshot;
-	uint64_t image_addr, data_addr;
-	uint8_t **shadow;	/* per page: its bytes if written since boot, else NULL */
-	struct umm_mm_stat st;	/* taken before exit */
+	struct shadow_vm *vm;
+	uint64_t base;		/* guest physical address 0 */
+	uint8_t **copy;		/* per page: its bytes if written since boot */
+	struct umm_mm_stat st;
+	struct umm_mm_ksm_stat ksm;
+	struct shadow_stats sh;
 };
 
-/* A thread of the threads phase, on one address space. */
-struct worker {
+struct vcpu {
 	struct run *r;
-	struct space *s;
-	unsigned int idx;
+	struct guest *g;
+	struct shadow_vcpu *cpu;
+	unsigned int idx;	/* within its guest */
 	pthread_t tid;
 	uint64_t rng;
-	uint64_t reads, writes;
-	int err;		/* first error, stops the thread */
+	uint64_t reads, writes, bytes_read;
+	int err;
 	const char *err_op;
-	uint64_t err_addr;
+	uint64_t err_gpa;
+};
+
+/* One point of the time series the progress line and the plot show. */
+struct sample {
+	double t;
+	struct umm_ksm_stats ks;
+	double saved_mib, notify_rate;
+	unsigned long invalidations;
 };
 
 struct run {
 	struct run_opts o;
+	struct cli_image img;
 	struct umm *u;
-	uint64_t nr_pages;	/* per address space: image + data */
-	unsigned int nr_spaces;	/* live address spaces in spaces[] */
-	struct space *spaces;	/* [2g] guest g, [2g + 1] its snapshot */
+	char swap_path[64];
+	uint64_t nr_pages, image_pages;	/* per guest */
+	struct guest *guests;
+	unsigned int nr_guests;		/* created so far */
+	struct vcpu *vcpus;
+	unsigned int nr_vcpus;
+	atomic_bool stop;
 
-	/* the threads phase's start line */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool go;
-
-	atomic_ulong mismatches;	/* pages read with wrong bytes */
+	atomic_ulong mismatches;
 	atomic_uint reported;
 
-	/* figures for the report */
-	double t_start, t_machine;
-	char machine_line[64];
-	struct umm_stat st_phase, st_peak, st_end;
-	uint64_t cow_pages, reads, writes, pages_checked;
-	int validate_err, validate_end_err;
-	char validate_msg[256], validate_end_msg[256];
+	struct sample *samples;
+	size_t nr_samples, cap_samples;
+
+	double t_start, t_boot, t_run, t_settle, t_check;
+	struct umm_stat st;
+	struct umm_vmscan_stat vs;
+	struct umm_ksm_stats ks_run, ks;	/* at the end of run, after settling */
+	uint64_t reads, writes, bytes_read, pages_checked;
+	int validate_err;
+	char validate_msg[256];
 	long leaked;
 };
-
-/* ---- host memory ---- */
-
-/*
- * The model and the buffers live in host memory; running out of it is not
- * something the scenario can report on, so it ends the command (exit 1).
- */
-static void *xmalloc(size_t size)
-{
-	void *p = malloc(size);
-
-	if (!p) {
-		cli_error(cmd, "out of host memory");
-		exit(CLI_EXIT_FAIL);
-	}
-	return p;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n, size);
-
-	if (!p) {
-		cli_error(cmd, "out of host memory");
-		exit(CLI_EXIT_FAIL);
-	}
-	return p;
-}
-
-/* ---- the model ---- */
-
-static uint64_t mix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
 
 static uint64_t rand64(uint64_t *state)
 {
@@ -157,78 +137,61 @@ static uint64_t rand_below(uint64_t *state, uint64_t n)
 	return n ? rand64(state) % n : 0;
 }
 
-/*
- * Whether image page @p is "bss": all zeros, and never written at boot, so
- * that reading it maps the zero frame.  One image page in sixteen is.
- */
-static bool image_page_is_bss(const struct run *r, uint64_t p)
+static double mib(uint64_t pages)
 {
-	return p < r->o.image_pages && (mix64(r->o.seed ^ mix64(p)) & 15) == 0;
+	return pages * (double)PAGE / (1 << 20);
 }
 
-/*
- * The bytes page @p of @s held at boot: for image pages a function of the
- * seed only (the same in every guest), for data pages of the seed and the
- * guest.
- */
-static void fill_original(const struct run *r, const struct space *s, uint64_t p,
+/* ---- the model ---- */
+
+/* Data page @p of a guest is empty one time in eight, as guests leave memory. */
+static bool data_page_is_empty(const struct run *r, const struct guest *g, uint64_t p)
+{
+	return (cli_mix64(r->o.seed ^ cli_mix64(p ^ ((uint64_t)g->id << 40))) & 7) == 0;
+}
+
+/* The bytes page @p of @g held at boot, into @buf. */
+static void fill_original(const struct run *r, const struct guest *g, uint64_t p,
 			  uint8_t *buf)
 {
 	uint64_t key, w[PAGE / 8];
 	unsigned int i;
 
-	if (image_page_is_bss(r, p)) {
+	if (p < r->image_pages) {
+		memcpy(buf, r->img.buf + p * PAGE, PAGE);
+		return;
+	}
+	if (data_page_is_empty(r, g, p)) {
 		memset(buf, 0, PAGE);
 		return;
 	}
-	if (p < r->o.image_pages) {
-		key = mix64(r->o.seed ^ mix64(p));
-	} else {
-		key = mix64(r->o.seed ^ mix64(p + ((uint64_t)(s->guest + 1) << 40)));
-	}
+	key = cli_mix64(r->o.seed ^ cli_mix64(p + ((uint64_t)(g->id + 1) << 40)));
 	for (i = 0; i < PAGE / 8; i++)
-		w[i] = mix64(key + i);
+		w[i] = cli_mix64(key + i);
 	memcpy(buf, w, PAGE);
 }
 
-/* The bytes page @p of @s should hold now, into @buf. */
-static void fill_expected(const struct run *r, const struct space *s, uint64_t p,
+static void fill_expected(const struct run *r, const struct guest *g, uint64_t p,
 			  uint8_t *buf)
 {
-	if (s->shadow[p])
-		memcpy(buf, s->shadow[p], PAGE);
+	if (g->copy[p])
+		memcpy(buf, g->copy[p], PAGE);
 	else
-		fill_original(r, s, p, buf);
+		fill_original(r, g, p, buf);
 }
 
-static uint64_t page_addr(const struct run *r, const struct space *s, uint64_t p)
-{
-	if (p < r->o.image_pages)
-		return s->image_addr + p * PAGE;
-	return s->data_addr + (p - r->o.image_pages) * PAGE;
-}
-
-static const char *space_role(const struct space *s)
-{
-	return s->snapshot ? "snapshot" : "guest";
-}
-
-/*
- * Record that @len bytes from @buf were written at page @p, offset @off of
- * @s (the range may run on into the following pages of the same region).
- * Context: the caller owns those pages.
- */
-static void model_write(const struct run *r, struct space *s, uint64_t p,
-		       unsigned int off, const uint8_t *buf, size_t len)
+/* Record @len bytes of @buf written at page @p, offset @off of @g. */
+static void model_write(const struct run *r, struct guest *g, uint64_t p, unsigned int off,
+			const uint8_t *buf, size_t len)
 {
 	while (len) {
 		size_t n = PAGE - off < len ? PAGE - off : len;
 
-		if (!s->shadow[p]) {
-			s->shadow[p] = xmalloc(PAGE);
-			fill_original(r, s, p, s->shadow[p]);
+		if (!g->copy[p]) {
+			g->copy[p] = cli_xmalloc(cmd, PAGE);
+			fill_original(r, g, p, g->copy[p]);
 		}
-		memcpy(s->shadow[p] + off, buf, n);
+		memcpy(g->copy[p] + off, buf, n);
 		buf += n;
 		len -= n;
 		off = 0;
@@ -236,13 +199,9 @@ static void model_write(const struct run *r, struct space *s, uint64_t p,
 	}
 }
 
-/*
- * Compare @len bytes read at page @p, offset @off of @s with the model and
- * describe the first few differences on stderr.
- * Return: the number of pages that differ.
- */
-static unsigned long model_check(struct run *r, const struct space *s, uint64_t p,
-				 unsigned int off, const uint8_t *got, size_t len)
+/* Compare @len bytes read at page @p, offset @off of @g with the model. */
+static void model_check(struct run *r, const struct guest *g, uint64_t p, unsigned int off,
+			const uint8_t *got, size_t len)
 {
 	uint8_t want[PAGE];
 	unsigned long bad = 0;
@@ -250,15 +209,14 @@ static unsigned long model_check(struct run *r, const struct space *s, uint64_t 
 	while (len) {
 		size_t n = PAGE - off < len ? PAGE - off : len, i;
 
-		fill_expected(r, s, p, want);
+		fill_expected(r, g, p, want);
 		if (memcmp(want + off, got, n)) {
 			bad++;
 			for (i = 0; want[off + i] == got[i]; i++)
 				;
 			if (atomic_fetch_add(&r->reported, 1) < MAX_REPORTED)
-				cli_error(cmd, "mismatch: %s %u at 0x%llx: read 0x%02x, expected 0x%02x",
-					  space_role(s), s->guest,
-					  (unsigned long long)(page_addr(r, s, p) + off + i),
+				cli_error(cmd, "mismatch: guest %u at gpa 0x%llx: read 0x%02x, expected 0x%02x",
+					  g->id, (unsigned long long)(p * PAGE + off + i),
 					  got[i], want[off + i]);
 		}
 		got += n;
@@ -268,53 +226,24 @@ static unsigned long model_check(struct run *r, const struct space *s, uint64_t 
 	}
 	if (bad)
 		atomic_fetch_add(&r->mismatches, bad);
-	return bad;
-}
-
-static void free_shadow(const struct run *r, struct space *s)
-{
-	uint64_t p;
-
-	if (!s->shadow)
-		return;
-	for (p = 0; p < r->nr_pages; p++)
-		free(s->shadow[p]);
-	free(s->shadow);
-	s->shadow = NULL;
 }
 
 /* ---- helpers ---- */
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static const char *plural(uint64_t n)
-{
-	return n == 1 ? "" : "s";
-}
-
-static double mib(uint64_t pages)
-{
-	return pages * (double)PAGE / (1 << 20);
-}
-
-/*
- * Copy all @len bytes between @buf and @mm at @addr.  A short count from the
- * library is followed up, to learn why the rest could not be copied.
- * Return: 0 or a negative errno.
- */
-static int xfer(struct umm_mm *mm, uint64_t addr, void *buf, size_t len, bool write)
+/* Copy all @len bytes between @buf and guest memory through @cpu (or the host side). */
+static int xfer(struct shadow_vcpu *cpu, struct umm_mm *mm, uint64_t addr, void *buf,
+		size_t len, bool write)
 {
 	uint8_t *b = buf;
 
 	while (len) {
-		ssize_t n = write ? umm_write(mm, addr, b, len) : umm_read(mm, addr, b, len);
+		ssize_t n;
 
+		if (cpu)
+			n = write ? shadow_vcpu_write(cpu, addr, b, len)
+				  : shadow_vcpu_read(cpu, addr, b, len);
+		else
+			n = write ? umm_write(mm, addr, b, len) : umm_read(mm, addr, b, len);
 		if (n < 0)
 			return (int)n;
 		if (n == 0)
@@ -324,26 +253,6 @@ static int xfer(struct umm_mm *mm, uint64_t addr, void *buf, size_t len, bool wr
 		len -= n;
 	}
 	return 0;
-}
-
-/* Print one phase line: name, what happened, faults taken, time taken. */
-static void phase_done(struct run *r, const char *name, double t0, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void phase_done(struct run *r, const char *name, double t0, const char *fmt, ...)
-{
-	struct umm_stat st;
-	char what[160];
-	va_list ap;
-
-	umm_get_stat(r->u, &st);
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	printf("%-8s %-44s %7llu faults %7.3f s\n", name, what,
-	       (unsigned long long)(st.pgfault - r->st_phase.pgfault), now() - t0);
-	fflush(stdout);
-	r->st_phase = st;
 }
 
 static void log_hook(void *ctx, int level, const char *msg)
@@ -359,10 +268,6 @@ static void log_hook(void *ctx, int level, const char *msg)
 	fprintf(stderr, "umm: %.*s\n", (int)len, msg);
 }
 
-/*
- * Print the one line for a library error @err met while doing what @fmt
- * says.  Running out of frames gets a hint: the scenario did not fit.
- */
 static void run_fail(const struct run *r, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -375,526 +280,639 @@ static void run_fail(const struct run *r, int err, const char *fmt, ...)
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	if (err == -ENOMEM)
-		cli_error(cmd, "%s: %s (the scenario does not fit in --phys %s)", what,
-			  strerror(-err), cli_fmt_size(sz, sizeof(sz), r->o.phys));
+		cli_error(cmd, "%s: %s (the scenario does not fit in --phys %s%s)", what,
+			  strerror(-err), cli_fmt_size(sz, sizeof(sz), r->o.phys),
+			  r->o.swap ? " and --swap" : "");
 	else
 		cli_errno(cmd, err, "%s", what);
 }
 
-/*
- * ---- phases ----
- *
- * Each phase_*() runs one phase over every address space and prints its
- * line.  Return: 0, or a negative errno after printing the one line that
- * says what failed (the caller then tears everything down).
- */
+/* ---- boot ---- */
 
-/*
- * Write the boot content of pages [@p, @p + @n) of @s (one region), in
- * runs of up to CHUNK_PAGES pages, leaving the image's bss pages untouched.
- * Return: 0 or a negative errno (after printing the error line).
- */
-static int fill_region(struct run *r, struct space *s, uint64_t p, uint64_t n,
-		       uint8_t *buf)
-{
-	while (n) {
-		uint64_t k;
-		int err;
-
-		if (image_page_is_bss(r, p)) {
-			p++;
-			n--;
-			continue;
-		}
-		for (k = 0; k < n && k < CHUNK_PAGES && !image_page_is_bss(r, p + k); k++)
-			fill_original(r, s, p + k, buf + k * PAGE);
-		err = xfer(s->mm, page_addr(r, s, p), buf, k * PAGE, true);
-		if (err) {
-			run_fail(r, err, "boot: guest %u: writing %s at 0x%llx", s->guest,
-				 p < r->o.image_pages ? "the image" : "data",
-				 (unsigned long long)page_addr(r, s, p));
-			return err;
-		}
-		p += k;
-		n -= k;
-	}
-	return 0;
-}
-
-/* Create guest @g's address space, map its two regions and fill them. */
-static int boot_guest(struct run *r, unsigned int g, uint8_t *buf)
+static int boot_guest(struct run *r, struct guest *g, uint8_t *buf)
 {
 	const int prot = UMM_PROT_READ | UMM_PROT_WRITE;
-	const int flags = UMM_MAP_PRIVATE | UMM_MAP_ANONYMOUS;
-	struct space *s = &r->spaces[2 * g];
+	uint64_t len = r->nr_pages * PAGE, p, k;
 	int err;
 
-	s->guest = g;
-	s->shadow = xcalloc(r->nr_pages, sizeof(*s->shadow));
-	err = umm_mm_create(r->u, &s->mm);
+	g->copy = cli_xcalloc(cmd, r->nr_pages, sizeof(*g->copy));
+	err = umm_mm_create(r->u, &g->mm);
 	if (err) {
-		run_fail(r, err, "boot: guest %u: creating its address space", g);
+		run_fail(r, err, "boot: guest %u: creating its address space", g->id);
 		return err;
 	}
-	r->nr_spaces++;
-	err = umm_mmap(s->mm, 0, r->o.image_pages * PAGE, prot, flags, NULL, 0,
-		       &s->image_addr);
+	err = umm_mmap(g->mm, 0, len, prot, UMM_MAP_PRIVATE | UMM_MAP_ANONYMOUS, NULL, 0,
+		       &g->base);
 	if (!err)
-		err = umm_mmap(s->mm, 0, r->o.data_pages * PAGE, prot, flags, NULL, 0,
-			       &s->data_addr);
+		err = umm_madvise(g->mm, g->base, len, UMM_MADV_MERGEABLE);
+	if (!err)
+		err = shadow_vm_create(g->mm, g->base, len, &g->vm);
 	if (err) {
-		run_fail(r, err, "boot: guest %u: mapping its memory", g);
+		run_fail(r, err, "boot: guest %u: mapping its memory", g->id);
 		return err;
 	}
-	err = fill_region(r, s, 0, r->o.image_pages, buf);
-	if (!err)
-		err = fill_region(r, s, r->o.image_pages, r->o.data_pages, buf);
-	return err;
+	/* the VMM loads the image and the data (empty pages too: the guest cleared them) */
+	for (p = 0; p < r->nr_pages; p += k) {
+		k = r->nr_pages - p < CHUNK_PAGES ? r->nr_pages - p : CHUNK_PAGES;
+		for (uint64_t i = 0; i < k; i++)
+			fill_original(r, g, p + i, buf + i * PAGE);
+		err = xfer(NULL, g->mm, g->base + p * PAGE, buf, k * PAGE, true);
+		if (err) {
+			run_fail(r, err, "boot: guest %u: loading gpa 0x%llx", g->id,
+				 (unsigned long long)(p * PAGE));
+			return err;
+		}
+	}
+	return 0;
 }
 
 static int phase_boot(struct run *r)
 {
-	double t0 = now();
-	uint8_t *buf = xmalloc(CHUNK_PAGES * PAGE);
-	unsigned int g;
+	uint8_t *buf = cli_xmalloc(cmd, CHUNK_PAGES * PAGE);
+	double t0 = cli_now();
 	int err = 0;
 
-	for (g = 0; g < r->o.guests && !err; g++)
-		err = boot_guest(r, g, buf);
-	free(buf);
-	if (err)
-		return err;
-	/* the machine's line waits for boot, so a failed boot prints nothing */
-	printf("%-8s %-44s %7d faults %7.3f s\n", "machine", r->machine_line, 0,
-	       r->t_machine);
-	phase_done(r, "boot", t0, "%llu guest%s x (%llu image + %llu data) pages",
-		   (unsigned long long)r->o.guests, plural(r->o.guests),
-		   (unsigned long long)r->o.image_pages,
-		   (unsigned long long)r->o.data_pages);
-	return 0;
-}
-
-/* Fork guest @g into its snapshot, which starts with a copy of the model. */
-static int fork_guest(struct run *r, unsigned int g)
-{
-	struct space *parent = &r->spaces[2 * g], *child = &r->spaces[2 * g + 1];
-	uint64_t p;
-	int err;
-
-	*child = *parent;
-	child->snapshot = true;
-	child->mm = NULL;
-	child->shadow = xcalloc(r->nr_pages, sizeof(*child->shadow));
-	for (p = 0; p < r->nr_pages; p++) {
-		if (!parent->shadow[p])
-			continue;
-		child->shadow[p] = xmalloc(PAGE);
-		memcpy(child->shadow[p], parent->shadow[p], PAGE);
+	r->guests = cli_xcalloc(cmd, r->o.guests, sizeof(*r->guests));
+	for (; r->nr_guests < r->o.guests && !err; r->nr_guests++) {
+		r->guests[r->nr_guests].id = r->nr_guests;
+		err = boot_guest(r, &r->guests[r->nr_guests], buf);
 	}
-	err = umm_mm_fork(parent->mm, &child->mm);
-	if (!err)
-		r->nr_spaces++;
+	free(buf);
+	r->t_boot = cli_now() - t0;
 	return err;
 }
 
-static int phase_fork(struct run *r)
-{
-	double t0 = now();
-	unsigned int g;
-	int err;
-
-	for (g = 0; g < r->o.guests; g++) {
-		err = fork_guest(r, g);
-		if (err) {
-			run_fail(r, err, "fork: guest %u", g);
-			return err;
-		}
-	}
-	phase_done(r, "fork", t0, "%llu snapshot%s", (unsigned long long)r->o.guests,
-		   plural(r->o.guests));
-	return 0;
-}
-
-/* Rewrite cow_pct percent of snapshot @s's pages, 64 bytes in each. */
-static int cow_snapshot(struct run *r, struct space *s)
-{
-	uint64_t rng = mix64(r->o.seed ^ 0xc0c0c0c0ULL ^ s->guest), p;
-	uint8_t bytes[64];
-	int err;
-
-	for (p = 0; p < r->nr_pages; p++) {
-		unsigned int off, i;
-
-		if (rand_below(&rng, 100) >= r->o.cow_pct)
-			continue;
-		off = rand_below(&rng, PAGE - sizeof(bytes) + 1);
-		for (i = 0; i < sizeof(bytes); i++)
-			bytes[i] = rand64(&rng);
-		err = xfer(s->mm, page_addr(r, s, p) + off, bytes, sizeof(bytes), true);
-		if (err) {
-			run_fail(r, err, "cow: snapshot %u at 0x%llx", s->guest,
-				 (unsigned long long)(page_addr(r, s, p) + off));
-			return err;
-		}
-		model_write(r, s, p, off, bytes, sizeof(bytes));
-		r->cow_pages++;
-	}
-	return 0;
-}
-
-static int phase_cow(struct run *r)
-{
-	double t0 = now();
-	unsigned int g;
-	int err;
-
-	for (g = 0; g < r->o.guests; g++) {
-		err = cow_snapshot(r, &r->spaces[2 * g + 1]);
-		if (err)
-			return err;
-	}
-	phase_done(r, "cow", t0, "snapshots rewrote %llu pages (%llu%%)",
-		   (unsigned long long)r->cow_pages, (unsigned long long)r->o.cow_pct);
-	return 0;
-}
+/* ---- the vCPUs ---- */
 
 /*
- * Pick a random block that worker @w owns in the region of blocks
- * [@b0, @b1) and store it in *@b.  Block b belongs to thread b % threads.
- * Return: false if @w owns none there.
+ * Choose one access of vCPU @v: a data page 49 writes in 50 (else an
+ * image page: guests seldom write their code), any page for a read, moved into the nearest block @v owns;
+ * a length that stays in the block.  Return: false if @v owns no block.
  */
-static bool pick_block(struct worker *w, uint64_t b0, uint64_t b1, uint64_t *b)
+static bool pick_range(struct vcpu *v, bool write, uint64_t *page, unsigned int *off,
+		       size_t *len)
 {
-	uint64_t t = w->r->o.threads;
-	uint64_t first = b0 + (w->idx + t - b0 % t) % t;
+	const struct run *r = v->r;
+	uint64_t t = r->o.threads, p, b, first, last, room;
 
-	if (first >= b1)
-		return false;
-	*b = first + t * rand_below(&w->rng, (b1 - 1 - first) / t + 1);
-	return true;
-}
-
-/*
- * Choose the range of one operation: a page and offset in a block @w owns
- * (writes go to the data region four times in five, reads anywhere), and a
- * length that stays inside the block: mostly small, sometimes a few pages.
- * Return: false if @w owns no block at all.
- */
-static bool pick_range(struct worker *w, bool write, uint64_t *page,
-		       unsigned int *off, size_t *len)
-{
-	const struct run *r = w->r;
-	uint64_t nb_image = (r->o.image_pages + BLOCK_PAGES - 1) / BLOCK_PAGES;
-	uint64_t nb_data = (r->o.data_pages + BLOCK_PAGES - 1) / BLOCK_PAGES;
-	bool data = write ? rand_below(&w->rng, 5) != 0 : rand_below(&w->rng, 2);
-	uint64_t b, first, last, room;
-
-	if (!(data ? pick_block(w, nb_image, nb_image + nb_data, &b)
-		   : pick_block(w, 0, nb_image, &b)) &&
-	    !(data ? pick_block(w, 0, nb_image, &b)
-		   : pick_block(w, nb_image, nb_image + nb_data, &b)))
-		return false;
-	if (b < nb_image) {
-		first = b * BLOCK_PAGES;
-		last = first + BLOCK_PAGES < r->o.image_pages ? first + BLOCK_PAGES
-							      : r->o.image_pages;
-	} else {
-		first = r->o.image_pages + (b - nb_image) * BLOCK_PAGES;
-		last = first + BLOCK_PAGES < r->nr_pages ? first + BLOCK_PAGES : r->nr_pages;
+	if (write && rand_below(&v->rng, 50) && r->o.data_pages)
+		p = r->image_pages + rand_below(&v->rng, r->o.data_pages);
+	else if (write)
+		p = rand_below(&v->rng, r->image_pages);
+	else
+		p = rand_below(&v->rng, r->nr_pages);
+	b = p / BLOCK_PAGES - (p / BLOCK_PAGES) % t + v->idx;
+	if (b * BLOCK_PAGES >= r->nr_pages) {
+		if (b < t)
+			return false;
+		b -= t;
 	}
-	*page = first + rand_below(&w->rng, last - first);
-	*off = rand_below(&w->rng, PAGE);
+	first = b * BLOCK_PAGES;
+	last = first + BLOCK_PAGES < r->nr_pages ? first + BLOCK_PAGES : r->nr_pages;
+	*page = first + p % BLOCK_PAGES;
+	if (*page >= last)
+		*page = last - 1;
+	*off = rand_below(&v->rng, PAGE);
 	room = (last - *page) * PAGE - *off;
-	*len = rand_below(&w->rng, 10) < 7 ? 1 + rand_below(&w->rng, 256)
-					    : 1 + rand_below(&w->rng, MAX_OP_BYTES);
+	*len = rand_below(&v->rng, 10) < 8 ? 1 + rand_below(&v->rng, 256)
+					   : 1 + rand_below(&v->rng, MAX_OP_BYTES);
 	if (*len > room)
 		*len = room;
 	return true;
 }
 
-/* One random read (checked against the model) or write (recorded in it). */
-static int worker_op(struct worker *w, uint8_t *buf)
+static int vcpu_op(struct vcpu *v, uint8_t *buf)
 {
-	bool write = rand64(&w->rng) & 1;
-	uint64_t p, addr;
+	bool write = rand_below(&v->rng, 100) < v->r->o.write_pct;
+	uint64_t p, gpa;
 	unsigned int off;
 	size_t len, i;
 	int err;
 
-	if (!pick_range(w, write, &p, &off, &len))
+	if (!pick_range(v, write, &p, &off, &len))
 		return 0;
-	addr = page_addr(w->r, w->s, p) + off;
+	gpa = v->g->base + p * PAGE + off;
 	if (write) {
 		for (i = 0; i < len; i++)
-			buf[i] = rand64(&w->rng);
-		err = xfer(w->s->mm, addr, buf, len, true);
+			buf[i] = rand64(&v->rng);
+		err = xfer(v->cpu, NULL, gpa, buf, len, true);
 		if (!err)
-			model_write(w->r, w->s, p, off, buf, len);
-		w->writes++;
+			model_write(v->r, v->g, p, off, buf, len);
+		v->writes++;
 	} else {
-		err = xfer(w->s->mm, addr, buf, len, false);
+		err = xfer(v->cpu, NULL, gpa, buf, len, false);
 		if (!err)
-			model_check(w->r, w->s, p, off, buf, len);
-		w->reads++;
+			model_check(v->r, v->g, p, off, buf, len);
+		v->reads++;
+		v->bytes_read += len;
 	}
 	if (err) {
-		w->err = err;
-		w->err_op = write ? "write" : "read";
-		w->err_addr = addr;
+		v->err = err;
+		v->err_op = write ? "write" : "read";
+		v->err_gpa = gpa - v->g->base;
 	}
 	return err;
 }
 
-/* A worker: wait for the start line, then run its operations. */
-static void *worker_main(void *arg)
+/* Sleep until @t (CLOCK_MONOTONIC seconds). */
+static void sleep_until(double t)
 {
-	struct worker *w = arg;
-	struct run *r = w->r;
-	uint8_t *buf = xmalloc(MAX_OP_BYTES);
-	uint64_t i;
+	double d = t - cli_now();
+	struct timespec ts;
 
-	pthread_mutex_lock(&r->lock);
-	while (!r->go)
-		pthread_cond_wait(&r->cond, &r->lock);
-	pthread_mutex_unlock(&r->lock);
-	for (i = 0; i < r->o.ops && !w->err; i++)
-		worker_op(w, buf);
+	if (d <= 0)
+		return;
+	ts.tv_sec = (time_t)d;
+	ts.tv_nsec = (long)((d - ts.tv_sec) * 1e9);
+	nanosleep(&ts, NULL);
+}
+
+/* A vCPU thread: accesses at --rate per second until told to stop. */
+static void *vcpu_main(void *arg)
+{
+	struct vcpu *v = arg;
+	struct run *r = v->r;
+	uint8_t *buf = cli_xmalloc(cmd, MAX_OP_BYTES);
+	double t0 = cli_now();
+	uint64_t n = 0;
+
+	while (!atomic_load_explicit(&r->stop, memory_order_relaxed) && !v->err) {
+		vcpu_op(v, buf);
+		if (r->o.rate && !(++n % 16))
+			sleep_until(t0 + (double)n / r->o.rate);
+	}
 	free(buf);
 	return NULL;
 }
 
-/* Release every worker waiting in worker_main() at once. */
-static void start_workers(struct run *r)
+static int start_vcpus(struct run *r)
 {
-	pthread_mutex_lock(&r->lock);
-	r->go = true;
-	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
+	unsigned int i;
+	int err;
+
+	r->vcpus = cli_xcalloc(cmd, r->o.guests * r->o.threads, sizeof(*r->vcpus));
+	for (i = 0; i < r->o.guests * r->o.threads; i++) {
+		struct vcpu *v = &r->vcpus[i];
+
+		v->r = r;
+		v->g = &r->guests[i / r->o.threads];
+		v->idx = i % r->o.threads;
+		v->rng = cli_mix64(r->o.seed ^ cli_mix64(i + 1));
+		err = shadow_vcpu_create(v->g->vm, &v->cpu);
+		if (!err)
+			err = -pthread_create(&v->tid, NULL, vcpu_main, v);
+		if (err) {
+			if (v->cpu)
+				shadow_vcpu_destroy(v->cpu);
+			v->cpu = NULL;
+			cli_errno(cmd, err, "starting vCPU %u of guest %u", v->idx, v->g->id);
+			return err;
+		}
+		r->nr_vcpus++;
+	}
+	return 0;
 }
 
-/*
- * Start @n workers over every address space, release them together, wait
- * for all.  Return: 0, or the first error (after printing its line).
- */
-static int run_workers(struct run *r, struct worker *ws, unsigned int n)
+/* Stop and join every vCPU; sum their figures.  Return: the first error. */
+static int stop_vcpus(struct run *r)
 {
-	unsigned int i, started;
+	unsigned int i;
 	int err = 0;
 
-	for (started = 0; started < n; started++) {
-		err = -pthread_create(&ws[started].tid, NULL, worker_main, &ws[started]);
-		if (err) {
-			cli_errno(cmd, err, "threads: starting thread %u", started);
-			ws[started].err = err;	/* the others stop after one op */
-			for (i = 0; i < started; i++)
-				ws[i].err = err;
-			break;
-		}
-	}
-	start_workers(r);
-	for (i = 0; i < started; i++)
-		pthread_join(ws[i].tid, NULL);
-	for (i = 0; i < n && !err; i++) {
-		struct worker *w = &ws[i];
+	atomic_store(&r->stop, true);
+	for (i = 0; i < r->nr_vcpus; i++) {
+		struct vcpu *v = &r->vcpus[i];
 
-		r->reads += w->reads;
-		r->writes += w->writes;
-		if (w->err) {
-			err = w->err;
-			run_fail(r, err, "threads: %s %u, thread %u: %s at 0x%llx",
-				 space_role(w->s), w->s->guest, w->idx, w->err_op,
-				 (unsigned long long)w->err_addr);
+		pthread_join(v->tid, NULL);
+		shadow_vcpu_destroy(v->cpu);
+		v->cpu = NULL;
+		r->reads += v->reads;
+		r->writes += v->writes;
+		r->bytes_read += v->bytes_read;
+		if (v->err && !err) {
+			err = v->err;
+			run_fail(r, err, "guest %u, vCPU %u: %s at gpa 0x%llx", v->g->id, v->idx,
+				 v->err_op, (unsigned long long)v->err_gpa);
 		}
 	}
+	r->nr_vcpus = 0;
 	return err;
 }
 
-static int phase_threads(struct run *r)
-{
-	unsigned int n = r->nr_spaces * r->o.threads, i;
-	struct worker *ws = xcalloc(n, sizeof(*ws));
-	double t0 = now();
-	int err;
+/* ---- sampling and the progress line ---- */
 
-	for (i = 0; i < n; i++) {
-		ws[i].r = r;
-		ws[i].s = &r->spaces[i / r->o.threads];
-		ws[i].idx = i % r->o.threads;
-		ws[i].rng = mix64(r->o.seed ^ mix64(i + 1));
+static unsigned long invalidations(const struct run *r)
+{
+	struct shadow_stats st;
+	unsigned long n = 0;
+	unsigned int i;
+
+	for (i = 0; i < r->nr_guests; i++) {
+		shadow_vm_stats(r->guests[i].vm, &st);
+		n += st.invalidations;
 	}
-	err = run_workers(r, ws, n);
-	free(ws);
-	if (err)
-		return err;
-	phase_done(r, "threads", t0, "%u threads: %llu reads, %llu writes", n,
-		   (unsigned long long)r->reads, (unsigned long long)r->writes);
-	return 0;
+	return n;
 }
 
-/* Read every page of @s back and compare it with the model. */
-static int check_space(struct run *r, struct space *s, uint8_t *buf)
+static double saved_mib(const struct umm_ksm_stats *ks)
 {
-	uint64_t p = 0;
-	int err;
+	return mib(ks->pages_sharing + ks->ksm_zero_pages);
+}
 
-	while (p < r->nr_pages) {
-		uint64_t end = p < r->o.image_pages ? r->o.image_pages : r->nr_pages;
-		uint64_t k = end - p < CHUNK_PAGES ? end - p : CHUNK_PAGES;
+static void take_sample(struct run *r)
+{
+	struct sample *s, *prev;
 
-		err = xfer(s->mm, page_addr(r, s, p), buf, k * PAGE, false);
-		if (err) {
-			run_fail(r, err, "check: %s %u at 0x%llx", space_role(s), s->guest,
-				 (unsigned long long)page_addr(r, s, p));
-			return err;
+	if (r->nr_samples == r->cap_samples) {
+		r->cap_samples = r->cap_samples ? 2 * r->cap_samples : 256;
+		r->samples = realloc(r->samples, r->cap_samples * sizeof(*r->samples));
+		if (!r->samples) {
+			cli_error(cmd, "out of host memory");
+			exit(CLI_EXIT_FAIL);
 		}
-		model_check(r, s, p, 0, buf, k * PAGE);
-		r->pages_checked += k;
-		p += k;
 	}
-	return 0;
+	s = &r->samples[r->nr_samples++];
+	prev = r->nr_samples > 1 ? s - 1 : NULL;
+	s->t = cli_now() - r->t_start;
+	umm_ksm_get_stats(r->u, &s->ks);
+	s->saved_mib = saved_mib(&s->ks);
+	s->invalidations = invalidations(r);
+	s->notify_rate = prev && s->t > prev->t
+		? (s->invalidations - prev->invalidations) / (s->t - prev->t) : 0;
 }
 
+static void print_progress(const struct run *r, const char *phase)
+{
+	const struct sample *s = &r->samples[r->nr_samples - 1];
+
+	printf("\r\033[K%-6s %6.1fs  scanned %9lu  full scans %3lu  shared %7lu  sharing %7lu  "
+	       "saved %7.1f MiB  notifier %8.0f/s", phase, s->t, s->ks.pages_scanned,
+	       s->ks.full_scans, s->ks.pages_shared, s->ks.pages_sharing, s->saved_mib,
+	       s->notify_rate);
+	fflush(stdout);
+}
+
+/* ---- phases ---- */
+
+static int phase_run(struct run *r, bool progress)
+{
+	double t0 = cli_now(), end = t0 + r->o.duration_ms / 1e3, next = t0;
+	int err, err2;
+
+	err = umm_ksm_set_run(r->u, 1);
+	if (err) {
+		cli_errno(cmd, err, "starting ksmd");
+		return err;
+	}
+	err = start_vcpus(r);
+	while (!err && cli_now() < end) {
+		next += SAMPLE_MS / 1e3;
+		sleep_until(next < end ? next : end);
+		take_sample(r);
+		if (progress)
+			print_progress(r, "run");
+	}
+	err2 = stop_vcpus(r);
+	umm_ksm_get_stats(r->u, &r->ks_run);
+	r->t_run = cli_now() - t0;
+	return err ? err : err2;
+}
+
+/* ksmd stops; scans on this thread until a full scan changes nothing (at least two). */
+static int phase_settle(struct run *r, bool progress)
+{
+	double t0 = cli_now();
+	struct umm_ksm_stats a, b;
+	int i, err;
+
+	err = umm_ksm_set_run(r->u, 0);
+	for (i = 0; !err && i < 8; i++) {
+		umm_ksm_get_stats(r->u, &a);
+		err = umm_ksm_full_scans(r->u, 1);
+		umm_ksm_get_stats(r->u, &b);
+		take_sample(r);
+		if (progress)
+			print_progress(r, "settle");
+		if (i >= 1 && a.pages_shared == b.pages_shared &&
+		    a.pages_sharing == b.pages_sharing && a.ksm_zero_pages == b.ksm_zero_pages)
+			break;
+	}
+	if (progress)
+		printf("\n");
+	if (err)
+		cli_errno(cmd, err, "settle: ksm scan");
+	umm_ksm_get_stats(r->u, &r->ks);
+	r->t_settle = cli_now() - t0;
+	return err;
+}
+
+/* Read every page of every guest back through its shadow MMU. */
 static int phase_check(struct run *r)
 {
-	uint8_t *buf = xmalloc(CHUNK_PAGES * PAGE);
-	double t0 = now();
+	uint8_t *buf = cli_xmalloc(cmd, CHUNK_PAGES * PAGE);
+	double t0 = cli_now();
 	unsigned int i;
 	int err = 0;
 
-	for (i = 0; i < r->nr_spaces && !err; i++)
-		err = check_space(r, &r->spaces[i], buf);
+	for (i = 0; i < r->nr_guests && !err; i++) {
+		struct guest *g = &r->guests[i];
+		struct shadow_vcpu *cpu;
+		uint64_t p, k;
+
+		err = shadow_vcpu_create(g->vm, &cpu);
+		if (err) {
+			cli_errno(cmd, err, "check: guest %u: a vCPU", g->id);
+			break;
+		}
+		for (p = 0; p < r->nr_pages && !err; p += k) {
+			k = r->nr_pages - p < CHUNK_PAGES ? r->nr_pages - p : CHUNK_PAGES;
+			err = xfer(cpu, NULL, g->base + p * PAGE, buf, k * PAGE, false);
+			if (err)
+				run_fail(r, err, "check: guest %u at gpa 0x%llx", g->id,
+					 (unsigned long long)(p * PAGE));
+			else
+				model_check(r, g, p, 0, buf, k * PAGE);
+			r->pages_checked += k;
+		}
+		shadow_vcpu_destroy(cpu);
+	}
 	free(buf);
-	if (err)
-		return err;
-	phase_done(r, "check", t0, "%u address spaces, %llu pages read back",
-		   r->nr_spaces, (unsigned long long)r->pages_checked);
-	return 0;
-}
-
-/* Take the figures the report shows while every address space is alive. */
-static void take_peak(struct run *r)
-{
-	unsigned int i;
-
-	for (i = 0; i < r->nr_spaces; i++)
-		umm_mm_get_stat(r->spaces[i].mm, &r->spaces[i].st);
-	umm_get_stat(r->u, &r->st_peak);
+	for (i = 0; i < r->nr_guests; i++) {
+		umm_mm_get_stat(r->guests[i].mm, &r->guests[i].st);
+		umm_mm_get_ksm_stat(r->guests[i].mm, &r->guests[i].ksm);
+		shadow_vm_stats(r->guests[i].vm, &r->guests[i].sh);
+	}
+	umm_get_stat(r->u, &r->st);
+	umm_get_vmscan_stat(r->u, &r->vs);
 	r->validate_err = umm_validate(r->u, UMM_VALIDATE_EXACT, r->validate_msg,
 				       sizeof(r->validate_msg));
+	r->t_check = cli_now() - t0;
+	return err;
 }
 
-/* Exit every address space still alive (snapshots first), newest first. */
-static void exit_spaces(struct run *r)
+/* Exit every guest; count the frames that did not come back. */
+static void phase_exit(struct run *r)
 {
 	unsigned int i;
 
-	for (i = 2 * r->o.guests; i-- > 0;) {
-		struct space *s = &r->spaces[i];
+	for (i = r->nr_guests; i-- > 0;) {
+		struct guest *g = &r->guests[i];
 
-		if (s->mm)
-			umm_mm_exit(s->mm);
-		s->mm = NULL;
-		free_shadow(r, s);
+		if (g->vm)
+			shadow_vm_destroy(g->vm);
+		if (g->mm)
+			umm_mm_exit(g->mm);
+		if (g->copy)
+			for (uint64_t p = 0; p < r->nr_pages; p++)
+				free(g->copy[p]);
+		free(g->copy);
 	}
-	r->nr_spaces = 0;
-}
-
-/* Exit everything, then validate the empty machine and look for leaks. */
-static void phase_exit(struct run *r)
-{
-	unsigned int n = r->nr_spaces;
-	double t0 = now();
-
-	exit_spaces(r);
-	umm_get_stat(r->u, &r->st_end);
-	r->validate_end_err = umm_validate(r->u, UMM_VALIDATE_EXACT, r->validate_end_msg,
-					   sizeof(r->validate_end_msg));
+	r->nr_guests = 0;
 	r->leaked = umm_leak_check(r->u, NULL, NULL);
-	phase_done(r, "exit", t0, "%u address spaces exited, %ld frames leaked", n,
-		   r->leaked);
 }
 
 /* ---- the report ---- */
 
-static void print_faults(const struct umm_stat *st)
+static void print_knobs(FILE *f, const struct cli_ksm_knobs *k)
 {
-	printf("  %-22s %llu\n", "faults", (unsigned long long)st->pgfault);
-	printf("    %-20s %llu\n", "zero page", (unsigned long long)st->pgfault_zero);
-	printf("    %-20s %llu\n", "anonymous", (unsigned long long)st->pgfault_anon);
-	printf("    %-20s %llu\n", "copy-on-write", (unsigned long long)st->pgfault_cow);
-	printf("    %-20s %llu\n", "reuse", (unsigned long long)st->pgfault_reuse);
-	printf("    %-20s %llu\n", "shared (shmem)", (unsigned long long)st->pgfault_shmem);
+	fprintf(f, "pages_to_scan %llu, sleep_millisecs %llu, max_page_sharing %llu,\n"
+		"  %-22s merge_across_nodes %llu, use_zero_pages %llu, smart_scan %llu,\n"
+		"  %-22s stable_node_chains_prune_millisecs %llu, nr_threads %llu\n",
+		(unsigned long long)k->pages_to_scan, (unsigned long long)k->sleep_millisecs,
+		(unsigned long long)k->max_page_sharing, "",
+		(unsigned long long)k->merge_across_nodes, (unsigned long long)k->use_zero_pages,
+		(unsigned long long)k->smart_scan, "",
+		(unsigned long long)k->stable_node_chains_prune_millisecs,
+		(unsigned long long)k->nr_threads);
 }
 
-static void print_rss(const struct run *r)
+static bool run_ok(const struct run *r)
 {
-	unsigned int g;
-
-	printf("  %-22s %10s %10s %10s %6s\n", "rss (pages)", "guest", "snapshot",
-	       "vm", "vmas");
-	for (g = 0; g < r->o.guests; g++) {
-		const struct umm_mm_stat *a = &r->spaces[2 * g].st;
-		const struct umm_mm_stat *b = &r->spaces[2 * g + 1].st;
-
-		printf("    guest %-14u %10llu %10llu %10llu %6llu\n", g,
-		       (unsigned long long)(a->rss_anon + a->rss_shmem),
-		       (unsigned long long)(b->rss_anon + b->rss_shmem),
-		       (unsigned long long)a->total_vm, (unsigned long long)a->map_count);
-	}
+	return !atomic_load(&r->mismatches) && !r->validate_err && !r->leaked;
 }
 
-static void print_verdict(const char *label, int err, const char *msg)
+static void report_text(const struct run *r)
 {
-	if (!err)
-		printf("  %-22s OK\n", label);
-	else if (err == -EUCLEAN)
-		printf("  %-22s FAILED: %s\n", label, msg);
-	else
-		printf("  %-22s FAILED: %s\n", label, strerror(-err));
-}
-
-/* Print the final report.  Return: CLI_EXIT_OK if every check passed. */
-static int report(const struct run *r)
-{
-	const struct umm_stat *pk = &r->st_peak, *end = &r->st_end;
+	const struct umm_ksm_stats *ks = &r->ks;
+	uint64_t mapped = r->o.guests * r->nr_pages;
 	unsigned long bad = atomic_load(&r->mismatches);
-	uint64_t vm = 0;
+	char sz[32];
 	unsigned int i;
 
-	for (i = 0; i < 2 * r->o.guests; i++)
-		vm += r->spaces[i].st.total_vm;
 	printf("\nreport\n");
-	printf("  %-22s %llu, each with a snapshot\n", "guests",
-	       (unsigned long long)r->o.guests);
-	printf("  %-22s %llu (%.0f MiB) in %llu address spaces\n", "pages mapped",
-	       (unsigned long long)vm, mib(vm), (unsigned long long)(2 * r->o.guests));
-	print_faults(end);
-	printf("  %-22s %llu (%.0f MiB): %llu in use, %llu free before exit\n", "frames",
-	       (unsigned long long)pk->nr_frames, mib(pk->nr_frames),
-	       (unsigned long long)(pk->nr_frames - pk->nr_free),
-	       (unsigned long long)pk->nr_free);
-	printf("  %-22s %llu in use, %llu free, %ld leaked\n", "frames after exit",
-	       (unsigned long long)(end->nr_frames - end->nr_free),
-	       (unsigned long long)end->nr_free, r->leaked);
-	printf("  %-22s %llu frames (%.0f MiB); %llu free frames still resident\n",
-	       "host memory returned", (unsigned long long)end->nr_returned,
-	       mib(end->nr_returned), (unsigned long long)end->nr_free_resident);
-	printf("  %-22s %llu, %llu of which waited for an access\n", "tlb flushes",
-	       (unsigned long long)end->nr_tlb_flushes, (unsigned long long)end->nr_tlb_waits);
-	print_rss(r);
+	printf("  %-22s %llu pages (%.1f MiB) from %llu files, %llu empty pages\n", "image",
+	       (unsigned long long)r->image_pages, mib(r->image_pages),
+	       (unsigned long long)r->img.files, (unsigned long long)r->img.zero_pages);
+	printf("  %-22s %llu x (%llu image + %llu data pages), %llu vCPUs each\n", "guests",
+	       (unsigned long long)r->o.guests, (unsigned long long)r->image_pages,
+	       (unsigned long long)r->o.data_pages, (unsigned long long)r->o.threads);
+	printf("  %-22s %s (%llu frames), swap %s\n", "machine",
+	       cli_fmt_size(sz, sizeof(sz), r->st.nr_frames * PAGE),
+	       (unsigned long long)r->st.nr_frames, r->o.swap ? cli_fmt_size(sz, sizeof(sz), r->o.swap) : "none");
+	printf("  %-22s ", "ksm knobs");
+	print_knobs(stdout, &r->o.ksm);
+	printf("  %-22s %10s %10s\n", "ksm", "after run", "settled");
+#define ROW(name, field) printf("    %-20s %10lu %10lu\n", name, r->ks_run.field, ks->field)
+	ROW("pages_shared", pages_shared);
+	ROW("pages_sharing", pages_sharing);
+	ROW("pages_unshared", pages_unshared);
+	ROW("pages_volatile", pages_volatile);
+	ROW("ksm_zero_pages", ksm_zero_pages);
+	ROW("pages_scanned", pages_scanned);
+	ROW("full_scans", full_scans);
+	ROW("stable_node_chains", stable_node_chains);
+	ROW("stable_node_dups", stable_node_dups);
+#undef ROW
+	printf("    %-20s %10ld %10ld\n", "general_profit", r->ks_run.general_profit,
+	       ks->general_profit);
+	printf("  %-22s %.1f MiB of %.1f MiB mapped (%.1f%%), general profit %.1f MiB\n",
+	       "saved", saved_mib(ks), mib(mapped),
+	       mapped ? 100.0 * (ks->pages_sharing + ks->ksm_zero_pages) / mapped : 0.0,
+	       ks->general_profit / 1048576.0);
+	printf("  %-22s %6s %10s %8s %10s %9s %8s\n", "per guest", "rss", "merging", "zero",
+	       "profit", "faults", "zaps");
+	for (i = 0; i < r->o.guests; i++) {
+		const struct guest *g = &r->guests[i];
+
+		printf("    guest %-14u %6llu %10lu %8lu %10ld %9lu %8lu\n", g->id,
+		       (unsigned long long)(g->st.rss_anon + g->st.rss_shmem),
+		       g->ksm.ksm_merging_pages, g->ksm.ksm_zero_pages,
+		       g->ksm.ksm_process_profit, g->sh.faults, g->sh.zaps);
+	}
+	printf("  %-22s %llu reads (%.1f MiB), %llu writes, %lu notifier invalidations (%.0f/s)\n",
+	       "vcpus", (unsigned long long)r->reads, r->bytes_read / 1048576.0,
+	       (unsigned long long)r->writes, r->samples[r->nr_samples - 1].invalidations,
+	       r->samples[r->nr_samples - 1].invalidations / (r->t_run + r->t_settle + 1e-9));
+	printf("  %-22s %llu faults, %llu copy-on-write, %llu frames allocated\n", "faults",
+	       (unsigned long long)r->st.pgfault, (unsigned long long)r->st.pgfault_cow,
+	       (unsigned long long)r->st.pgalloc);
+	printf("  %-22s %llu out, %llu in, %llu reclaimed, %llu kswapd runs\n", "swap",
+	       (unsigned long long)r->vs.pswpout, (unsigned long long)r->vs.pswpin,
+	       (unsigned long long)r->vs.pgsteal, (unsigned long long)r->vs.kswapd_runs);
+	printf("  %-22s boot %.2f s, run %.2f s, settle %.2f s, check %.2f s\n", "time",
+	       r->t_boot, r->t_run, r->t_settle, r->t_check);
 	if (bad)
-		printf("  %-22s FAILED %lu mismatches\n", "data check", bad);
+		printf("  %-22s FAILED: %lu pages read back wrong\n", "data check", bad);
 	else
-		printf("  %-22s OK (%llu reads by threads, %llu pages read back)\n",
-		       "data check", (unsigned long long)r->reads,
+		printf("  %-22s OK (%llu pages read back)\n", "data check",
 		       (unsigned long long)r->pages_checked);
-	print_verdict("validate", r->validate_err, r->validate_msg);
-	print_verdict("validate after exit", r->validate_end_err, r->validate_end_msg);
-	printf("  %-22s %.3f s\n", "elapsed", now() - r->t_start);
-	fflush(stdout);
-	if (bad || r->validate_err || r->validate_end_err || r->leaked)
-		return CLI_EXIT_FAIL;
-	return CLI_EXIT_OK;
+	if (r->validate_err)
+		printf("  %-22s FAILED: %s\n", "validate", r->validate_msg);
+	else
+		printf("  %-22s OK\n", "validate");
+	printf("  %-22s %ld frames\n", "leaked", r->leaked);
+}
+
+static void json_ksm(FILE *f, const struct umm_ksm_stats *k)
+{
+	fprintf(f, "{\"pages_shared\": %lu, \"pages_sharing\": %lu, \"pages_unshared\": %lu, "
+		"\"pages_volatile\": %lu, \"ksm_zero_pages\": %lu, \"pages_scanned\": %lu, "
+		"\"full_scans\": %lu, \"stable_node_chains\": %lu, \"stable_node_dups\": %lu, "
+		"\"general_profit\": %ld, \"saved_mib\": %.3f}",
+		k->pages_shared, k->pages_sharing, k->pages_unshared, k->pages_volatile,
+		k->ksm_zero_pages, k->pages_scanned, k->full_scans, k->stable_node_chains,
+		k->stable_node_dups, k->general_profit, saved_mib(k));
+}
+
+/* The report as one JSON object, built in memory and written in one go. */
+static int report_json(const struct run *r)
+{
+	const struct cli_ksm_knobs *k = &r->o.ksm;
+	struct cli_json j;
+	FILE *f = cli_json_open(cmd, &j);
+	size_t i;
+
+	if (!f)
+		return -ENOMEM;
+	fprintf(f, "{\"command\": \"run\", \"ok\": %s, \"seed\": %llu,\n",
+		run_ok(r) ? "true" : "false", (unsigned long long)r->o.seed);
+	fprintf(f, " \"image\": {\"pages\": %llu, \"files\": %llu, \"zero_pages\": %llu, \"paths\": [",
+		(unsigned long long)r->image_pages, (unsigned long long)r->img.files,
+		(unsigned long long)r->img.zero_pages);
+	for (i = 0; i < r->o.image.n; i++) {
+		fputs(i ? ", " : "", f);
+		cli_json_str(f, r->o.image.v[i]);
+	}
+	fprintf(f, "]},\n \"guests\": %llu, \"data_pages\": %llu, \"vcpus_per_guest\": %llu,\n",
+		(unsigned long long)r->o.guests, (unsigned long long)r->o.data_pages,
+		(unsigned long long)r->o.threads);
+	fprintf(f, " \"machine\": {\"frames\": %llu, \"phys_bytes\": %llu, \"swap_bytes\": %llu},\n",
+		(unsigned long long)r->st.nr_frames, (unsigned long long)r->o.phys,
+		(unsigned long long)r->o.swap);
+	fprintf(f, " \"knobs\": {\"pages_to_scan\": %llu, \"sleep_millisecs\": %llu, "
+		"\"max_page_sharing\": %llu, \"merge_across_nodes\": %llu, \"use_zero_pages\": %llu, "
+		"\"smart_scan\": %llu, \"stable_node_chains_prune_millisecs\": %llu, \"nr_threads\": %llu},\n",
+		(unsigned long long)k->pages_to_scan, (unsigned long long)k->sleep_millisecs,
+		(unsigned long long)k->max_page_sharing, (unsigned long long)k->merge_across_nodes,
+		(unsigned long long)k->use_zero_pages, (unsigned long long)k->smart_scan,
+		(unsigned long long)k->stable_node_chains_prune_millisecs,
+		(unsigned long long)k->nr_threads);
+	fprintf(f, " \"ksm_after_run\": ");
+	json_ksm(f, &r->ks_run);
+	fprintf(f, ",\n \"ksm\": ");
+	json_ksm(f, &r->ks);
+	fprintf(f, ",\n \"mapped_pages\": %llu,\n \"per_guest\": [",
+		(unsigned long long)(r->o.guests * r->nr_pages));
+	for (i = 0; i < r->o.guests; i++) {
+		const struct guest *g = &r->guests[i];
+
+		fprintf(f, "%s\n  {\"guest\": %u, \"rss\": %llu, \"ksm_merging_pages\": %lu, "
+			"\"ksm_zero_pages\": %lu, \"ksm_process_profit\": %ld, \"shadow_faults\": %lu, "
+			"\"shadow_zaps\": %lu, \"invalidations\": %lu}", i ? "," : "", g->id,
+			(unsigned long long)(g->st.rss_anon + g->st.rss_shmem),
+			g->ksm.ksm_merging_pages, g->ksm.ksm_zero_pages, g->ksm.ksm_process_profit,
+			g->sh.faults, g->sh.zaps, g->sh.invalidations);
+	}
+	fprintf(f, "],\n \"vcpus\": {\"reads\": %llu, \"writes\": %llu, \"bytes_read\": %llu},\n",
+		(unsigned long long)r->reads, (unsigned long long)r->writes,
+		(unsigned long long)r->bytes_read);
+	fprintf(f, " \"faults\": {\"pgfault\": %llu, \"cow\": %llu, \"pgalloc\": %llu},\n",
+		(unsigned long long)r->st.pgfault, (unsigned long long)r->st.pgfault_cow,
+		(unsigned long long)r->st.pgalloc);
+	fprintf(f, " \"swap\": {\"pswpout\": %llu, \"pswpin\": %llu, \"pgsteal\": %llu},\n",
+		(unsigned long long)r->vs.pswpout, (unsigned long long)r->vs.pswpin,
+		(unsigned long long)r->vs.pgsteal);
+	fprintf(f, " \"seconds\": {\"boot\": %.3f, \"run\": %.3f, \"settle\": %.3f, \"check\": %.3f},\n",
+		r->t_boot, r->t_run, r->t_settle, r->t_check);
+	fprintf(f, " \"mismatches\": %lu, \"pages_checked\": %llu, \"validate\": ",
+		atomic_load(&r->mismatches), (unsigned long long)r->pages_checked);
+	cli_json_str(f, r->validate_err ? r->validate_msg : "ok");
+	fprintf(f, ", \"leaked_frames\": %ld,\n \"samples\": [", r->leaked);
+	for (i = 0; i < r->nr_samples; i++) {
+		const struct sample *s = &r->samples[i];
+
+		fprintf(f, "%s\n  {\"t\": %.3f, \"pages_scanned\": %lu, \"full_scans\": %lu, "
+			"\"pages_shared\": %lu, \"pages_sharing\": %lu, \"saved_mib\": %.3f, "
+			"\"notifier_per_s\": %.0f}", i ? "," : "", s->t, s->ks.pages_scanned,
+			s->ks.full_scans, s->ks.pages_shared, s->ks.pages_sharing, s->saved_mib,
+			s->notify_rate);
+	}
+	fprintf(f, "]}\n");
+	return cli_json_emit(cmd, &j);
+}
+
+/* ---- the plot ---- */
+
+/*
+ * Make sure gnuplot can run: install Debian's gnuplot-nox when it is
+ * missing (as root).  Return: true, or false after the one error line.
+ */
+static bool plot_ready(void)
+{
+	if (!system("command -v gnuplot >/dev/null 2>&1"))
+		return true;
+	if (geteuid()) {
+		cli_error(cmd, "--plot: gnuplot is not installed (apt-get install gnuplot-nox, as root)");
+		return false;
+	}
+	fprintf(stderr, "umm: run: --plot: installing gnuplot-nox ...\n");
+	if (system("apt-get install -y gnuplot-nox >&2 2>/dev/null || "
+		   "(apt-get update >&2 2>/dev/null && apt-get install -y gnuplot-nox >&2 2>/dev/null)") ||
+	    system("command -v gnuplot >/dev/null 2>&1")) {
+		cli_error(cmd, "--plot: gnuplot is not installed and 'apt-get install -y gnuplot-nox' failed");
+		return false;
+	}
+	return true;
+}
+
+/* Draw saved memory and scan progress over time into r->o.plot. */
+static int write_plot(const struct run *r)
+{
+	char data[] = "/tmp/umm-plot-XXXXXX";
+	char script[1024 + 4096];
+	FILE *f;
+	size_t i;
+	int fd, st;
+
+	fd = mkstemp(data);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		cli_errno(cmd, -errno, "--plot: a temporary file");
+		return -EIO;
+	}
+	for (i = 0; i < r->nr_samples; i++)
+		fprintf(f, "%.3f %.3f %lu %lu\n", r->samples[i].t, r->samples[i].saved_mib,
+			r->samples[i].ks.pages_scanned, r->samples[i].ks.full_scans);
+	fclose(f);
+	if (strchr(r->o.plot, '\'')) {
+		unlink(data);
+		cli_error(cmd, "--plot %s: a file name with a quote", r->o.plot);
+		return -EINVAL;
+	}
+	snprintf(script, sizeof(script),
+		 "gnuplot -e \"set terminal png size 900,500; set output '%s'; "
+		 "set title 'umm run: %llu guests, same image, ksmd merging'; "
+		 "set xlabel 'seconds'; set ylabel 'MiB saved'; set y2label 'pages scanned'; "
+		 "set ytics nomirror; set y2tics; set key left top; set grid; "
+		 "plot '%s' using 1:2 with lines lw 2 title 'saved (MiB)', "
+		 "'' using 1:3 axes x1y2 with lines title 'pages scanned'\" 2>&1 >&2",
+		 r->o.plot, (unsigned long long)r->o.guests, data);
+	st = system(script);
+	unlink(data);
+	if (st) {
+		cli_error(cmd, "--plot %s: gnuplot failed", r->o.plot);
+		return -EIO;
+	}
+	return 0;
 }
 
 /* ---- the command ---- */
@@ -902,158 +920,196 @@ static int report(const struct run *r)
 static const struct cli_usage run_usage = {
 	.synopsis = "[OPTIONS]",
 	.description =
-		"Boot guest address spaces on a simulated machine, all with the same image\n"
-		"and their own data; fork each into a snapshot; let the snapshots rewrite\n"
-		"part of their memory (copy-on-write); let threads read and write guests and\n"
-		"snapshots concurrently; read everything back and check every byte; exit.\n"
-		"Prints one line per phase and a report of what the machine did.",
+		"Boot guests (address spaces with a KVM-style shadow MMU) that all load the\n"
+		"same image, assembled from real files on this machine (--image), plus data\n"
+		"of their own; let ksmd merge identical pages while vCPU threads read and\n"
+		"write guest memory; settle, read everything back, check every byte and the\n"
+		"machine's invariants, exit the guests.  On a terminal a progress line shows\n"
+		"elapsed time, pages scanned, pages shared/sharing, memory saved and MMU\n"
+		"notifier invalidations per second; a report follows.  The ksm flags are the\n"
+		"knobs of /sys/kernel/mm/ksm.",
 	.footer =
 		"SIZE is bytes with an optional K, M, G or T suffix (powers of 1024);\n"
-		"N is a decimal (or 0x hexadecimal) integer.\n"
+		"N is a decimal (or 0x hexadecimal) integer; --image may be repeated.\n"
+		"With --swap, a temporary swap file of that size is used: make --phys\n"
+		"small to run under memory pressure.\n"
 		"Exit status: 0 all checks passed, 1 a check or the library failed,\n"
-		"2 bad usage.",
+		"2 bad usage (including an --image path that does not exist).",
 };
 
-/*
- * Check what the option table cannot: the scenario's size as a whole.
- * Return: true, or false after printing the one error line.
- */
-static bool check_opts(const struct run_opts *o)
+/* Size the machine: every guest's pages, a quarter more, and 8 MiB. */
+static uint64_t auto_phys(const struct run *r)
 {
-	if (o->guests * 2 * o->threads > MAX_THREADS) {
-		cli_error(cmd, "--guests %llu with --threads %llu makes %llu threads (maximum %d)",
-			  (unsigned long long)o->guests, (unsigned long long)o->threads,
-			  (unsigned long long)(o->guests * 2 * o->threads), MAX_THREADS);
-		return false;
-	}
-	return true;
+	uint64_t b = r->o.guests * r->nr_pages * PAGE;
+
+	return ((b + b / 4 + (8ULL << 20)) + (1 << 20) - 1) & ~((1ULL << 20) - 1);
 }
 
-/* Create the machine.  Return: 0 or a negative errno (after its line). */
 static int create_machine(struct run *r)
 {
 	struct umm_config cfg;
-	struct umm_stat st;
-	double t0 = now();
 	char sz[32];
-	int err;
+	int fd, err;
 
 	umm_config_init(&cfg);
 	cfg.phys_bytes = r->o.phys;
 	cfg.nr_nodes = r->o.nodes;
+	if (r->o.swap) {
+		const char *tmp = getenv("TMPDIR");
+
+		snprintf(r->swap_path, sizeof(r->swap_path), "%s/umm-swap-XXXXXX",
+			 tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+		fd = mkstemp(r->swap_path);
+		if (fd < 0) {
+			cli_errno(cmd, -errno, "--swap: creating %s", r->swap_path);
+			r->swap_path[0] = 0;
+			return -EIO;
+		}
+		close(fd);
+		cfg.swap_path = r->swap_path;
+		cfg.swap_bytes = r->o.swap;
+	}
 	err = umm_create(&cfg, &r->u);
 	if (err) {
 		cli_errno(cmd, err, "cannot create a machine with --phys %s and --nodes %llu",
-			  cli_fmt_size(sz, sizeof(sz), r->o.phys),
-			  (unsigned long long)r->o.nodes);
+			  cli_fmt_size(sz, sizeof(sz), r->o.phys), (unsigned long long)r->o.nodes);
 		return err;
 	}
 	umm_set_log(r->u, log_hook, r);
-	umm_get_stat(r->u, &st);
-	r->t_machine = now() - t0;
-	snprintf(r->machine_line, sizeof(r->machine_line), "%s (%llu frames), %llu node%s, seed %llu",
-		 cli_fmt_size(sz, sizeof(sz), st.nr_frames * PAGE),
-		 (unsigned long long)st.nr_frames, (unsigned long long)r->o.nodes,
-		 plural(r->o.nodes), (unsigned long long)r->o.seed);
-	return 0;
+	err = cli_ksm_apply(r->u, &r->o.ksm);
+	if (err)
+		cli_errno(cmd, err, "setting the ksm knobs");
+	return err;
 }
 
-/*
- * A phase failed (its line is out): the machine must still be consistent,
- * and give every frame back when the address spaces exit.  Say so only if
- * it does not, which is a bug in the library.
- */
-static void check_after_failure(struct run *r)
-{
-	char msg[256];
-	long leaked;
-
-	if (umm_validate(r->u, UMM_VALIDATE_EXACT, msg, sizeof(msg)))
-		cli_error(cmd, "after the failure, validate: %s", msg);
-	exit_spaces(r);
-	leaked = umm_leak_check(r->u, NULL, NULL);
-	if (leaked)
-		cli_error(cmd, "after the failure, %ld frames leaked", leaked);
-}
-
-/* Run the phases in order.  Return: an exit status. */
 static int run_scenario(struct run *r)
 {
-	int err, status;
+	bool progress = !r->o.json && isatty(STDOUT_FILENO);
+	int err, status = CLI_EXIT_FAIL;
 
-	r->t_start = now();
+	r->t_start = cli_now();
 	err = create_machine(r);
-	if (err)
-		return CLI_EXIT_FAIL;
-	r->spaces = xcalloc(2 * r->o.guests, sizeof(*r->spaces));
-	umm_get_stat(r->u, &r->st_phase);
-	err = phase_boot(r);
 	if (!err)
-		err = phase_fork(r);
+		err = phase_boot(r);
+	/* said once the guests are up: a failed boot leaves stdout empty */
+	if (!err && !r->o.json)
+		printf("umm run: %llu guests x (%llu image + %llu data pages), %llu vCPUs each, "
+		       "%.1f s, seed %llu\n", (unsigned long long)r->o.guests,
+		       (unsigned long long)r->image_pages, (unsigned long long)r->o.data_pages,
+		       (unsigned long long)r->o.threads, r->o.duration_ms / 1e3,
+		       (unsigned long long)r->o.seed);
 	if (!err)
-		err = phase_cow(r);
+		err = phase_run(r, progress);
 	if (!err)
-		err = phase_threads(r);
+		err = phase_settle(r, progress);
 	if (!err)
 		err = phase_check(r);
-	if (err) {
-		check_after_failure(r);
-		status = CLI_EXIT_FAIL;
-	} else {
-		take_peak(r);
+	if (r->u) {
 		phase_exit(r);
-		status = report(r);
+		if (!err) {
+			if (r->o.json)
+				err = report_json(r);
+			else
+				report_text(r);
+		}
+		if (!err && r->o.plot)
+			err = write_plot(r);
+		if (!err)
+			status = run_ok(r) ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+		umm_destroy(r->u);
 	}
-	free(r->spaces);
-	umm_destroy(r->u);
+	if (r->swap_path[0])
+		unlink(r->swap_path);
+	free(r->guests);
+	free(r->vcpus);
+	free(r->samples);
+	return status;
+}
+
+/* Check what the option table cannot, load the image, run.  Return: an exit status. */
+static int run_parsed(struct run *r)
+{
+	int status;
+
+	if (r->o.guests * r->o.threads > MAX_VCPUS) {
+		cli_error(cmd, "--guests %llu with --threads %llu makes %llu vCPUs (maximum %d)",
+			  (unsigned long long)r->o.guests, (unsigned long long)r->o.threads,
+			  (unsigned long long)(r->o.guests * r->o.threads), MAX_VCPUS);
+		return CLI_EXIT_USAGE;
+	}
+	if (r->o.plot && !plot_ready())
+		return CLI_EXIT_FAIL;
+	status = cli_image_load(cmd, &r->o.image, r->o.image_bytes, &r->img);
+	if (status)
+		return status;
+	r->image_pages = r->img.pages;
+	r->nr_pages = r->image_pages + r->o.data_pages;
+	if (!r->o.phys)
+		r->o.phys = auto_phys(r);
+	status = run_scenario(r);
+	cli_image_free(&r->img);
 	return status;
 }
 
 int cmd_run(int argc, char **argv)
 {
+	static const char *default_image[] = { "/usr/lib/x86_64-linux-gnu", "/usr/bin" };
 	struct run r = {
 		.o = {
-			.phys = 256ULL << 20, .nodes = 1, .seed = 1, .guests = 4,
-			.image_pages = 4096, .data_pages = 1024, .cow_pct = 25,
-			.threads = 2, .ops = 10000,
+			.phys = 0, .nodes = 1, .seed = 1, .guests = 4, .image_bytes = 8 << 20,
+			.data_pages = 1024, .threads = 2, .duration_ms = 3000, .write_pct = 20,
+			.rate = 2000,
+			.image = { default_image, 2, false },
 		},
-		.lock = PTHREAD_MUTEX_INITIALIZER,
-		.cond = PTHREAD_COND_INITIALIZER,
 	};
 	struct run_opts *o = &r.o;
-	const struct cli_opt opts[] = {
-		{ "phys", CLI_OPT_SIZE, &o->phys, 64 << 10, 1ULL << 40, PAGE, "SIZE",
-		  "simulated RAM, a multiple of 4K" },
-		{ "nodes", CLI_OPT_UINT, &o->nodes, 1, 64, 0, "N", "memory nodes, 1 to 64" },
-		{ "guests", CLI_OPT_UINT, &o->guests, 1, 1024, 0, "N",
-		  "guest address spaces to boot" },
-		{ "image-pages", CLI_OPT_UINT, &o->image_pages, 1, 1 << 24, 0, "N",
-		  "pages of the image every guest boots" },
-		{ "data-pages", CLI_OPT_UINT, &o->data_pages, 1, 1 << 24, 0, "N",
+	struct cli_opt opts[32] = {
+		{ "guests", CLI_OPT_UINT, &o->guests, 1, 256, 0, "N", "guests to boot" },
+		{ "image", CLI_OPT_LIST, &o->image, 0, 0, 0, "PATH",
+		  "file or directory the image is read from" },
+		{ "image-size", CLI_OPT_SIZE, &o->image_bytes, PAGE, 1ULL << 32, PAGE, "SIZE",
+		  "most bytes of files in the image" },
+		{ "data-pages", CLI_OPT_UINT, &o->data_pages, 0, 1 << 22, 0, "N",
 		  "pages of private data per guest" },
-		{ "cow-pct", CLI_OPT_UINT, &o->cow_pct, 0, 100, 0, "N",
-		  "percent of its pages each snapshot rewrites" },
-		{ "threads", CLI_OPT_UINT, &o->threads, 1, 64, 0, "N",
-		  "threads per guest and per snapshot" },
-		{ "ops", CLI_OPT_UINT, &o->ops, 0, 1000000000, 0, "N",
-		  "reads and writes per thread" },
+		{ "threads", CLI_OPT_UINT, &o->threads, 1, 64, 0, "N", "vCPU threads per guest" },
+		{ "duration", CLI_OPT_UINT, &o->duration_ms, 0, 3600000, 0, "MS",
+		  "how long the vCPUs run while ksmd merges" },
+		{ "write-pct", CLI_OPT_UINT, &o->write_pct, 0, 100, 0, "N",
+		  "percent of vCPU accesses that are writes" },
+		{ "rate", CLI_OPT_UINT, &o->rate, 0, 100000000, 0, "N",
+		  "accesses per second per vCPU (0: as fast as it can)" },
+		{ "phys", CLI_OPT_SIZE, &o->phys, 0, 1ULL << 40, PAGE, "SIZE",
+		  "simulated RAM (0: enough for every guest)" },
+		{ "swap", CLI_OPT_SIZE, &o->swap, 0, 1ULL << 40, PAGE, "SIZE",
+		  "temporary swap file (0: no swap)" },
+		{ "nodes", CLI_OPT_UINT, &o->nodes, 1, 64, 0, "N", "memory nodes" },
 		{ "seed", CLI_OPT_UINT, &o->seed, 0, UINT64_MAX, 0, "N",
-		  "seed of the image, data and thread choices" },
+		  "seed of the data and the vCPUs' choices" },
+		{ "json", CLI_OPT_FLAG, &o->json, 0, 0, 0, NULL,
+		  "print the report as one JSON object instead" },
+		{ "plot", CLI_OPT_STRING, &o->plot, 0, 0, 0, "FILE.png",
+		  "draw memory saved and pages scanned over time (gnuplot)" },
 		{ "verbose", CLI_OPT_FLAG, &o->verbose, 0, 0, 0, NULL,
 		  "also print the library's informational messages" },
-		{ NULL },
 	};
+	size_t n = 0;
 
+	while (opts[n].name)
+		n++;
+	cli_ksm_defaults(&o->ksm);
+	o->ksm.pages_to_scan = 1000;	/* Linux's 100 needs minutes for a few guests */
+	cli_ksm_opts(&o->ksm, &opts[n]);
 	switch (cli_parse(cmd, opts, &run_usage, argc, argv)) {
 	case CLI_PARSE_HELP:
-		return CLI_EXIT_OK;
+		n = CLI_EXIT_OK;
+		break;
 	case CLI_PARSE_ERROR:
-		return CLI_EXIT_USAGE;
+		n = CLI_EXIT_USAGE;
+		break;
 	case CLI_PARSE_OK:
+		n = run_parsed(&r);
 		break;
 	}
-	if (!check_opts(o))
-		return CLI_EXIT_USAGE;
-	r.nr_pages = o->image_pages + o->data_pages;
-	return run_scenario(&r);
+	cli_list_free(&o->image);
+	return (int)n;
 }

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: MIT
+/*
+ * util.c - what several subcommands share: clocks, hashing, host memory,
+ * JSON strings, the KSM knob flags and the boot image made of real files.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <umm/umm.h>
+
+#include "cli.h"
+
+double cli_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+double cli_cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+uint64_t cli_mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+uint64_t cli_hash_page(const void *page)
+{
+	const uint64_t *w = page;
+	uint64_t h = 0x51ed270b27a0d8f5ULL;
+	size_t i;
+
+	for (i = 0; i < CLI_PAGE / 8; i++)
+		h = cli_mix64(h ^ w[i]);
+	return h;
+}
+
+void *cli_xmalloc(const char *cmd, size_t size)
+{
+	void *p = malloc(size ? size : 1);
+
+	if (!p) {
+		cli_error(cmd, "out of host memory");
+		exit(CLI_EXIT_FAIL);
+	}
+	return p;
+}
+
+void *cli_xcalloc(const char *cmd, size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (!p) {
+		cli_error(cmd, "out of host memory");
+		exit(CLI_EXIT_FAIL);
+	}
+	return p;
+}
+
+void cli_json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = *s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+FILE *cli_json_open(const char *cmd, struct cli_json *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->f = open_memstream(&j->text, &j->len);
+	if (!j->f)
+		cli_error(cmd, "out of host memory");
+	return j->f;
+}
+
+int cli_json_emit(const char *cmd, struct cli_json *j)
+{
+	int err = 0;
+
+	if (fclose(j->f)) {
+		cli_error(cmd, "out of host memory");
+		err = -ENOMEM;
+	} else {
+		fwrite(j->text, 1, j->len, stdout);
+		fflush(stdout);
+	}
+	free(j->text);
+	memset(j, 0, sizeof(*j));
+	return err;
+}
+
+/* ---- KSM knobs ---- */
+
+void cli_ksm_defaults(struct cli_ksm_knobs *k)
+{
+	*k = (struct cli_ksm_knobs){
+		.pages_to_scan = 100, .sleep_millisecs = 20, .max_page_sharing = 256,
+		.merge_across_nodes = 1, .use_zero_pages = 0, .smart_scan = 1,
+		.stable_node_chains_prune_millisecs = 2000, .nr_threads = 1,
+	};
+}
+
+void cli_ksm_opts(struct cli_ksm_knobs *k, struct cli_opt *o)
+{
+	const struct cli_opt t[CLI_KSM_NR_OPTS] = {
+		{ "pages-to-scan", CLI_OPT_UINT, &k->pages_to_scan, 1, 1UL << 31, 0, "N",
+		  "ksm: pages scanned per batch" },
+		{ "sleep-millisecs", CLI_OPT_UINT, &k->sleep_millisecs, 0, 1U << 31, 0, "MS",
+		  "ksm: sleep between batches" },
+		{ "max-page-sharing", CLI_OPT_UINT, &k->max_page_sharing, 2, 1U << 31, 0, "N",
+		  "ksm: most PTEs one KSM page may back" },
+		{ "merge-across-nodes", CLI_OPT_UINT, &k->merge_across_nodes, 0, 1, 0, "0|1",
+		  "ksm: merge pages of different nodes" },
+		{ "use-zero-pages", CLI_OPT_UINT, &k->use_zero_pages, 0, 1, 0, "0|1",
+		  "ksm: map empty pages to the zero page" },
+		{ "smart-scan", CLI_OPT_UINT, &k->smart_scan, 0, 1, 0, "0|1",
+		  "ksm: skip pages that did not merge lately" },
+		{ "stable-node-chains-prune-millisecs", CLI_OPT_UINT,
+		  &k->stable_node_chains_prune_millisecs, 0, 1U << 31, 0, "MS",
+		  "ksm: how often stale chains are pruned" },
+		{ "ksm-threads", CLI_OPT_UINT, &k->nr_threads, 1, UMM_KSM_MAX_THREADS, 0, "N",
+		  "ksm: scanner threads (nr_threads; Linux has 1)" },
+	};
+
+	memcpy(o, t, sizeof(t));
+}
+
+int cli_ksm_apply(struct umm *u, const struct cli_ksm_knobs *k)
+{
+	struct umm_ksm_params p;
+	int err = umm_ksm_get_params(u, &p);
+
+	if (err)
+		return err;
+	p.pages_to_scan = k->pages_to_scan;
+	p.sleep_millisecs = k->sleep_millisecs;
+	p.max_page_sharing = k->max_page_sharing;
+	p.merge_across_nodes = k->merge_across_nodes;
+	p.use_zero_pages = k->use_zero_pages;
+	p.smart_scan = k->smart_scan;
+	p.stable_node_chains_prune_millisecs = k->stable_node_chains_prune_millisecs;
+	p.nr_threads = k->nr_threads;
+	return umm_ksm_set_params(u, &p);
+}
+
+/* ---- the boot image ---- */
+
+static bool page_is_zero(const uint8_t *p)
+{
+	static const uint8_t zero[CLI_PAGE];
+
+	return !memcmp(p, zero, CLI_PAGE);
+}
+
+/*
+ * Append regular file @path to @img, at most @room bytes (rounded up to
+ * pages).  Unreadable files are passed over: the image takes what it can.
+ */
+static void image_add_file(struct cli_image *img, const char *path, uint64_t room)
+{
+	uint8_t *dst = img->buf + img->pages * CLI_PAGE;
+	uint64_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return;
+	while (got < room) {
+		ssize_t n = read(fd, dst + got, room - got);
+
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	close(fd);
+	if (!got)
+		return;
+	got = (got + CLI_PAGE - 1) & ~(CLI_PAGE - 1);	/* the buffer is zeroed */
+	img->pages += got / CLI_PAGE;
+	img->files++;
+}
+
+static uint64_t image_room(const struct cli_image *img, uint64_t max_pages)
+{
+	return (max_pages - img->pages) * CLI_PAGE;
+}
+
+static void image_add_dir(struct cli_image *img, const char *dir, uint64_t max_pages)
+{
+	struct dirent **names;
+	int n, i;
+
+	n = scandir(dir, &names, NULL, alphasort);
+	if (n < 0)
+		return;
+	for (i = 0; i < n; i++) {
+		char path[4096];
+		struct stat st;
+
+		if (img->pages < max_pages &&
+		    snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name) < (int)sizeof(path) &&
+		    !lstat(path, &st) && S_ISREG(st.st_mode) && st.st_size > 0)
+			image_add_file(img, path, image_room(img, max_pages));
+		free(names[i]);
+	}
+	free(names);
+}
+
+int cli_image_load(const char *cmd, const struct cli_list *paths, uint64_t max_bytes,
+		   struct cli_image *img)
+{
+	uint64_t max_pages = max_bytes / CLI_PAGE, p;
+	struct stat st;
+	size_t i;
+
+	memset(img, 0, sizeof(*img));
+	for (i = 0; i < paths->n; i++) {
+		if (stat(paths->v[i], &st)) {
+			cli_errno(cmd, -errno, "--image %s", paths->v[i]);
+			return CLI_EXIT_USAGE;
+		}
+		if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+			cli_error(cmd, "--image %s: not a file or directory", paths->v[i]);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	img->buf = calloc(max_pages ? max_pages : 1, CLI_PAGE);
+	if (!img->buf) {
+		cli_error(cmd, "out of host memory for a %llu-page image",
+			  (unsigned long long)max_pages);
+		return CLI_EXIT_FAIL;
+	}
+	for (i = 0; i < paths->n && img->pages < max_pages; i++) {
+		stat(paths->v[i], &st);
+		if (S_ISDIR(st.st_mode))
+			image_add_dir(img, paths->v[i], max_pages);
+		else
+			image_add_file(img, paths->v[i], image_room(img, max_pages));
+	}
+	if (!img->pages) {
+		cli_error(cmd, "--image: no readable file under %s%s", paths->v[0],
+			  paths->n > 1 ? " and the other paths" : "");
+		cli_image_free(img);
+		return CLI_EXIT_USAGE;
+	}
+	for (p = 0; p < img->pages; p++)
+		img->zero_pages += page_is_zero(img->buf + p * CLI_PAGE);
+	return CLI_EXIT_OK;
+}
+
+void cli_image_free(struct cli_image *img)
+{
+	free(img->buf);
+	memset(img, 0, sizeof(*img));
+}
