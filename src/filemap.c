@@ -32,7 +32,8 @@ static uint64_t radix_max(unsigned int height)
 	return (1ULL << (height * RADIX_SHIFT)) - 1;
 }
 
-void *radix_lookup(struct radix_root *r, uint64_t index)
+/* The leaf slot for @index, or NULL if the path to it does not exist. */
+static void **radix_slot(struct radix_root *r, uint64_t index)
 {
 	struct radix_node *n = r->node;
 
@@ -43,7 +44,25 @@ void *radix_lookup(struct radix_root *r, uint64_t index)
 		if (!n)
 			return NULL;
 	}
-	return n->slots[index & (RADIX_SLOTS - 1)];
+	return &n->slots[index & (RADIX_SLOTS - 1)];
+}
+
+void *radix_lookup(struct radix_root *r, uint64_t index)
+{
+	void **slot = radix_slot(r, index);
+
+	return slot ? *slot : NULL;
+}
+
+/* Put @item where the item at @index is.  Return: the item it replaced, or NULL (none). */
+void *radix_replace(struct radix_root *r, uint64_t index, void *item)
+{
+	void **slot = radix_slot(r, index);
+	void *old = slot ? *slot : NULL;
+
+	if (old)
+		*slot = item;
+	return old;
 }
 
 /* Return: 0, -EEXIST if @index holds an item, -ENOMEM. */

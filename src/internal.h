@@ -129,7 +129,7 @@ struct umm_page {
 	_Atomic int32_t _mapcount;	/* -1: not mapped */
 	uint16_t node;
 	uint16_t machine;		/* index in the machine registry (memory.c) */
-	uint16_t lru_shard;		/* which LRU shard it is on, while PG_lru (vmscan.c) */
+	_Atomic uint16_t lru_shard;	/* which LRU shard it is on, while PG_lru (vmscan.c) */
 	_Atomic uintptr_t mapping;	/* anon_vma | address_space | stable_node, tagged */
 	uint64_t index;			/* page offset within the mapping */
 	struct list_head lru;
@@ -168,6 +168,10 @@ struct umm_node {
 	uint64_t warm_high, warm_low;	/* trim above high, down to low */
 	uint64_t wmark_min, wmark_low, wmark_high;	/* for reclaim */
 	_Atomic uint64_t nr_free;
+	/* compaction: free frames of [iso_start, iso_end) are held back */
+	_Atomic uint64_t iso_start, iso_end;
+	uint32_t *iso_stash;
+	uint64_t iso_nr;
 };
 
 /* Counters of reclaim, swap and migration (vmscan.c, swapfile.c, migrate.c). */
@@ -229,6 +233,7 @@ struct umm {
 	pthread_cond_t kswapd_cond;
 	bool kswapd_started, kswapd_stop;
 	_Atomic bool kswapd_wake;
+	pthread_rwlock_t reclaim_lock;	/* read: kswapd at work; write: umm_validate */
 	_Atomic uint64_t vmstat[NR_VMSTAT];
 	struct fault_attr faults[UMM_FAULT_NR];
 
@@ -236,6 +241,9 @@ struct umm {
 	spinlock_t pt_lock;
 	struct pt_chunk *pt_chunks;
 	struct pt_page *pt_free;
+
+	struct ksm *ksm;		/* ksmd, its trees and knobs (ksm.c) */
+	_Atomic long ksm_zero_pages;	/* PTEs KSM pointed at the zero frame */
 };
 
 #define ZERO_PFN 0
@@ -490,7 +498,19 @@ struct umm_mm {
 	_Atomic bool unstable;			/* OOM-reaped: faults fail (MMF_UNSTABLE) */
 	struct list_head mmlist;		/* in umm->mm_list */
 	_Atomic(void *) notifier_subscriptions;	/* MMU notifiers (mmu_notifier.c) */
+
+	/* KSM (ksm.c) */
+	struct ksm_mm_slot *ksm_slot;		/* under ksm_mmlist_lock */
+	_Atomic unsigned long ksm_flags;	/* MMF_VM_MERGEABLE, MMF_VM_MERGE_ANY */
+	unsigned int ksm_domain;		/* merge domain; under mmap_lock */
+	_Atomic long ksm_merging_pages;		/* this mm's rmap_items in the stable tree */
+	_Atomic long ksm_rmap_items;
+	_Atomic long ksm_zero_pages;		/* its PTEs KSM mapped to the zero frame */
+	long ksm_census[2];			/* scratch for umm_validate */
 };
+
+#define MMF_VM_MERGEABLE	0x1UL	/* registered with ksmd (has an mm slot) */
+#define MMF_VM_MERGE_ANY	0x2UL	/* every compatible VMA is VM_MERGEABLE */
 
 static inline void add_mm_counter(struct umm_mm *mm, int member, long v)
 {
@@ -519,6 +539,7 @@ void mmdrop(struct umm_mm *mm);
 /* Faults and zap (memory.c)                                           */
 
 #define FAULT_FLAG_WRITE 0x1
+#define FAULT_FLAG_UNSHARE 0x2		/* break_ksm: copy a KSM page, keep the permissions */
 int handle_mm_fault(struct vm_area_struct *vma, uint64_t addr, unsigned int flags);
 void unmap_vmas(struct mmu_gather *tlb, struct vm_area_struct *vma, uint64_t start, uint64_t end);
 int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src);
@@ -527,6 +548,56 @@ int move_page_tables(struct vm_area_struct *vma, uint64_t old_addr, struct vm_ar
 		     uint64_t new_addr, uint64_t len);
 int populate_vma_range(struct umm_mm *mm, uint64_t start, uint64_t end);
 struct umm_page *vm_normal_page(struct umm *u, pte_t pte);
+
+/* ------------------------------------------------------------------ */
+/* KSM (ksm.c)                                                         */
+
+/*
+ * A KSM zero page: the zero frame mapped in place of an empty page by KSM
+ * (use_zero_pages).  KSM marks the special PTE dirty, which a read fault's
+ * zero-page PTE never is, so unmap can tell them apart and keep the count.
+ */
+static inline bool is_ksm_zero_pte(pte_t pte)
+{
+	return pte_special(pte) && pte_dirty(pte);
+}
+
+static inline void ksm_map_zero_page(struct umm_mm *mm)
+{
+	atomic_fetch_add_explicit(&mm->u->ksm_zero_pages, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mm->ksm_zero_pages, 1, memory_order_relaxed);
+}
+
+/* A PTE goes away (zap, COW, unmerge): was it a KSM zero page? */
+static inline void ksm_might_unmap_zero_page(struct umm_mm *mm, pte_t pte)
+{
+	if (is_ksm_zero_pte(pte)) {
+		atomic_fetch_sub_explicit(&mm->u->ksm_zero_pages, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&mm->ksm_zero_pages, 1, memory_order_relaxed);
+	}
+}
+
+int ksm_init(struct umm *u);
+void ksm_stop_threads(struct umm *u);
+void ksm_destroy(struct umm *u);
+void ksm_exit(struct umm_mm *mm);
+int ksm_fork(struct umm_mm *mm, struct umm_mm *oldmm);
+int ksm_madvise(struct umm_mm *mm, uint64_t start, uint64_t end, int advice);
+unsigned long ksm_vma_flags(struct umm_mm *mm, bool shared, unsigned long vm_flags);
+struct rmap_walk_control;
+int rmap_walk_ksm(struct umm_page *page, struct rmap_walk_control *rwc);
+void ksm_migrate_page(struct umm *u, struct umm_page *new, struct umm_page *old);
+typedef void (*ksm_census_fail_fn)(void *ctx, const char *msg);
+void ksm_census(struct umm *u, ksm_census_fail_fn fail, void *ctx);
+
+#define PTE_USER_BITS	(_PAGE_PRESENT | _PAGE_USER)
+/* The PTE protection bits a VMA's flags give (vm_get_page_prot). */
+static inline pte_t vma_pte_prot(unsigned long vm_flags)
+{
+	if (!(vm_flags & VM_ACCESS_FLAGS))
+		return _PAGE_PROTNONE | _PAGE_USER;
+	return PTE_USER_BITS;
+}
 
 /* ------------------------------------------------------------------ */
 /* Reverse mapping (rmap.c)                                            */
@@ -551,6 +622,7 @@ struct anon_vma_chain {
 
 struct rmap_walk_control {
 	void *arg;
+	struct anon_vma *anon_vma;		/* pinned by the caller: walk it even unmapped */
 	/* false stops the walk */
 	bool (*rmap_one)(struct umm_page *page, struct vm_area_struct *vma, uint64_t addr, void *arg);
 	bool (*done)(struct umm_page *page);
@@ -561,6 +633,7 @@ int anon_vma_clone(struct vm_area_struct *dst, struct vm_area_struct *src);
 int anon_vma_fork(struct vm_area_struct *vma, struct vm_area_struct *pvma);
 void unlink_anon_vmas(struct vm_area_struct *vma);
 void put_anon_vma(struct anon_vma *av);
+static inline void get_anon_vma(struct anon_vma *av) { atomic_fetch_add(&av->refcount, 1); }
 void vma_rmap_pre_update(struct vm_area_struct *vma);
 void vma_rmap_post_update(struct vm_area_struct *vma);
 void vma_rmap_lock(struct vm_area_struct *vma);
@@ -573,8 +646,12 @@ int page_mkclean(struct umm_page *page);
 bool try_to_unmap(struct umm_page *page);
 int page_rmap_count(struct umm_page *page);
 int page_dirty_in_ptes(struct umm_page *page);
+_Atomic pte_t *page_vma_mapped(struct umm_page *page, struct vm_area_struct *vma,
+			       uint64_t addr, struct pt_page **ptp);
 bool trylock_page(struct umm_page *page);
 void lock_page(struct umm_page *page);
+void page_lock_wait(struct umm_page *page, uint32_t seen);
+struct anon_vma *page_get_anon_vma(struct umm_page *page);
 void unlock_page(struct umm_page *page);
 void page_add_file_rmap(struct umm_page *page, struct vm_area_struct *vma);
 void page_dup_rmap(struct umm_page *page);
@@ -591,6 +668,7 @@ struct radix_root {
 void *radix_lookup(struct radix_root *r, uint64_t index);
 int radix_insert(struct radix_root *r, uint64_t index, void *item);
 void *radix_delete(struct radix_root *r, uint64_t index);
+void *radix_replace(struct radix_root *r, uint64_t index, void *item);
 typedef void (*radix_fn)(uint64_t index, void *item, void *arg);
 void radix_for_each(struct radix_root *r, radix_fn fn, void *arg);
 void radix_free(struct radix_root *r);
@@ -724,6 +802,14 @@ static inline void mmu_notifier_invalidate_secondary_tlbs(struct umm_mm *mm, uin
 		__mmu_notifier_invalidate_secondary_tlbs(mm, start, end);
 }
 
+/* set_pte_at_notify's half: the PTE at @addr now maps @pfn (KSM's replace_page). */
+static inline void mmu_notifier_change_pte(struct umm_mm *mm, uint64_t addr, uint64_t pfn,
+					   bool writable)
+{
+	if (mm_has_notifiers(mm))
+		__mmu_notifier_change_pte(mm, addr, pfn, writable);
+}
+
 static inline void mmu_notifier_release(struct umm_mm *mm)
 {
 	if (mm_has_notifiers(mm))
@@ -748,6 +834,8 @@ static inline bool should_fail(struct umm *u, int kind)
 int lru_init(struct umm *u);
 void lru_exit(struct umm *u);
 void kswapd_stop(struct umm *u);
+void phys_isolate_range(struct umm *u, unsigned int nid, uint64_t start, uint64_t end);
+void phys_unisolate_range(struct umm *u, unsigned int nid);
 void lru_cache_add(struct umm *u, struct umm_page *page);
 void lru_del_on_free(struct umm *u, struct umm_page *page);
 bool isolate_lru_page(struct umm *u, struct umm_page *page);

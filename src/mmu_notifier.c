@@ -46,6 +46,8 @@
  * last invalidation to finish; a remove waits for that before returning,
  * so after it no ->invalidate of the interval runs.
  */
+#include <unistd.h>
+
 #include "internal.h"
 
 /* What the engine keeps in struct umm_mmu_notifier's private words. */
@@ -281,6 +283,10 @@ int __mmu_notifier_invalidate_range_start(struct mmu_notifier_range *range)
 	range->itree = false;
 	if (!subs)
 		return 0;
+	if (!blockable && should_fail(u, UMM_FAULT_NOTIFIER_EAGAIN))
+		return -EAGAIN;		/* as if a subscriber could not act without sleeping */
+	if (blockable && should_fail(u, UMM_FAULT_NOTIFIER_DELAY))
+		usleep(1000);		/* a slow subscriber */
 	if (blockable)
 		pthread_rwlock_rdlock(&subs->range_rwsem);
 	else if (pthread_rwlock_tryrdlock(&subs->range_rwsem))

@@ -97,19 +97,29 @@ static uint32_t warm_pop_tail(struct umm_node *n)
 	return n->warm[(n->warm_head + n->warm_count) % n->cap];
 }
 
+static bool pfn_isolated(struct umm_node *n, uint32_t pfn)
+{
+	return unlikely(pfn < atomic_load_explicit(&n->iso_end, memory_order_relaxed)) &&
+	       pfn >= atomic_load_explicit(&n->iso_start, memory_order_relaxed);
+}
+
 /* Take up to @nr free frames from node @n into @pfns.  Return: how many. */
 static unsigned int node_take(struct umm_node *n, uint32_t *pfns, unsigned int nr)
 {
-	unsigned int got = 0;
+	unsigned int got = 0, taken = 0;
 
 	pthread_mutex_lock(&n->lock);
-	while (got < nr && n->zeroed_count)
-		pfns[got++] = n->zeroed[--n->zeroed_count];
-	while (got < nr && n->warm_count)
-		pfns[got++] = warm_pop_head(n);
-	while (got < nr && n->cold_count)
-		pfns[got++] = n->cold[--n->cold_count];
-	atomic_fetch_sub_explicit(&n->nr_free, got, memory_order_relaxed);
+	while (got < nr && (n->zeroed_count || n->warm_count || n->cold_count)) {
+		uint32_t pfn = n->zeroed_count ? n->zeroed[--n->zeroed_count] :
+			       n->warm_count ? warm_pop_head(n) : n->cold[--n->cold_count];
+
+		taken++;
+		if (pfn_isolated(n, pfn))
+			n->iso_stash[n->iso_nr++] = pfn;	/* compaction wants it free */
+		else
+			pfns[got++] = pfn;
+	}
+	atomic_fetch_sub_explicit(&n->nr_free, taken, memory_order_relaxed);
 	pthread_mutex_unlock(&n->lock);
 	return got;
 }
@@ -199,6 +209,46 @@ static void drain_all_pages(struct umm *u)
 	}
 }
 
+/*
+ * phys_isolate_range - compaction is emptying [start, end) of node @nid:
+ * from now on its free frames are held back instead of handed out.
+ */
+void phys_isolate_range(struct umm *u, unsigned int nid, uint64_t start, uint64_t end)
+{
+	struct umm_node *n = &u->nodes[nid];
+	uint32_t *stash = calloc(end - start, sizeof(uint32_t));
+
+	drain_all_pages(u);
+	pthread_mutex_lock(&n->lock);
+	n->iso_stash = stash;
+	n->iso_nr = 0;
+	if (stash) {
+		atomic_store(&n->iso_start, start);
+		atomic_store(&n->iso_end, end);
+	}
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* The frames held back return to the free lists. */
+void phys_unisolate_range(struct umm *u, unsigned int nid)
+{
+	struct umm_node *n = &u->nodes[nid];
+	uint32_t *stash;
+	uint64_t nr;
+
+	pthread_mutex_lock(&n->lock);
+	atomic_store(&n->iso_end, 0);
+	atomic_store(&n->iso_start, 0);
+	stash = n->iso_stash;
+	nr = n->iso_nr;
+	n->iso_stash = NULL;
+	n->iso_nr = 0;
+	pthread_mutex_unlock(&n->lock);
+	if (nr)
+		node_give(u, n, stash, (unsigned int)nr);
+	free(stash);
+}
+
 /* Take a free frame without reclaiming.  Return: the page or NULL. */
 static struct umm_page *__alloc_page(struct umm *u, int nid, unsigned int flags)
 {
@@ -214,10 +264,17 @@ static struct umm_page *__alloc_page(struct umm *u, int nid, unsigned int flags)
 		spin_lock(&pcp->lock);
 		if (!pcp->count)
 			pcp->count = node_take(&u->nodes[home], pcp->pfns, PCP_BATCH);
-		if (pcp->count) {
+		while (pcp->count) {
+			struct umm_node *n = &u->nodes[home];
+
 			pfn = pcp->pfns[--pcp->count];
-			spin_unlock(&pcp->lock);
-			goto got;
+			if (likely(!pfn_isolated(n, pfn))) {
+				spin_unlock(&pcp->lock);
+				goto got;
+			}
+			pthread_mutex_lock(&n->lock);
+			n->iso_stash[n->iso_nr++] = pfn;
+			pthread_mutex_unlock(&n->lock);
 		}
 		spin_unlock(&pcp->lock);
 	}

@@ -57,9 +57,15 @@
 
 /* ---- anon_vma and anon_vma_chain ---- */
 
-static struct anon_vma *anon_vma_alloc(void)
+static struct anon_vma_chain *avc_alloc(struct umm *u)
 {
-	struct anon_vma *av = calloc(1, sizeof(*av));
+	return should_fail(u, UMM_FAULT_ANON_VMA_ALLOC) ? NULL : calloc(1, sizeof(struct anon_vma_chain));
+}
+
+static struct anon_vma *anon_vma_alloc(struct umm *u)
+{
+	struct anon_vma *av = should_fail(u, UMM_FAULT_ANON_VMA_ALLOC) ? NULL :
+			      calloc(1, sizeof(*av));
 
 	if (!av)
 		return NULL;
@@ -140,8 +146,8 @@ int anon_vma_prepare(struct vm_area_struct *vma)
 	if (likely(atomic_load_explicit((_Atomic(struct anon_vma *) *)&vma->anon_vma,
 					memory_order_acquire)))
 		return 0;
-	av = anon_vma_alloc();
-	avc = calloc(1, sizeof(*avc));
+	av = anon_vma_alloc(vma->vm_mm->u);
+	avc = avc_alloc(vma->vm_mm->u);
 	if (!av || !avc) {
 		free(avc);
 		if (av)
@@ -188,7 +194,7 @@ static int __anon_vma_clone(struct vm_area_struct *dst, struct vm_area_struct *s
 	list_for_each_entry(pavc, &src->anon_vma_chain, same_vma)
 		n++;
 	for (unsigned int i = 0; i < n; i++) {
-		avc = calloc(1, sizeof(*avc));
+		avc = avc_alloc(dst->vm_mm->u);
 		if (!avc) {
 			struct anon_vma_chain *tmp;
 
@@ -254,8 +260,8 @@ int anon_vma_fork(struct vm_area_struct *vma, struct vm_area_struct *pvma)
 	if (vma->anon_vma)
 		return 0;	/* reused an anon_vma nobody owns */
 
-	av = anon_vma_alloc();
-	avc = calloc(1, sizeof(*avc));
+	av = anon_vma_alloc(vma->vm_mm->u);
+	avc = avc_alloc(vma->vm_mm->u);
 	if (!av || !avc) {
 		free(avc);
 		if (av)
@@ -457,6 +463,18 @@ static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val)
 	return syscall(SYS_futex, (uint32_t *)uaddr, op, val, NULL, NULL, 0);
 }
 
+/*
+ * page_lock_wait - sleep until the page lock whose word was seen as @seen
+ * (with PG_waiters set by the caller) is released.  The caller holds no
+ * reference: the lock holder (a migration) wakes waiters before the frame
+ * is freed, and a frame's descriptor never goes away.
+ */
+void page_lock_wait(struct umm_page *page, uint32_t seen)
+{
+	if (seen & PG_locked)
+		futex(&page->flags, FUTEX_WAIT_PRIVATE, seen | PG_waiters);
+}
+
 bool trylock_page(struct umm_page *page)
 {
 	return !(atomic_fetch_or(&page->flags, PG_locked) & PG_locked);
@@ -524,12 +542,33 @@ static inline uint64_t vma_address(struct vm_area_struct *vma, uint64_t pgoff)
 	return vma->vm_start + ((pgoff - vma->vm_pgoff) << PAGE_SHIFT);
 }
 
-static int rmap_walk_anon(struct umm_page *page, struct rmap_walk_control *rwc)
+/*
+ * page_get_anon_vma - a reference on the anon_vma of a mapped anonymous
+ * page, so that its tree can still be walked once the page is unmapped
+ * (migration restores PTEs through it).  Return: the anon_vma or NULL.
+ */
+struct anon_vma *page_get_anon_vma(struct umm_page *page)
 {
 	struct anon_vma *av = page_lock_anon_vma_read(page);
+
+	if (av)
+		pthread_rwlock_unlock(&av->root->rwsem);
+	return av;
+}
+
+static int rmap_walk_anon(struct umm_page *page, struct rmap_walk_control *rwc)
+{
+	struct anon_vma *av = rwc->anon_vma;
 	uint64_t pgoff = page->index;
 	struct interval_tree_node *n;
 
+	if (av) {
+		/* the caller pinned it: the page need not be mapped now */
+		get_anon_vma(av);
+		pthread_rwlock_rdlock(&av->root->rwsem);
+	} else {
+		av = page_lock_anon_vma_read(page);
+	}
 	if (!av)
 		return 0;
 	for (n = interval_tree_iter_first(&av->rb_root, pgoff, pgoff); n;
@@ -590,12 +629,13 @@ static int rmap_walk_file(struct umm_page *page, struct rmap_walk_control *rwc)
  * address the page would have there; the callback checks the PTE under
  * its lock.  Stops early when rmap_one returns false or rwc->done says so.
  * Context: the caller holds a reference on @page (and, for file pages,
- * the page lock or another guarantee that page->mapping stays).
+ * the page lock or another guarantee that page->mapping stays; KSM pages
+ * must be locked: their stable node's list changes under the page lock).
  */
 int rmap_walk(struct umm_page *page, struct rmap_walk_control *rwc)
 {
 	if (PageKsm(page))
-		return -ENOSYS;		/* rmap_walk_ksm arrives with KSM */
+		return rmap_walk_ksm(page, rwc);
 	if (PageAnon(page))
 		return rmap_walk_anon(page, rwc);
 	return rmap_walk_file(page, rwc);
@@ -605,7 +645,7 @@ int rmap_walk(struct umm_page *page, struct rmap_walk_control *rwc)
  * page_vma_mapped - lock the PTE table of @vma->vm_mm at @addr and return
  * the slot if it maps @page.  Return: the slot (ptl held in *@ptp) or NULL.
  */
-static _Atomic pte_t *page_vma_mapped(struct umm_page *page, struct vm_area_struct *vma,
+_Atomic pte_t *page_vma_mapped(struct umm_page *page, struct vm_area_struct *vma,
 				      uint64_t addr, struct pt_page **ptp)
 {
 	struct umm_mm *mm = vma->vm_mm;
@@ -661,10 +701,22 @@ static bool page_referenced_one(struct umm_page *page, struct vm_area_struct *vm
 	return true;
 }
 
-/* page_referenced - Return: how many mappings had referenced @page. */
+/*
+ * page_referenced - Return: how many mappings had referenced @page.
+ * Context: page not locked by the caller; a KSM page is locked here, and
+ * counts as referenced if someone else holds its lock (as Linux).
+ */
 int page_referenced(struct umm_page *page)
 {
-	return rmap_walk_count(page, page_referenced_one);
+	int ret;
+
+	if (!PageKsm(page))
+		return rmap_walk_count(page, page_referenced_one);
+	if (!trylock_page(page))
+		return 1;
+	ret = rmap_walk_count(page, page_referenced_one);
+	unlock_page(page);
+	return ret;
 }
 
 static bool page_mkclean_one(struct umm_page *page, struct vm_area_struct *vma,
@@ -808,8 +860,15 @@ int page_dirty_in_ptes(struct umm_page *page)
 	return rmap_walk_count(page, pte_dirty_one);
 }
 
-/* How many PTEs an rmap walk finds mapping @page. */
+/* How many PTEs an rmap walk finds mapping @page.  Context: page not locked. */
 int page_rmap_count(struct umm_page *page)
 {
-	return rmap_walk_count(page, rmap_count_one);
+	int ret;
+
+	if (!PageKsm(page))
+		return rmap_walk_count(page, rmap_count_one);
+	lock_page(page);
+	ret = rmap_walk_count(page, rmap_count_one);
+	unlock_page(page);
+	return ret;
 }

@@ -70,9 +70,23 @@ static enum lru_list page_lru(struct umm_page *page)
 	return ((f & PG_swapbacked) ? LRU_INACTIVE_ANON : LRU_INACTIVE_FILE) + !!(f & PG_active);
 }
 
-static struct lruvec *page_lruvec(struct umm *u, struct umm_page *page)
+/*
+ * lock_page_lruvec - lock the shard @page is on.  The shard can change
+ * while we wait (the page left one list and joined another), so it is
+ * checked again under the lock.  Return: the locked shard; the page is on
+ * it if PG_lru is set.
+ */
+static struct lruvec *lock_page_lruvec(struct umm *u, struct umm_page *page)
 {
-	return &u->lruvecs[page->lru_shard];
+	for (;;) {
+		uint16_t shard = atomic_load_explicit(&page->lru_shard, memory_order_acquire);
+		struct lruvec *lv = &u->lruvecs[shard];
+
+		spin_lock(&lv->lock);
+		if (atomic_load_explicit(&page->lru_shard, memory_order_relaxed) == shard)
+			return lv;
+		spin_unlock(&lv->lock);
+	}
 }
 
 /* ---- setup ---- */
@@ -94,6 +108,15 @@ int lru_init(struct umm *u)
 	}
 	pthread_mutex_init(&u->kswapd_lock, NULL);
 	pthread_cond_init(&u->kswapd_cond, NULL);
+	{
+		pthread_rwlockattr_t a;
+
+		/* validate must not starve behind a busy kswapd */
+		pthread_rwlockattr_init(&a);
+		pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&u->reclaim_lock, &a);
+		pthread_rwlockattr_destroy(&a);
+	}
 	return 0;
 }
 
@@ -114,6 +137,7 @@ void lru_exit(struct umm *u)
 	kswapd_stop(u);
 	pthread_mutex_destroy(&u->kswapd_lock);
 	pthread_cond_destroy(&u->kswapd_cond);
+	pthread_rwlock_destroy(&u->reclaim_lock);
 	free(u->lruvecs);
 }
 
@@ -129,7 +153,7 @@ static void add_page_to_lru(struct umm *u, struct umm_page *page, bool tail)
 	spin_lock(&lv->lock);
 	VM_BUG_ON(TestPageFlag(page, PG_lru));
 	lru = page_lru(page);
-	page->lru_shard = (uint16_t)shard;
+	atomic_store_explicit(&page->lru_shard, (uint16_t)shard, memory_order_release);
 	if (tail)
 		list_add_tail(&page->lru, &lv->lists[lru]);
 	else
@@ -152,9 +176,8 @@ void lru_cache_add(struct umm *u, struct umm_page *page)
 /* The page's last reference went: off its list before the frame is free. */
 void lru_del_on_free(struct umm *u, struct umm_page *page)
 {
-	struct lruvec *lv = page_lruvec(u, page);
+	struct lruvec *lv = lock_page_lruvec(u, page);
 
-	spin_lock(&lv->lock);
 	if (TestPageFlag(page, PG_lru)) {
 		list_del_entry(&page->lru);
 		atomic_fetch_sub_explicit(&lv->nr[page_lru(page)], 1, memory_order_relaxed);
@@ -174,8 +197,7 @@ bool isolate_lru_page(struct umm *u, struct umm_page *page)
 
 	if (!TestPageFlag(page, PG_lru))
 		return false;
-	lv = page_lruvec(u, page);
-	spin_lock(&lv->lock);
+	lv = lock_page_lruvec(u, page);
 	if (TestPageFlag(page, PG_lru) && get_page_unless_zero(page)) {
 		list_del_entry(&page->lru);
 		atomic_fetch_sub_explicit(&lv->nr[page_lru(page)], 1, memory_order_relaxed);
@@ -511,7 +533,9 @@ static void *kswapd(void *arg)
 			while (node_free(u, nid) < u->nodes[nid].wmark_high && !u->kswapd_stop) {
 				struct scan_control sc = { .nr_to_reclaim = SWAP_CLUSTER_MAX };
 
+				pthread_rwlock_rdlock(&u->reclaim_lock);
 				shrink_node(u, nid, &sc);
+				pthread_rwlock_unlock(&u->reclaim_lock);
 				atomic_fetch_add(&u->vmstat[VMS_PGSTEAL], sc.nr_reclaimed);
 				if (!sc.nr_reclaimed)
 					break;
@@ -733,7 +757,7 @@ int lru_census_check(struct umm *u, char *msg, size_t len)
 			list_for_each_entry(page, &lv->lists[l], lru) {
 				n++;
 				if (!TestPageFlag(page, PG_lru) || page_lru(page) != (enum lru_list)l ||
-				    page->lru_shard != i || !page_count(page)) {
+				    atomic_load(&page->lru_shard) != i || !page_count(page)) {
 					snprintf(msg, len, "pfn %llu on LRU list %d of shard %u: flags %#x "
 						 "refcount %d", (unsigned long long)page_to_pfn(u, page), l, i,
 						 atomic_load(&page->flags), page_count(page));

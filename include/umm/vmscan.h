@@ -70,6 +70,12 @@ enum umm_fault_kind {
 	UMM_FAULT_FRAME_ALLOC,		/* a frame allocation finds nothing */
 	UMM_FAULT_SWAP_READ,		/* swap-in I/O error: the access gets -EIO */
 	UMM_FAULT_SWAP_WRITE,		/* swap-out I/O error: the page stays */
+	UMM_FAULT_VMA_ALLOC,		/* a VMA descriptor cannot be allocated */
+	UMM_FAULT_PGTABLE_ALLOC,	/* a page-table page cannot be allocated */
+	UMM_FAULT_ANON_VMA_ALLOC,	/* an anon_vma or anon_vma_chain cannot be allocated */
+	UMM_FAULT_RMAP_ITEM_ALLOC,	/* KSM cannot allocate an rmap_item */
+	UMM_FAULT_NOTIFIER_EAGAIN,	/* a non-blockable invalidation is refused (-EAGAIN) */
+	UMM_FAULT_NOTIFIER_DELAY,	/* an invalidation's callbacks are slow (1 ms) */
 	UMM_FAULT_NR
 };
 int umm_fault_inject(struct umm *u, int kind, unsigned int probability_ppm, long times);
