@@ -2698,6 +2698,73 @@ static bool test_shadow_concurrent(void)
 	return shadow_teardown(&f, file, y, &sh, r);
 }
 
+/*
+ * KSM: write-protecting a page and replacing it with the KSM page are each
+ * a CLEAR invalidation of that page, and the replacement's change_pte
+ * (set_pte_at_notify) arrives inside it with the KSM page's frame; a COW
+ * break of a merged page and MADV_UNMERGEABLE are CLEAR invalidations too.
+ *
+ *   0   1   2
+ *   A   A   B      two pages of one content, one of another
+ */
+static bool test_ksm_merge(void)
+{
+	struct fix f;
+	struct rec *r;
+	struct ev cp[8];
+	struct umm_pageinfo p0, p1;
+	uint8_t buf[PS];
+	size_t from;
+	int n;
+
+	ASSERT_TRUE(fix_rec(&f, &r));
+	ASSERT_OK(map_at(f.mm, AT(0), 3, RW, PRIV));
+	memset(buf, 0x5a, PS);
+	ASSERT_EQ(umm_write(f.mm, AT(0), buf, PS), PS);
+	ASSERT_EQ(umm_write(f.mm, AT(1), buf, PS), PS);
+	ASSERT_TRUE(put_byte(f.mm, AT(2), 1));
+	ASSERT_OK(umm_madvise(f.mm, AT(0), PG(3), UMM_MADV_MERGEABLE));
+	from = rec_mark(r);
+	for (int i = 0; i < 8 && !(pinfo(f.mm, AT(1)).flags & UMM_PI_KSM); i++)
+		ASSERT_OK(umm_ksm_scan(f.u, 16));
+	ASSERT_OK(umm_pagemap(f.mm, AT(0), &p0));
+	ASSERT_OK(umm_pagemap(f.mm, AT(1), &p1));
+	ASSERT_TRUE((p0.flags & UMM_PI_KSM) && (p1.flags & UMM_PI_KSM));
+	ASSERT_EQ(p0.pfn, p1.pfn);
+
+	/* one change_pte, to the KSM frame, for the page that was replaced */
+	n = rec_get(r, from, K_CHANGE_PTE, cp, 8);
+	ASSERT_EQ(n, 1);
+	ASSERT_TRUE(cp[0].start == AT(0) || cp[0].start == AT(1));
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = from; i < r->nr; i++) {
+		const struct ev *e = &r->log[i];
+
+		if (e->kind != K_CHANGE_PTE)
+			continue;
+		/* inside a CLEAR of exactly that page: the start just before, the end after */
+		ASSERT_TRUE(i > from && i + 1 < r->nr);
+		ASSERT_TRUE(r->log[i - 1].kind == K_START || r->log[i - 1].kind == K_SECTLB);
+		ASSERT_TRUE(r->log[i + 1].kind == K_END || r->log[i + 1].kind == K_SECTLB);
+	}
+	pthread_mutex_unlock(&r->lock);
+	ASSERT_TRUE(starts_cover(r, from, EV_CLEAR, AT(0), AT(2), "xx"));
+
+	/* a write to a merged page copies it: CLEAR of that page */
+	from = rec_mark(r);
+	ASSERT_TRUE(put_byte(f.mm, AT(1), 7));
+	ASSERT_TRUE(STARTS_ARE(r, from, { EV_CLEAR, AT(1), AT(2) }));
+	ASSERT_EQ(byte_at(f.mm, AT(0)), 0x5a);
+
+	/* unmerging breaks what is left shared: CLEAR again */
+	from = rec_mark(r);
+	ASSERT_OK(umm_madvise(f.mm, AT(0), PG(3), UMM_MADV_UNMERGEABLE));
+	ASSERT_TRUE(rec_get(r, from, K_START, cp, 8) >= 0);
+	ASSERT_FALSE(pinfo(f.mm, AT(0)).flags & UMM_PI_KSM);
+	ASSERT_TRUE(rec_ok(r));
+	return fix_rec_done(&f, r);
+}
+
 int main(void)
 {
 	if (!tmp_init("mmu-notifier")) {
@@ -2734,6 +2801,7 @@ int main(void)
 	RUN_TEST(test_concurrent_register);
 	RUN_TEST(test_shadow_random);
 	RUN_TEST(test_shadow_concurrent);
+	RUN_TEST(test_ksm_merge);
 	tmp_cleanup();
 	return tap_done();
 }
