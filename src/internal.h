@@ -241,6 +241,9 @@ struct umm {
 	spinlock_t pt_lock;
 	struct pt_chunk *pt_chunks;
 	struct pt_page *pt_free;
+
+	struct ksm *ksm;		/* ksmd, its trees and knobs (ksm.c) */
+	_Atomic long ksm_zero_pages;	/* PTEs KSM pointed at the zero frame */
 };
 
 #define ZERO_PFN 0
@@ -495,7 +498,19 @@ struct umm_mm {
 	_Atomic bool unstable;			/* OOM-reaped: faults fail (MMF_UNSTABLE) */
 	struct list_head mmlist;		/* in umm->mm_list */
 	_Atomic(void *) notifier_subscriptions;	/* MMU notifiers (mmu_notifier.c) */
+
+	/* KSM (ksm.c) */
+	struct ksm_mm_slot *ksm_slot;		/* under ksm_mmlist_lock */
+	_Atomic unsigned long ksm_flags;	/* MMF_VM_MERGEABLE, MMF_VM_MERGE_ANY */
+	unsigned int ksm_domain;		/* merge domain; under mmap_lock */
+	_Atomic long ksm_merging_pages;		/* this mm's rmap_items in the stable tree */
+	_Atomic long ksm_rmap_items;
+	_Atomic long ksm_zero_pages;		/* its PTEs KSM mapped to the zero frame */
+	long ksm_census[2];			/* scratch for umm_validate */
 };
+
+#define MMF_VM_MERGEABLE	0x1UL	/* registered with ksmd (has an mm slot) */
+#define MMF_VM_MERGE_ANY	0x2UL	/* every compatible VMA is VM_MERGEABLE */
 
 static inline void add_mm_counter(struct umm_mm *mm, int member, long v)
 {
@@ -524,6 +539,7 @@ void mmdrop(struct umm_mm *mm);
 /* Faults and zap (memory.c)                                           */
 
 #define FAULT_FLAG_WRITE 0x1
+#define FAULT_FLAG_UNSHARE 0x2		/* break_ksm: copy a KSM page, keep the permissions */
 int handle_mm_fault(struct vm_area_struct *vma, uint64_t addr, unsigned int flags);
 void unmap_vmas(struct mmu_gather *tlb, struct vm_area_struct *vma, uint64_t start, uint64_t end);
 int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src);
@@ -532,6 +548,47 @@ int move_page_tables(struct vm_area_struct *vma, uint64_t old_addr, struct vm_ar
 		     uint64_t new_addr, uint64_t len);
 int populate_vma_range(struct umm_mm *mm, uint64_t start, uint64_t end);
 struct umm_page *vm_normal_page(struct umm *u, pte_t pte);
+pte_t vm_get_page_prot(unsigned long vm_flags);
+
+/* ------------------------------------------------------------------ */
+/* KSM (ksm.c)                                                         */
+
+/*
+ * A KSM zero page: the zero frame mapped in place of an empty page by KSM
+ * (use_zero_pages).  KSM marks the special PTE dirty, which a read fault's
+ * zero-page PTE never is, so unmap can tell them apart and keep the count.
+ */
+static inline bool is_ksm_zero_pte(pte_t pte)
+{
+	return pte_special(pte) && pte_dirty(pte);
+}
+
+static inline void ksm_map_zero_page(struct umm_mm *mm)
+{
+	atomic_fetch_add_explicit(&mm->u->ksm_zero_pages, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mm->ksm_zero_pages, 1, memory_order_relaxed);
+}
+
+/* A PTE goes away (zap, COW, unmerge): was it a KSM zero page? */
+static inline void ksm_might_unmap_zero_page(struct umm_mm *mm, pte_t pte)
+{
+	if (is_ksm_zero_pte(pte)) {
+		atomic_fetch_sub_explicit(&mm->u->ksm_zero_pages, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&mm->ksm_zero_pages, 1, memory_order_relaxed);
+	}
+}
+
+int ksm_init(struct umm *u);
+void ksm_stop_threads(struct umm *u);
+void ksm_destroy(struct umm *u);
+void ksm_exit(struct umm_mm *mm);
+int ksm_fork(struct umm_mm *mm, struct umm_mm *oldmm);
+int ksm_madvise(struct umm_mm *mm, uint64_t start, uint64_t end, int advice);
+unsigned long ksm_vma_flags(struct umm_mm *mm, bool shared, unsigned long vm_flags);
+struct rmap_walk_control;
+int rmap_walk_ksm(struct umm_page *page, struct rmap_walk_control *rwc);
+typedef void (*ksm_census_fail_fn)(void *ctx, const char *msg);
+void ksm_census(struct umm *u, ksm_census_fail_fn fail, void *ctx);
 
 #define PTE_USER_BITS	(_PAGE_PRESENT | _PAGE_USER)
 /* The PTE protection bits a VMA's flags give (vm_get_page_prot). */
@@ -576,6 +633,7 @@ int anon_vma_clone(struct vm_area_struct *dst, struct vm_area_struct *src);
 int anon_vma_fork(struct vm_area_struct *vma, struct vm_area_struct *pvma);
 void unlink_anon_vmas(struct vm_area_struct *vma);
 void put_anon_vma(struct anon_vma *av);
+static inline void get_anon_vma(struct anon_vma *av) { atomic_fetch_add(&av->refcount, 1); }
 void vma_rmap_pre_update(struct vm_area_struct *vma);
 void vma_rmap_post_update(struct vm_area_struct *vma);
 void vma_rmap_lock(struct vm_area_struct *vma);
@@ -742,6 +800,14 @@ static inline void mmu_notifier_invalidate_secondary_tlbs(struct umm_mm *mm, uin
 {
 	if (mm_has_notifiers(mm))
 		__mmu_notifier_invalidate_secondary_tlbs(mm, start, end);
+}
+
+/* set_pte_at_notify's half: the PTE at @addr now maps @pfn (KSM's replace_page). */
+static inline void mmu_notifier_change_pte(struct umm_mm *mm, uint64_t addr, uint64_t pfn,
+					   bool writable)
+{
+	if (mm_has_notifiers(mm))
+		__mmu_notifier_change_pte(mm, addr, pfn, writable);
 }
 
 static inline void mmu_notifier_release(struct umm_mm *mm)

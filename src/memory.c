@@ -42,6 +42,13 @@ struct umm_page *vm_normal_page(struct umm *u, pte_t pte)
 	return pfn_to_page(u, pte_pfn(pte));
 }
 
+/* The PTE protection bits a VMA's flags give. */
+pte_t vm_get_page_prot(unsigned long vm_flags)
+{
+	if (!(vm_flags & VM_ACCESS_FLAGS))
+		return _PAGE_PROTNONE | _PAGE_USER;
+	return PTE_USER_BITS;
+}
 
 static inline bool pte_same(pte_t a, pte_t b) { return a == b; }
 
@@ -63,7 +70,7 @@ static int map_new_anon_page(struct vm_area_struct *vma, uint64_t addr, _Atomic 
 {
 	struct umm_mm *mm = vma->vm_mm;
 	struct umm *u = mm->u;
-	pte_t entry = pfn_pte(page_to_pfn(u, page), vma_pte_prot(vma->vm_flags) | _PAGE_RW |
+	pte_t entry = pfn_pte(page_to_pfn(u, page), vm_get_page_prot(vma->vm_flags) | _PAGE_RW |
 			      _PAGE_ACCESSED | _PAGE_DIRTY);
 
 	spin_lock(pte_lockptr(pt));
@@ -89,7 +96,7 @@ static int do_anonymous_page(struct vm_area_struct *vma, uint64_t addr, _Atomic 
 
 	if (!(flags & FAULT_FLAG_WRITE)) {
 		/* read of never-written memory: the shared zero frame */
-		entry = pfn_pte(ZERO_PFN, vma_pte_prot(vma->vm_flags) | _PAGE_SPECIAL | _PAGE_ACCESSED);
+		entry = pfn_pte(ZERO_PFN, vm_get_page_prot(vma->vm_flags) | _PAGE_SPECIAL | _PAGE_ACCESSED);
 		spin_lock(pte_lockptr(pt));
 		if (pte_none(ptep_get(ptep)))
 			atomic_store_explicit(ptep, entry, memory_order_seq_cst);
@@ -150,7 +157,7 @@ static int do_fault(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *pt
 		return err;
 	if ((flags & FAULT_FLAG_WRITE) && !shared)
 		return do_cow_fault(vma, addr, ptep, pt, page);
-	entry = pfn_pte(page_to_pfn(u, page), vma_pte_prot(vma->vm_flags) | _PAGE_ACCESSED);
+	entry = pfn_pte(page_to_pfn(u, page), vm_get_page_prot(vma->vm_flags) | _PAGE_ACCESSED);
 	if (shared && (vma->vm_flags & VM_WRITE))
 		entry |= _PAGE_RW;
 	if (flags & FAULT_FLAG_WRITE)
@@ -172,10 +179,11 @@ static int do_fault(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *pt
 /*
  * wp_page_copy - break COW: give this mapping its own copy of the page (or a
  * zeroed page in place of the zero frame), replace the PTE, flush, and only
- * then drop the old page.
+ * then drop the old page.  @unshare (break_ksm): the copy keeps the old
+ * PTE's permissions instead of becoming writable.
  */
 static int wp_page_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *ptep,
-			struct pt_page *pt, pte_t orig, struct umm_page *old)
+			struct pt_page *pt, pte_t orig, struct umm_page *old, bool unshare)
 {
 	struct umm_mm *mm = vma->vm_mm;
 	struct umm *u = mm->u;
@@ -191,8 +199,11 @@ static int wp_page_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 	if (old)
 		copy_page(page_address(u, new), page_address(u, old));
 
-	entry = pfn_pte(page_to_pfn(u, new), vma_pte_prot(vma->vm_flags) | _PAGE_RW |
-			_PAGE_ACCESSED | _PAGE_DIRTY);
+	if (unshare)
+		entry = pfn_pte(page_to_pfn(u, new), vm_get_page_prot(vma->vm_flags) | _PAGE_ACCESSED);
+	else
+		entry = pfn_pte(page_to_pfn(u, new), vm_get_page_prot(vma->vm_flags) | _PAGE_RW |
+				_PAGE_ACCESSED | _PAGE_DIRTY);
 	mmu_notifier_range_init(&range, UMM_MMU_NOTIFY_CLEAR, mm, addr & PAGE_MASK,
 				(addr & PAGE_MASK) + PAGE_SIZE);
 	mmu_notifier_invalidate_range_start(&range);
@@ -218,6 +229,8 @@ static int wp_page_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 	mmu_notifier_invalidate_secondary_tlbs(mm, range.r.start, range.r.end);
 	if (old)
 		page_remove_rmap(old, vma);
+	else
+		ksm_might_unmap_zero_page(mm, orig);
 	spin_unlock(pte_lockptr(pt));
 	mmu_notifier_invalidate_range_end(&range);
 	count_vm_event(u, PGFAULT_COW);
@@ -269,7 +282,29 @@ static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *
 	if (page)
 		get_page(page);
 	spin_unlock(pte_lockptr(pt));
-	return wp_page_copy(vma, addr, ptep, pt, orig, page);
+	return wp_page_copy(vma, addr, ptep, pt, orig, page, false);
+}
+
+/*
+ * do_unshare - break_ksm's fault (FAULT_FLAG_UNSHARE): a KSM page, or the
+ * zero frame KSM mapped, is replaced by a private copy with the same
+ * permissions, whatever the VMA allows (PROT_NONE and read-only areas
+ * unmerge too).  Anything else is left alone.
+ * Context: PTE lock held on entry; dropped on return.
+ */
+static int do_unshare(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *ptep,
+		      struct pt_page *pt, pte_t orig)
+{
+	struct umm_page *page = vm_normal_page(vma->vm_mm->u, orig);
+
+	if (page ? !PageKsm(page) : !is_ksm_zero_pte(orig)) {
+		spin_unlock(pte_lockptr(pt));
+		return 0;
+	}
+	if (page)
+		get_page(page);
+	spin_unlock(pte_lockptr(pt));
+	return wp_page_copy(vma, addr, ptep, pt, orig, page, true);
 }
 
 /*
@@ -405,6 +440,8 @@ int handle_mm_fault(struct vm_area_struct *vma, uint64_t addr, unsigned int flag
 		return -ENOMEM;
 	pte = atomic_load_explicit(ptep, memory_order_acquire);
 	if (pte_none(pte)) {
+		if (flags & FAULT_FLAG_UNSHARE)
+			return 0;	/* nothing to unshare */
 		if (vma->vm_mapping)
 			return do_fault(vma, addr, ptep, pt, flags);
 		return do_anonymous_page(vma, addr, ptep, pt, flags);
@@ -417,6 +454,8 @@ int handle_mm_fault(struct vm_area_struct *vma, uint64_t addr, unsigned int flag
 		spin_unlock(pte_lockptr(pt));
 		return do_swap_page(vma, addr, ptep, pt, pte, flags);
 	}
+	if ((flags & FAULT_FLAG_UNSHARE) && pte_present(pte))
+		return do_unshare(vma, addr, ptep, pt, pte);
 	if (!pte_present(pte) || pte_protnone(pte)) {
 		/* a PROT_NONE PTE in an accessible VMA is a racing mprotect: retry */
 		spin_unlock(pte_lockptr(pt));
@@ -820,8 +859,10 @@ static void zap_pte_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 			continue;
 		}
 		page = vm_normal_page(u, pte);
-		if (!page)
+		if (!page) {
+			ksm_might_unmap_zero_page(mm, pte);
 			continue;
+		}
 		if (pte_dirty(pte) && !PageAnon(page))
 			SetPageFlag(page, PG_dirty);
 		page_remove_rmap(page, vma);
@@ -910,6 +951,9 @@ int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src)
 				get_page(page);
 				page_dup_rmap(page);
 				rss[mm_counter(page)]++;
+			} else if (is_ksm_zero_pte(pte)) {
+				/* the child's PTE counts as its own KSM zero page */
+				ksm_map_zero_page(dst_mm);
 			}
 			if (pte_write(pte)) {
 				atomic_fetch_and(sptep, ~_PAGE_RW);

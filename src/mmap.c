@@ -341,6 +341,7 @@ static void exit_mmap(struct umm_mm *mm)
 	struct rb_node *n;
 	struct mmu_gather tlb;
 
+	ksm_exit(mm);
 	pthread_rwlock_wrlock(&mm->mmap_lock);
 	mm->dead = true;		/* no new subscriber from here on */
 	pthread_rwlock_unlock(&mm->mmap_lock);
@@ -463,6 +464,7 @@ int umm_mmap(struct umm_mm *mm, uint64_t addr, uint64_t len, int prot, int flags
 	vm_flags = prot_to_vm(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
 	if (shared)
 		vm_flags |= VM_SHARED | VM_MAYSHARE;
+	vm_flags = ksm_vma_flags(mm, shared, vm_flags);
 	if (flags & UMM_MAP_LOCKED)
 		vm_flags |= VM_LOCKED;
 	if (file) {
@@ -708,8 +710,8 @@ int umm_munlock(struct umm_mm *mm, uint64_t addr, uint64_t len)
 
 static unsigned long mergeable_flags(const struct vm_area_struct *vma, unsigned long on, int *err)
 {
-	/* KSM only ever merges private anonymous memory; others are left alone */
-	if (vma->vm_mapping)
+	/* KSM merges only private (anonymous or COWed) pages; shared areas are left alone */
+	if (vma->vm_flags & (VM_SHARED | VM_MAYSHARE))
 		return vma->vm_flags;
 	return on ? vma->vm_flags | VM_MERGEABLE : vma->vm_flags & ~VM_MERGEABLE;
 }
@@ -859,7 +861,10 @@ int umm_madvise(struct umm_mm *mm, uint64_t addr, uint64_t len, int advice)
 	case UMM_MADV_MERGEABLE:
 	case UMM_MADV_UNMERGEABLE:
 		pthread_rwlock_wrlock(&mm->mmap_lock);
-		err = apply_flags(mm, addr, end, mergeable_flags, advice == UMM_MADV_MERGEABLE);
+		/* register with ksmd, or unmerge the range first */
+		err = ksm_madvise(mm, addr, end, advice);
+		if (!err)
+			err = apply_flags(mm, addr, end, mergeable_flags, advice == UMM_MADV_MERGEABLE);
 		pthread_rwlock_unlock(&mm->mmap_lock);
 		return err;
 	case UMM_MADV_COLD:
@@ -927,6 +932,14 @@ static int move_vma(struct umm_mm *mm, struct vm_area_struct *vma, uint64_t old_
 	struct vm_area_struct *new;
 	int err;
 
+	/*
+	 * Break KSM pages first, as Linux does: their rmap items know them by
+	 * address, and they should not turn up where other KSM pages were.
+	 */
+	err = ksm_madvise(mm, old_addr, old_addr + old_len, UMM_MADV_UNMERGEABLE);
+	if (err)
+		return err;
+	vma = find_vma(mm, old_addr);
 	vma = vma_isolate(mm, vma, old_addr, old_addr + old_len);
 	if (!vma)
 		return -ENOMEM;
@@ -1082,6 +1095,12 @@ int umm_mm_fork(struct umm_mm *parent, struct umm_mm **childp)
 		return err;
 	pthread_rwlock_wrlock(&parent->mmap_lock);
 	child->mmap_base = parent->mmap_base;
+	err = ksm_fork(child, parent);
+	if (err) {
+		pthread_rwlock_unlock(&parent->mmap_lock);
+		umm_mm_exit(child);
+		return err;
+	}
 	for (n = rb_first(&parent->mm_rb); n; n = rb_next(n)) {
 		struct vm_area_struct *pv = rb_entry(n, struct vm_area_struct, vm_rb);
 		struct vm_area_struct *cv;

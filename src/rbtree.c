@@ -243,3 +243,21 @@ struct rb_node *rb_prev(const struct rb_node *n)
 		n = n->parent;
 	return n->parent;
 }
+
+/* rb_replace_node - @new takes @victim's place, colour and children. */
+void rb_replace_node(struct rb_node *victim, struct rb_node *new, struct rb_root *root)
+{
+	struct rb_node *parent = victim->parent;
+
+	*new = *victim;
+	if (victim->left)
+		victim->left->parent = new;
+	if (victim->right)
+		victim->right->parent = new;
+	if (!parent)
+		root->node = new;
+	else if (parent->left == victim)
+		parent->left = new;
+	else
+		parent->right = new;
+}

@@ -536,11 +536,6 @@ static inline uint64_t vma_address(struct vm_area_struct *vma, uint64_t pgoff)
 	return vma->vm_start + ((pgoff - vma->vm_pgoff) << PAGE_SHIFT);
 }
 
-static void get_anon_vma(struct anon_vma *av)
-{
-	atomic_fetch_add(&av->refcount, 1);
-}
-
 /*
  * page_get_anon_vma - a reference on the anon_vma of a mapped anonymous
  * page, so that its tree can still be walked once the page is unmapped
@@ -628,12 +623,13 @@ static int rmap_walk_file(struct umm_page *page, struct rmap_walk_control *rwc)
  * address the page would have there; the callback checks the PTE under
  * its lock.  Stops early when rmap_one returns false or rwc->done says so.
  * Context: the caller holds a reference on @page (and, for file pages,
- * the page lock or another guarantee that page->mapping stays).
+ * the page lock or another guarantee that page->mapping stays; KSM pages
+ * must be locked: their stable node's list changes under the page lock).
  */
 int rmap_walk(struct umm_page *page, struct rmap_walk_control *rwc)
 {
 	if (PageKsm(page))
-		return -ENOSYS;		/* rmap_walk_ksm arrives with KSM */
+		return rmap_walk_ksm(page, rwc);
 	if (PageAnon(page))
 		return rmap_walk_anon(page, rwc);
 	return rmap_walk_file(page, rwc);
@@ -699,10 +695,22 @@ static bool page_referenced_one(struct umm_page *page, struct vm_area_struct *vm
 	return true;
 }
 
-/* page_referenced - Return: how many mappings had referenced @page. */
+/*
+ * page_referenced - Return: how many mappings had referenced @page.
+ * Context: page not locked by the caller; a KSM page is locked here, and
+ * counts as referenced if someone else holds its lock (as Linux).
+ */
 int page_referenced(struct umm_page *page)
 {
-	return rmap_walk_count(page, page_referenced_one);
+	int ret;
+
+	if (!PageKsm(page))
+		return rmap_walk_count(page, page_referenced_one);
+	if (!trylock_page(page))
+		return 1;
+	ret = rmap_walk_count(page, page_referenced_one);
+	unlock_page(page);
+	return ret;
 }
 
 static bool page_mkclean_one(struct umm_page *page, struct vm_area_struct *vma,
@@ -846,8 +854,15 @@ int page_dirty_in_ptes(struct umm_page *page)
 	return rmap_walk_count(page, pte_dirty_one);
 }
 
-/* How many PTEs an rmap walk finds mapping @page. */
+/* How many PTEs an rmap walk finds mapping @page.  Context: page not locked. */
 int page_rmap_count(struct umm_page *page)
 {
-	return rmap_walk_count(page, rmap_count_one);
+	int ret;
+
+	if (!PageKsm(page))
+		return rmap_walk_count(page, rmap_count_one);
+	lock_page(page);
+	ret = rmap_walk_count(page, rmap_count_one);
+	unlock_page(page);
+	return ret;
 }

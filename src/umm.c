@@ -101,6 +101,11 @@ int umm_create(const struct umm_config *cfg, struct umm **out)
 		if (err)
 			goto out_swap;
 	}
+	err = ksm_init(u);
+	if (err) {
+		mn_check_exit(u);
+		goto out_swap;
+	}
 	*out = u;
 	return 0;
 
@@ -132,6 +137,7 @@ void umm_destroy(struct umm *u)
 
 	if (!u)
 		return;
+	ksm_stop_threads(u);
 	/* exit whatever the user left alive */
 	for (;;) {
 		struct umm_mm *mm = NULL;
@@ -147,6 +153,7 @@ void umm_destroy(struct umm *u)
 	}
 	kswapd_stop(u);		/* it holds isolated pages while it works */
 	swap_cache_drop_all(u);	/* pages no PTE will ever fault back */
+	ksm_destroy(u);		/* slots of exited mms, rmap_items, stable nodes */
 	leaked = umm_leak_check(u, log_leak, u);
 	if (leaked)
 		machine_log(u, UMM_LOG_ERR, "%ld frames leaked at destroy", leaked);
@@ -235,7 +242,15 @@ static void census_swap_pte(struct census *c, struct umm_mm *mm, pte_t e, uint64
 		    (unsigned long long)e, (unsigned long long)addr);
 }
 
-/* Walk @t (level @level, covering from @base), counting mapped frames. */
+static void census_fail_msg(void *ctx, const char *msg)
+{
+	census_fail(ctx, "%s", msg);
+}
+
+/*
+ * Walk @t (level @level, covering from @base), counting mapped frames;
+ * rss[NR_MM_COUNTERS] counts KSM zero pages.
+ */
 static void census_walk(struct census *c, struct umm_mm *mm, struct pt_page *t, int level,
 			uint64_t base, long *rss, long *tables)
 {
@@ -270,6 +285,8 @@ static void census_walk(struct census *c, struct umm_mm *mm, struct pt_page *t, 
 			if (pte_pfn(e) != ZERO_PFN || pte_write(e))
 				census_fail(c, "mm %p: bad special PTE %#llx at %#llx", (void *)mm,
 					    (unsigned long long)e, (unsigned long long)addr);
+			if (is_ksm_zero_pte(e))
+				rss[NR_MM_COUNTERS]++;
 			continue;
 		}
 		if (pte_pfn(e) == ZERO_PFN) {
@@ -327,6 +344,7 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 	uint8_t *is_free;
 	struct umm_mm *mm;
 	uint64_t nr_free = 0;
+	long ksm_zero = 0;
 
 	if (!u || (flags & ~(UMM_VALIDATE_EXACT | UMM_VALIDATE_RMAP)))
 		return -EINVAL;
@@ -346,9 +364,11 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 
 	/* kswapd holds pages isolated while it works: let it finish first */
 	pthread_rwlock_wrlock(&u->reclaim_lock);
+
+	ksm_census(u, census_fail_msg, &c);
 	pthread_mutex_lock(&u->mm_lock);
 	list_for_each_entry(mm, &u->mm_list, mmlist) {
-		long rss[NR_MM_COUNTERS] = { 0 }, tables = 0;
+		long rss[NR_MM_COUNTERS + 1] = { 0 }, tables = 0;
 		uint64_t total = 0;
 
 		pthread_rwlock_rdlock(&mm->mmap_lock);
@@ -372,6 +392,10 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 			if (rss[i] != atomic_load(&mm->rss[i]))
 				census_fail(&c, "mm %p: rss counter %d is %ld, page tables hold %ld",
 					    (void *)mm, i, atomic_load(&mm->rss[i]), rss[i]);
+		if (rss[NR_MM_COUNTERS] != atomic_load(&mm->ksm_zero_pages))
+			census_fail(&c, "mm %p: ksm_zero_pages %ld, page tables hold %ld", (void *)mm,
+				    atomic_load(&mm->ksm_zero_pages), rss[NR_MM_COUNTERS]);
+		ksm_zero += rss[NR_MM_COUNTERS];
 		if (tables != atomic_load(&mm->nr_ptes))
 			census_fail(&c, "mm %p: %ld page-table pages counted, %ld reachable", (void *)mm,
 				    atomic_load(&mm->nr_ptes), tables);
@@ -380,6 +404,9 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 	census_page_cache(&c);
 	census_swap_cache(&c);
 	pthread_mutex_unlock(&u->mm_lock);
+	if (ksm_zero != atomic_load(&u->ksm_zero_pages))
+		census_fail(&c, "ksm_zero_pages %ld, page tables hold %ld",
+			    atomic_load(&u->ksm_zero_pages), ksm_zero);
 
 	phys_mark_free_frames(u, is_free);
 	for (uint64_t pfn = 1; pfn < u->nr_frames; pfn++) {

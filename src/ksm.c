@@ -1,0 +1,2495 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ksm.c - Kernel Samepage Merging: ksmd, mm slots, rmap items, the stable
+ * and unstable trees, chains of duplicates, merge, unmerge, KSM zero pages,
+ * smart scan, the scan-time advisor and the figures.
+ *
+ * What it does, as on Linux.  Address spaces with VM_MERGEABLE areas
+ * (madvise, or merge-any for the whole mm) are registered with an mm_slot
+ * on ksm_mm_head; the scanner walks the slots from a cursor, keeping one
+ * rmap_item per anonymous page address, in address order per slot.  For
+ * each page it first looks for an identical KSM page in the stable tree and
+ * merges into it; otherwise, if the page's checksum (xxHash) is the one it
+ * had at the previous scan, it searches the unstable tree (pages believed
+ * unchanged, ordered by content, rebuilt every full scan) and either
+ * merges with an identical page there - both become one new write-protected
+ * KSM page in the stable tree - or inserts itself.  A write to a KSM page
+ * faults and copies (memory.c never reuses a KSM page).  Equality is always
+ * decided by a full compare after write protection: the write-protect is
+ * an atomic PTE update followed by flush_tlb_mm() (tlb.c), after which no
+ * store can still go through the old PTE, so the compared bytes are final.
+ *
+ * Stable nodes hold no page reference.  A KSM page's mapping is its stable
+ * node | PAGE_MAPPING_KSM; get_ksm_page() finds the page from the node's
+ * kpfn and trusts it only if the page still points back at the node,
+ * taking a speculative reference; a node whose page is gone is stale and
+ * is removed when found.  A node shared by max_page_sharing mappings is
+ * full: further merges of the same content go to another "dup", and the
+ * dups of one content hang off a "chain" node in the tree, pruned every
+ * stable_node_chains_prune_millisecs.
+ *
+ * Beyond Linux.  (1) Merge domains: every tree key starts with the domain
+ * (and, without merge_across_nodes, the memory node), so pages of different
+ * domains never compare equal and never share a frame.  (2) nr_threads
+ * scanner threads: the trees are sharded by checksum (identical pages have
+ * identical checksums, so everything a page can merge with lives in its
+ * shard), each shard under its own mutex.  The scan proceeds in phases: the
+ * calling thread gathers a batch of rmap_items from the cursor (the only
+ * phase that creates, frees or reaps items and slots), then the batch is
+ * processed by all threads, each item under its shard's lock, then the
+ * full-scan bookkeeping runs.  Phases never overlap, so the result - which
+ * pages merge, and every count - is the one a single thread produces
+ * whenever the outcome does not depend on the order of racing writes.
+ *
+ * Locking (outermost first):
+ *
+ *   ksm->thread_mutex (ksm_thread_mutex: one scan at a time, knobs, run)
+ *     shard->lock (at most one at a time)
+ *       mm->mmap_lock (read)
+ *         page lock
+ *           anon_vma rwsem, PTE lock (rmap.c's order)
+ *   ksm->mmlist_lock (ksm_mmlist_lock: the slot list; a spinlock taken with
+ *   nothing else but mmap_lock held, never held while sleeping)
+ *
+ * The stable node rmap lists are changed only with the KSM page locked, so
+ * rmap_walk_ksm() walks them under the page lock, as Linux does.  An mm
+ * that exits is no longer touched once exit_mmap() runs: ksm_exit() moves
+ * its slot behind the cursor, then takes and drops mmap_lock for write;
+ * every KSM path re-checks mm_users under mmap_lock read.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "internal.h"
+
+#define KSM_NR_SHARDS		64
+#define STABLE_NODE_CHAIN	(-1024)
+#define KSM_BATCH_PER_THREAD	64
+
+enum { ITEM_NONE, ITEM_UNSTABLE, ITEM_STABLE };
+
+struct ksm_shard;
+
+/*
+ * struct ksm_stable_node - a KSM page (plain node or dup) or a chain of
+ * dups of one content.  Plain nodes and chains sit in their shard's stable
+ * tree; dups hang in their chain's list.
+ */
+struct ksm_stable_node {
+	struct rb_node node;			/* plain or chain: in the stable tree */
+	struct list_head hlist;			/* rmap_items (plain, dup); dups (chain) */
+	struct list_head hlist_dup;		/* dup: in its chain's hlist */
+	struct ksm_stable_node *chain;		/* dup: its chain; NULL otherwise */
+	struct ksm_shard *shard;
+	_Atomic uint64_t kpfn;			/* plain, dup: the KSM page's frame */
+	/*
+	 * plain, dup: the anon_vma and index the page had before it became a
+	 * KSM page in place (referenced; NULL if it was made from a replaced
+	 * page).  Mappings it had then - in VMAs of the fork family that have
+	 * no rmap_item for it - are found through them (rmap_walk_ksm).
+	 */
+	struct anon_vma *anon_vma;
+	uint64_t index;
+	uint64_t chain_prune_time;		/* chain: ms of the last prune */
+	int rmap_hlist_len;			/* mappings; STABLE_NODE_CHAIN for a chain */
+	unsigned int domain;			/* key: merge domain, then node, then bytes */
+	int nid;
+};
+
+/* struct ksm_rmap_item - one scanned page address of one mm. */
+struct ksm_rmap_item {
+	struct ksm_rmap_item *rmap_list;	/* next in the slot, by address */
+	struct umm_mm *mm;
+	uint64_t address;
+	struct anon_vma *anon_vma;		/* stable: the VMA's, referenced */
+	struct ksm_stable_node *head;		/* stable: its node (plain or dup) */
+	/* whose tree holds it (NULL: none); read without its lock by the owner */
+	_Atomic(struct ksm_shard *) shard;
+	struct rb_node node;			/* unstable: in the unstable tree */
+	struct list_head hlist;			/* stable: in head->hlist */
+	unsigned long seqnr;			/* unstable: the scan that inserted it */
+	uint64_t oldchecksum;
+	unsigned int domain;			/* unstable key */
+	int nid;
+	uint8_t state;				/* ITEM_* */
+	uint8_t age, remaining_skips;		/* smart scan */
+};
+
+struct ksm_mm_slot {
+	struct list_head mm_node;		/* in ksm_mm_head */
+	struct umm_mm *mm;			/* mmgrab()bed */
+	struct ksm_rmap_item *rmap_list;
+	unsigned long batch_gen;		/* the batch its items were last gathered in */
+};
+
+struct ksm_shard {
+	pthread_mutex_t lock;
+	struct rb_root stable;
+	struct rb_root unstable;
+} __attribute__((aligned(64)));
+
+/* One gathered page: what the checksum phase found for it. */
+struct ksm_scan_entry {
+	struct ksm_rmap_item *item;
+	uint64_t pfn;				/* 0: nothing mergeable there now */
+	uint64_t checksum;
+	unsigned int domain;
+	int nid;
+	unsigned int shard;
+};
+
+/*
+ * A batch runs in two parallel phases: checksums (one unit per entry), then
+ * merges (one unit per shard: a shard's entries in scan order, so that the
+ * order of the merges in a shard, and hence their outcome, is the one a
+ * single thread would produce).
+ */
+struct ksm_batch {
+	struct ksm_scan_entry *e;
+	unsigned long nr;
+	unsigned int *order;			/* entries sorted by shard, stable */
+	unsigned int start[KSM_NR_SHARDS + 1];	/* each shard's run in order[] */
+	void (*fn)(struct ksm *k, struct ksm_batch *b, unsigned long unit);
+	unsigned long units;
+	_Atomic unsigned long next;
+};
+
+struct ksm {
+	struct umm *u;
+	pthread_mutex_t thread_mutex;
+	spinlock_t mmlist_lock;
+	struct ksm_mm_slot mm_head;		/* list head; the cursor's "between scans" */
+	struct {
+		struct ksm_mm_slot *mm_slot;
+		uint64_t address;
+		struct ksm_rmap_item **rmap_list;
+		_Atomic unsigned long seqnr;	/* full scans done */
+		bool pass_done;
+		unsigned long batch_gen;	/* batches gathered */
+	} scan;
+	struct ksm_shard shards[KSM_NR_SHARDS];
+	struct umm_ksm_params p;
+	_Atomic int run;
+	uint64_t zero_checksum;
+	uint64_t chains_pruned;			/* ms of the last prune of every chain */
+
+	_Atomic long pages_shared, pages_sharing, pages_unshared, rmap_items;
+	_Atomic long stable_node_chains, stable_node_dups;
+	_Atomic unsigned long pages_scanned, pages_skipped;
+
+	/* ksmd */
+	pthread_mutex_t ksmd_lock;
+	pthread_cond_t ksmd_wait;
+	pthread_t ksmd;
+	bool ksmd_started, ksmd_stop;
+
+	/* scanner helpers: nr_threads - 1 threads that join each batch */
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_go, pool_done;
+	pthread_t helpers[UMM_KSM_MAX_THREADS];
+	unsigned int nr_helpers;
+	unsigned long pool_gen;
+	unsigned int pool_busy;
+	bool pool_stop;
+	struct ksm_batch *pool_batch;
+	_Atomic uint64_t scan_cpu_ns;		/* CPU the helpers spent (advisor) */
+
+	/* advisor */
+	uint64_t adv_start_ns, adv_cpu_ns;
+	uint64_t adv_prev_scan_time;
+};
+
+static uint64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static inline bool ksm_test_exit(struct umm_mm *mm)
+{
+	return atomic_load(&mm->mm_users) == 0;
+}
+
+static inline struct ksm_stable_node *page_stable_node(struct umm_page *page)
+{
+	uintptr_t m = atomic_load_explicit(&page->mapping, memory_order_acquire);
+
+	if ((m & PAGE_MAPPING_FLAGS) != PAGE_MAPPING_KSM)
+		return NULL;
+	return (struct ksm_stable_node *)(m & ~PAGE_MAPPING_FLAGS);
+}
+
+static inline void set_page_stable_node(struct umm_page *page, struct ksm_stable_node *node)
+{
+	atomic_store_explicit(&page->mapping, (uintptr_t)node | PAGE_MAPPING_KSM,
+			      memory_order_release);
+}
+
+static inline bool is_stable_node_chain(const struct ksm_stable_node *n)
+{
+	return n->rmap_hlist_len == STABLE_NODE_CHAIN;
+}
+
+/* ---- page contents ---- */
+
+/*
+ * The checksum and the unstable tree's comparisons read pages that may be
+ * written meanwhile, exactly as Linux's do: a torn read only misplaces a
+ * page whose contents were changing anyway.  The merge itself compares
+ * again after write protection.  Hidden from TSan for that reason.
+ */
+static uint64_t calc_checksum(struct umm *u, struct umm_page *page)
+{
+	return XXH3_64bits(page_address(u, page), PAGE_SIZE);
+}
+
+__attribute__((no_sanitize("thread")))
+static int memcmp_pages(struct umm *u, struct umm_page *a, struct umm_page *b)
+{
+	const volatile uint64_t *x = page_address(u, a), *y = page_address(u, b);
+
+	for (unsigned int i = 0; i < PAGE_SIZE / sizeof(uint64_t); i++) {
+		uint64_t p = x[i], q = y[i];
+
+		if (p != q)
+			return p < q ? -1 : 1;
+	}
+	return 0;
+}
+
+static inline bool pages_identical(struct umm *u, struct umm_page *a, struct umm_page *b)
+{
+	return memcmp_pages(u, a, b) == 0;
+}
+
+/* The key every tree is ordered by before the contents. */
+static inline int key_cmp(unsigned int d1, int n1, unsigned int d2, int n2)
+{
+	if (d1 != d2)
+		return d1 < d2 ? -1 : 1;
+	if (n1 != n2)
+		return n1 < n2 ? -1 : 1;
+	return 0;
+}
+
+static inline int page_key_nid(struct ksm *k, struct umm_page *page)
+{
+	return k->p.merge_across_nodes ? 0 : page->node;
+}
+
+static inline struct ksm_shard *shard_of(struct ksm *k, uint64_t checksum)
+{
+	return &k->shards[(checksum ^ (checksum >> 32)) % KSM_NR_SHARDS];
+}
+
+/* ---- stable nodes ---- */
+
+static struct ksm_stable_node *alloc_stable_node(struct ksm_shard *shard, unsigned int domain,
+						 int nid)
+{
+	struct ksm_stable_node *n = calloc(1, sizeof(*n));
+
+	if (n) {
+		INIT_LIST_HEAD(&n->hlist);
+		INIT_LIST_HEAD(&n->hlist_dup);
+		n->shard = shard;
+		n->domain = domain;
+		n->nid = nid;
+	}
+	return n;
+}
+
+/*
+ * remove_node_from_stable_tree - forget a node whose page is gone (or is
+ * being unmerged): its rmap_items leave the stable tree.
+ * Context: the node's shard locked (or the scanner's gather phase).
+ */
+static void stable_item_gone(struct ksm *k, struct ksm_rmap_item *item,
+			     struct ksm_stable_node *node, bool last);
+
+static void remove_node_from_stable_tree(struct ksm *k, struct ksm_stable_node *node)
+{
+	struct ksm_rmap_item *item, *tmp;
+
+	list_for_each_entry_safe(item, tmp, &node->hlist, hlist)
+		stable_item_gone(k, item, node, item->hlist.next == &node->hlist);
+	if (node->chain) {
+		list_del_init(&node->hlist_dup);
+		atomic_fetch_sub(&k->stable_node_dups, 1);
+	} else {
+		rb_erase(&node->node, &node->shard->stable);
+	}
+	if (node->anon_vma)
+		put_anon_vma(node->anon_vma);
+	free(node);
+}
+
+static void free_stable_node_chain(struct ksm *k, struct ksm_stable_node *chain)
+{
+	VM_BUG_ON(!list_empty(&chain->hlist));
+	rb_erase(&chain->node, &chain->shard->stable);
+	atomic_fetch_sub(&k->stable_node_chains, 1);
+	free(chain);
+}
+
+/*
+ * get_ksm_page - the KSM page of @node, with a reference (and locked if
+ * @lock), if the page still points back at @node.  Otherwise the node is
+ * stale: it is removed and NULL returned.
+ * Context: the node's shard locked (or the gather phase).
+ */
+static struct umm_page *get_ksm_page(struct ksm *k, struct ksm_stable_node *node, bool lock)
+{
+	struct umm *u = k->u;
+	uintptr_t expected = (uintptr_t)node | PAGE_MAPPING_KSM;
+	struct umm_page *page = pfn_to_page(u, atomic_load(&node->kpfn));
+
+	if (atomic_load_explicit(&page->mapping, memory_order_acquire) != expected)
+		goto stale;
+	if (!get_page_unless_zero(page))
+		goto stale;
+	if (atomic_load_explicit(&page->mapping, memory_order_acquire) != expected) {
+		put_page(u, page);
+		goto stale;
+	}
+	if (lock) {
+		lock_page(page);
+		if (atomic_load_explicit(&page->mapping, memory_order_acquire) != expected) {
+			unlock_page(page);
+			put_page(u, page);
+			goto stale;
+		}
+	}
+	return page;
+stale:
+	remove_node_from_stable_tree(k, node);
+	return NULL;
+}
+
+/*
+ * stable_item_gone - @item no longer counts in @node (the @last of its
+ * mappings if so: pages_shared drops, else pages_sharing).
+ */
+static void stable_item_gone(struct ksm *k, struct ksm_rmap_item *item,
+			     struct ksm_stable_node *node, bool last)
+{
+	atomic_fetch_sub(last ? &k->pages_shared : &k->pages_sharing, 1);
+	atomic_fetch_sub(&item->mm->ksm_merging_pages, 1);
+	VM_BUG_ON(node->rmap_hlist_len <= 0);
+	node->rmap_hlist_len--;
+	put_anon_vma(item->anon_vma);
+	item->anon_vma = NULL;
+	item->head = NULL;
+	item->shard = NULL;
+	item->state = ITEM_NONE;
+	INIT_LIST_HEAD(&item->hlist);
+}
+
+/*
+ * remove_rmap_item_from_tree - take @item out of the stable or unstable
+ * tree it is in.  Context: @item's shard locked (or the gather phase).
+ */
+static void remove_rmap_item_from_tree(struct ksm *k, struct ksm_rmap_item *item)
+{
+	if (item->state == ITEM_STABLE) {
+		struct ksm_stable_node *node = item->head;
+		struct umm_page *page = get_ksm_page(k, node, true);
+
+		/* a stale node took its items out already */
+		if (!page)
+			return;
+		list_del_init(&item->hlist);
+		unlock_page(page);
+		put_page(k->u, page);
+		stable_item_gone(k, item, node, list_empty(&node->hlist));
+	} else if (item->state == ITEM_UNSTABLE) {
+		/* an older scan's tree was reset already: nothing to erase */
+		if (item->seqnr == k->scan.seqnr)
+			rb_erase(&item->node, &item->shard->unstable);
+		atomic_fetch_sub(&k->pages_unshared, 1);
+	}
+	item->state = ITEM_NONE;
+	item->shard = NULL;
+}
+
+/* Take @item out of its tree under that tree's shard lock. */
+static void remove_rmap_item_locked(struct ksm *k, struct ksm_rmap_item *item)
+{
+	struct ksm_shard *shard = item->shard;
+
+	if (!shard)
+		return;
+	pthread_mutex_lock(&shard->lock);
+	remove_rmap_item_from_tree(k, item);
+	pthread_mutex_unlock(&shard->lock);
+}
+
+static void free_rmap_item(struct ksm *k, struct ksm_rmap_item *item)
+{
+	atomic_fetch_sub(&k->rmap_items, 1);
+	atomic_fetch_sub(&item->mm->ksm_rmap_items, 1);
+	free(item);
+}
+
+/*
+ * Free every item from *@list on.  Context: no batch in flight (the gather
+ * phase, run=2, teardown): the trees need no shard lock then.
+ */
+static void remove_trailing_rmap_items(struct ksm *k, struct ksm_rmap_item **list)
+{
+	while (*list) {
+		struct ksm_rmap_item *item = *list;
+
+		*list = item->rmap_list;
+		remove_rmap_item_from_tree(k, item);
+		free_rmap_item(k, item);
+	}
+}
+
+/* ---- page tables ---- */
+
+/*
+ * find_mergeable_vma - the VM_MERGEABLE VMA with anonymous pages at @addr.
+ * Context: mmap_lock held for read; NULL once the mm is exiting.
+ */
+static struct vm_area_struct *find_mergeable_vma(struct umm_mm *mm, uint64_t addr)
+{
+	struct vm_area_struct *vma;
+
+	if (ksm_test_exit(mm))
+		return NULL;
+	vma = find_vma(mm, addr);
+	if (!vma || vma->vm_start > addr || !(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
+		return NULL;
+	return vma;
+}
+
+/*
+ * ksm_follow_pfn - the frame of the anonymous page mapped at @addr, and a
+ * reference on it if @get.  PROT_NONE PTEs count (Linux merges them too);
+ * the zero frame does not.  Return: the pfn, 0 for none.
+ * Context: mmap_lock held.
+ */
+static uint64_t ksm_follow_pfn(struct umm_mm *mm, uint64_t addr, bool get)
+{
+	struct pt_page *pt;
+	_Atomic pte_t *ptep = pte_offset(mm, addr, false, &pt);
+	uint64_t pfn = 0;
+	pte_t pte;
+
+	if (!ptep)
+		return 0;
+	spin_lock(pte_lockptr(pt));
+	pte = atomic_load_explicit(ptep, memory_order_relaxed);
+	if (pte_present(pte) && !pte_special(pte)) {
+		struct umm_page *page = pfn_to_page(mm->u, pte_pfn(pte));
+
+		if (PageAnon(page) && !PageReserved(page)) {
+			pfn = pte_pfn(pte);
+			if (get)
+				get_page(page);
+		}
+	}
+	spin_unlock(pte_lockptr(pt));
+	return pfn;
+}
+
+static struct umm_page *ksm_follow_page(struct umm_mm *mm, uint64_t addr)
+{
+	uint64_t pfn = ksm_follow_pfn(mm, addr, true);
+
+	return pfn ? pfn_to_page(mm->u, pfn) : NULL;
+}
+
+/* The mergeable anonymous page of @item's address now, with a reference. */
+static struct umm_page *get_mergeable_page(struct ksm_rmap_item *item)
+{
+	struct umm_mm *mm = item->mm;
+	struct umm_page *page = NULL;
+
+	pthread_rwlock_rdlock(&mm->mmap_lock);
+	if (find_mergeable_vma(mm, item->address))
+		page = ksm_follow_page(mm, item->address);
+	pthread_rwlock_unlock(&mm->mmap_lock);
+	return page;
+}
+
+/*
+ * ksm_pte_lock - start a CLEAR invalidation of the page at @addr and lock
+ * its PTE.  Return: the PTE slot (its table's lock held, the range started),
+ * or NULL (nothing started).  ksm_pte_unlock() ends both.
+ */
+static _Atomic pte_t *ksm_pte_lock(struct umm_mm *mm, uint64_t addr,
+				   struct mmu_notifier_range *range, struct pt_page **pt)
+{
+	_Atomic pte_t *ptep = pte_offset(mm, addr, false, pt);
+
+	if (!ptep)
+		return NULL;
+	mmu_notifier_range_init(range, UMM_MMU_NOTIFY_CLEAR, mm, addr, addr + PAGE_SIZE);
+	mmu_notifier_invalidate_range_start(range);
+	spin_lock(pte_lockptr(*pt));
+	return ptep;
+}
+
+static void ksm_pte_unlock(struct mmu_notifier_range *range, struct pt_page *pt)
+{
+	spin_unlock(pte_lockptr(pt));
+	mmu_notifier_invalidate_range_end(range);
+}
+
+/*
+ * write_protect_page - make the PTE mapping @page at @addr read-only and
+ * clean, so that its contents can be trusted: after the flush no store goes
+ * through the old PTE.  Refused (-EBUSY) while anyone but the mappings and
+ * the caller holds a reference (GUP, O_DIRECT-like users could still write).
+ * Return: 0 and the resulting PTE in *@orig, or -EFAULT/-EBUSY.
+ * Context: mmap_lock read, page locked.
+ */
+static int write_protect_page(struct vm_area_struct *vma, struct umm_page *page, uint64_t addr,
+			      pte_t *orig)
+{
+	struct umm_mm *mm = vma->vm_mm;
+	struct umm *u = mm->u;
+	struct mmu_notifier_range range;
+	struct pt_page *pt;
+	_Atomic pte_t *ptep;
+	int swapped, err = -EFAULT;
+	pte_t pte;
+
+	ptep = ksm_pte_lock(mm, addr, &range, &pt);
+	if (!ptep)
+		return -EFAULT;
+	pte = atomic_load_explicit(ptep, memory_order_relaxed);
+	if (!pte_present(pte) || pte_special(pte) || pte_pfn(pte) != page_to_pfn(u, page))
+		goto out_unlock;
+	/* GUP takes its reference under this PTE lock: none can appear now */
+	swapped = TestPageFlag(page, PG_swapcache) ? 1 : 0;
+	err = -EBUSY;
+	if (page_mapcount(page) + 1 + swapped != page_count(page))
+		goto out_unlock;
+	if (pte & (_PAGE_RW | _PAGE_DIRTY)) {
+		pte = atomic_fetch_and(ptep, ~(_PAGE_RW | _PAGE_DIRTY));
+		flush_tlb_mm(mm);
+		mmu_notifier_invalidate_secondary_tlbs(mm, addr, addr + PAGE_SIZE);
+		if (pte_dirty(pte))
+			SetPageFlag(page, PG_dirty);
+		pte &= ~(_PAGE_RW | _PAGE_DIRTY);
+	}
+	*orig = pte;
+	err = 0;
+out_unlock:
+	ksm_pte_unlock(&range, pt);
+	return err;
+}
+
+/*
+ * replace_page - the PTE at @addr that maps @page (as @orig) maps @kpage
+ * instead: a KSM page, or the zero frame.  The old page loses this mapping
+ * and its reference (the caller still holds its own).
+ * Return: 0, or -EFAULT if the PTE changed meanwhile.
+ * Context: mmap_lock read, @page locked, @kpage locked (not the zero frame).
+ */
+static int replace_page(struct vm_area_struct *vma, struct umm_page *page,
+			struct umm_page *kpage, uint64_t addr, pte_t orig)
+{
+	struct umm_mm *mm = vma->vm_mm;
+	struct umm *u = mm->u;
+	uint64_t kpfn = page_to_pfn(u, kpage);
+	struct mmu_notifier_range range;
+	struct pt_page *pt;
+	_Atomic pte_t *ptep;
+	pte_t newpte;
+	int err = -EFAULT;
+
+	ptep = ksm_pte_lock(mm, addr, &range, &pt);
+	if (!ptep)
+		return -EFAULT;
+	if (atomic_load_explicit(ptep, memory_order_relaxed) != orig)
+		goto out_unlock;
+	if (kpfn != ZERO_PFN) {
+		get_page(kpage);
+		atomic_fetch_add_explicit(&kpage->_mapcount, 1, memory_order_relaxed);
+		newpte = pfn_pte(kpfn, vm_get_page_prot(vma->vm_flags));
+	} else {
+		newpte = pfn_pte(ZERO_PFN, vm_get_page_prot(vma->vm_flags) | _PAGE_SPECIAL |
+				 _PAGE_DIRTY);
+		ksm_map_zero_page(mm);
+		add_mm_counter(mm, MM_ANONPAGES, -1);
+	}
+	/* ptep_clear_flush + set_pte_at_notify */
+	atomic_store_explicit(ptep, 0, memory_order_seq_cst);
+	flush_tlb_mm(mm);
+	mmu_notifier_invalidate_secondary_tlbs(mm, addr, addr + PAGE_SIZE);
+	mmu_notifier_change_pte(mm, addr, kpfn, false);
+	atomic_store_explicit(ptep, newpte, memory_order_seq_cst);
+	page_remove_rmap(page, vma);
+	put_page(u, page);		/* the old PTE's reference */
+	err = 0;
+out_unlock:
+	ksm_pte_unlock(&range, pt);
+	return err;
+}
+
+/*
+ * try_to_merge_one_page - make the mapping of @page at @addr share @kpage,
+ * or, with @kpage NULL, turn @page itself into a (not yet stable) KSM page:
+ * then *@origp is the anon_vma it belonged to, referenced (or NULL).
+ * Return: 0 or -errno.  Context: mmap_lock read.
+ */
+static int try_to_merge_one_page(struct vm_area_struct *vma, struct umm_page *page,
+				 struct umm_page *kpage, uint64_t addr, struct anon_vma **origp)
+{
+	struct umm *u = vma->vm_mm->u;
+	pte_t orig = 0;
+	int err = -EFAULT;
+
+	if (page == kpage)
+		return 0;
+	if (!PageAnon(page))
+		return -EFAULT;
+	/* ksmd must not wait for a page lock another path holds for long */
+	if (!trylock_page(page))
+		return -EBUSY;
+	err = write_protect_page(vma, page, addr, &orig);
+	if (!err) {
+		if (!kpage) {
+			uintptr_t m = atomic_load(&page->mapping);
+
+			*origp = NULL;
+			if ((m & PAGE_MAPPING_FLAGS) == PAGE_MAPPING_ANON) {
+				*origp = (struct anon_vma *)(m & ~PAGE_MAPPING_FLAGS);
+				get_anon_vma(*origp);
+			}
+			set_page_stable_node(page, NULL);
+			SetPageFlag(page, PG_dirty);
+		} else if (pages_identical(u, page, kpage)) {
+			err = replace_page(vma, page, kpage, addr, orig);
+		} else {
+			err = -EFAULT;
+		}
+	}
+	unlock_page(page);
+	return err;
+}
+
+/*
+ * try_to_merge_with_ksm_page - merge @item's page into @kpage (NULL: make it
+ * a KSM page); on success @item takes a reference on its VMA's anon_vma,
+ * which rmap_walk_ksm() will search.
+ */
+static int try_to_merge_with_ksm_page(struct ksm *k, struct ksm_rmap_item *item,
+				      struct umm_page *page, struct umm_page *kpage,
+				      struct anon_vma **origp)
+{
+	struct umm_mm *mm = item->mm;
+	struct vm_area_struct *vma;
+	int err = -EFAULT;
+
+	pthread_rwlock_rdlock(&mm->mmap_lock);
+	vma = find_mergeable_vma(mm, item->address);
+	if (!vma)
+		goto out;
+	err = try_to_merge_one_page(vma, page, kpage, item->address, origp);
+	if (err)
+		goto out;
+	remove_rmap_item_from_tree(k, item);
+	item->anon_vma = vma->anon_vma;
+	get_anon_vma(vma->anon_vma);
+out:
+	pthread_rwlock_unlock(&mm->mmap_lock);
+	return err;
+}
+
+/* ---- unmerge ---- */
+
+/* Is the PTE at @addr a KSM page or a KSM zero page?  Context: mmap_lock. */
+static bool pte_is_ksm(struct umm_mm *mm, uint64_t addr)
+{
+	struct pt_page *pt;
+	_Atomic pte_t *ptep = pte_offset(mm, addr, false, &pt);
+	pte_t pte;
+
+	if (!ptep)
+		return false;
+	pte = atomic_load_explicit(ptep, memory_order_acquire);
+	if (!pte_present(pte))
+		return false;
+	if (pte_special(pte))
+		return is_ksm_zero_pte(pte);
+	return PageKsm(pfn_to_page(mm->u, pte_pfn(pte)));
+}
+
+/*
+ * break_ksm - give the mapping at @addr its own copy of the KSM page (or a
+ * fresh page for a KSM zero page), by an unsharing fault: the PTE keeps its
+ * permissions (FAULT_FLAG_UNSHARE), so read-only and PROT_NONE areas
+ * unmerge too.  Return: 0 or -ENOMEM.  Context: mmap_lock held.
+ */
+static int break_ksm(struct vm_area_struct *vma, uint64_t addr)
+{
+	while (pte_is_ksm(vma->vm_mm, addr)) {
+		int err = handle_mm_fault(vma, addr, FAULT_FLAG_UNSHARE);
+
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Unmerge every KSM page of [start, end) in @vma.  Context: mmap_lock held. */
+static int unmerge_ksm_pages(struct vm_area_struct *vma, uint64_t start, uint64_t end)
+{
+	struct umm_mm *mm = vma->vm_mm;
+	uint64_t addr = start;
+
+	while (addr < end) {
+		uint64_t next = min_t(uint64_t, (addr + PMD_SIZE) & PMD_MASK, end);
+		struct pt_page *pt;
+		int err;
+
+		if (ksm_test_exit(mm))
+			break;
+		if (!pte_offset(mm, addr, false, &pt)) {
+			addr = next;
+			continue;
+		}
+		for (; addr < next; addr += PAGE_SIZE) {
+			err = break_ksm(vma, addr);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+/* Undo half a merge: @item's mapping gets its own page back. */
+static void break_cow(struct ksm_rmap_item *item)
+{
+	struct umm_mm *mm = item->mm;
+	struct vm_area_struct *vma;
+
+	put_anon_vma(item->anon_vma);
+	item->anon_vma = NULL;
+	pthread_rwlock_rdlock(&mm->mmap_lock);
+	vma = find_mergeable_vma(mm, item->address);
+	if (vma)
+		break_ksm(vma, item->address);
+	pthread_rwlock_unlock(&mm->mmap_lock);
+}
+
+/*
+ * try_to_merge_two_pages - make @page a KSM page and merge @tree_page into
+ * it.  Return: the KSM page (and in *@origp the anon_vma @page had, for the
+ * stable node), or NULL: nothing is left merged - @page, made a KSM page in
+ * place, is an ordinary anonymous page again.
+ */
+static struct umm_page *try_to_merge_two_pages(struct ksm *k, struct ksm_rmap_item *item,
+					       struct umm_page *page,
+					       struct ksm_rmap_item *tree_item,
+					       struct umm_page *tree_page,
+					       struct anon_vma **origp)
+{
+	int err = try_to_merge_with_ksm_page(k, item, page, NULL, origp);
+
+	if (err)
+		return NULL;
+	err = try_to_merge_with_ksm_page(k, tree_item, tree_page, page, NULL);
+	if (!err)
+		return page;
+	/* a KSM page with a single item: undo it */
+	if (*origp) {
+		/* in place: other mappings (forks) may share it, give it its anon_vma back */
+		lock_page(page);
+		if (atomic_load(&page->mapping) == PAGE_MAPPING_KSM)
+			atomic_store_explicit(&page->mapping, (uintptr_t)*origp | PAGE_MAPPING_ANON,
+					      memory_order_release);
+		unlock_page(page);
+		put_anon_vma(*origp);
+		put_anon_vma(item->anon_vma);
+		item->anon_vma = NULL;
+	} else {
+		break_cow(item);
+	}
+	return NULL;
+}
+
+/* ---- the stable tree ---- */
+
+static uint64_t now_ms(void)
+{
+	return now_ns(CLOCK_MONOTONIC) / 1000000ULL;
+}
+
+static inline bool is_page_sharing_candidate(struct ksm *k, struct ksm_stable_node *dup)
+{
+	return dup->rmap_hlist_len < (int)k->p.max_page_sharing;
+}
+
+/*
+ * chain_pick - look into a chain and choose the dup a new mapping should
+ * join: the first non-full one from the head, where the dup being filled
+ * sits (new dups go to the head).  Full dups are passed over without a look.
+ * Every stable_node_chains_prune_millisecs a chain is pruned instead: every
+ * dup is looked at, stale ones removed, the fullest non-full one chosen and
+ * moved to the head, and a chain left with one non-full dup collapses back
+ * into a plain node.
+ * Return: a page of the chain's content, referenced, for the comparison
+ * (the chosen dup's when there is one), and *@dupp the chosen dup or NULL;
+ * NULL if the chain had no live dup (it is gone: restart the search).
+ * @nodep may change to the dup that replaced the chain.
+ */
+static struct umm_page *chain_pick(struct ksm *k, struct ksm_stable_node **nodep,
+				   struct ksm_stable_node **dupp)
+{
+	struct ksm_stable_node *chain = *nodep, *dup, *tmp, *found = NULL;
+	struct umm_page *found_page = NULL, *any = NULL;
+	bool prune = now_ms() - chain->chain_prune_time >= k->p.stable_node_chains_prune_millisecs;
+	int nr = 0;
+
+	list_for_each_entry_safe(dup, tmp, &chain->hlist, hlist_dup) {
+		bool candidate = is_page_sharing_candidate(k, dup);
+		struct umm_page *page;
+
+		if (!prune && !candidate && (found || any))
+			continue;
+		page = get_ksm_page(k, dup, false);
+		if (!page)
+			continue;	/* stale: removed */
+		nr++;
+		if (candidate && (!found || dup->rmap_hlist_len > found->rmap_hlist_len)) {
+			if (found_page)
+				put_page(k->u, found_page);
+			found = dup;
+			found_page = page;
+			if (!prune)
+				break;
+			continue;
+		}
+		if (!any)
+			any = page;
+		else
+			put_page(k->u, page);
+	}
+	if (!nr) {
+		free_stable_node_chain(k, chain);
+		return NULL;
+	}
+	if (prune) {
+		chain->chain_prune_time = now_ms();
+		if (nr == 1 && found) {
+			/* one dup below the limit: the chain is no longer needed */
+			list_del_init(&found->hlist_dup);
+			found->chain = NULL;
+			rb_replace_node(&chain->node, &found->node, &chain->shard->stable);
+			free(chain);
+			atomic_fetch_sub(&k->stable_node_chains, 1);
+			atomic_fetch_sub(&k->stable_node_dups, 1);
+			*nodep = found;
+		} else if (found && chain->hlist.next != &found->hlist_dup) {
+			list_del_init(&found->hlist_dup);
+			list_add(&found->hlist_dup, &chain->hlist);
+		}
+	}
+	*dupp = found;
+	if (found_page) {
+		if (any)
+			put_page(k->u, any);
+		return found_page;
+	}
+	return any;
+}
+
+/*
+ * stable_tree_search - find a KSM page identical to @page (same domain and
+ * node) that can take one more mapping; @page itself if it is a KSM page.
+ * Return: the KSM page, referenced, or NULL (none, or only full ones).
+ * Context: @shard locked.
+ */
+static struct umm_page *stable_tree_search(struct ksm *k, struct ksm_shard *shard,
+					   struct umm_page *page, unsigned int domain, int nid)
+{
+	struct rb_node *n;
+
+	/* a KSM page mapped without an item (forked): the item joins its node,
+	 * whatever max_page_sharing says, as on Linux */
+	if (page_stable_node(page)) {
+		get_page(page);
+		return page;
+	}
+again:
+	n = shard->stable.node;
+	while (n) {
+		struct ksm_stable_node *node = rb_entry(n, struct ksm_stable_node, node), *dup;
+		struct umm_page *tree_page;
+		int ret = key_cmp(domain, nid, node->domain, node->nid);
+
+		if (ret) {
+			n = ret < 0 ? n->left : n->right;
+			continue;
+		}
+		if (is_stable_node_chain(node)) {
+			tree_page = chain_pick(k, &node, &dup);
+		} else {
+			tree_page = get_ksm_page(k, node, false);
+			dup = node;
+		}
+		if (!tree_page)
+			goto again;	/* the tree changed under the walk */
+		ret = memcmp_pages(k->u, page, tree_page);
+		if (ret) {
+			put_page(k->u, tree_page);
+			n = ret < 0 ? n->left : n->right;
+			continue;
+		}
+		if (!dup || !is_page_sharing_candidate(k, dup) || page_stable_node(tree_page) != dup) {
+			/* every copy is full: merge in the unstable tree, insert a new dup */
+			put_page(k->u, tree_page);
+			return NULL;
+		}
+		return tree_page;
+	}
+	return NULL;
+}
+
+/*
+ * stable_tree_insert - put the new KSM page @kpage in the stable tree: as a
+ * plain node, or as a new dup of a full node or chain of the same content.
+ * Return: its node, or NULL on -ENOMEM.  Context: @shard locked, @kpage locked.
+ */
+static struct ksm_stable_node *stable_tree_insert(struct ksm *k, struct ksm_shard *shard,
+						  struct umm_page *kpage, unsigned int domain,
+						  int nid)
+{
+	struct rb_node **link, *parent;
+	struct ksm_stable_node *node, *chain = NULL;
+
+again:
+	link = &shard->stable.node;
+	parent = NULL;
+	while (*link) {
+		struct ksm_stable_node *t = rb_entry(*link, struct ksm_stable_node, node), *dup;
+		struct umm_page *tree_page;
+		int ret = key_cmp(domain, nid, t->domain, t->nid);
+
+		parent = *link;
+		if (ret) {
+			link = ret < 0 ? &parent->left : &parent->right;
+			continue;
+		}
+		if (is_stable_node_chain(t))
+			tree_page = chain_pick(k, &t, &dup);
+		else
+			tree_page = get_ksm_page(k, t, false);
+		if (!tree_page)
+			goto again;
+		ret = memcmp_pages(k->u, kpage, tree_page);
+		put_page(k->u, tree_page);
+		if (ret) {
+			link = ret < 0 ? &parent->left : &parent->right;
+			continue;
+		}
+		/* same content: join (or make) the chain of dups */
+		if (is_stable_node_chain(t)) {
+			chain = t;
+		} else {
+			chain = alloc_stable_node(shard, domain, nid);
+			if (!chain)
+				return NULL;
+			chain->rmap_hlist_len = STABLE_NODE_CHAIN;
+			chain->chain_prune_time = now_ms();
+			rb_replace_node(&t->node, &chain->node, &shard->stable);
+			t->chain = chain;
+			list_add(&t->hlist_dup, &chain->hlist);
+			atomic_fetch_add(&k->stable_node_chains, 1);
+			atomic_fetch_add(&k->stable_node_dups, 1);
+		}
+		break;
+	}
+	node = alloc_stable_node(shard, domain, nid);
+	if (!node)
+		return NULL;
+	atomic_store(&node->kpfn, page_to_pfn(k->u, kpage));
+	if (chain) {
+		node->chain = chain;
+		list_add(&node->hlist_dup, &chain->hlist);
+		atomic_fetch_add(&k->stable_node_dups, 1);
+	} else {
+		rb_link_node(&node->node, parent, link);
+		rb_insert_color(&node->node, &shard->stable);
+	}
+	set_page_stable_node(kpage, node);
+	return node;
+}
+
+/*
+ * stable_tree_append - @item now maps @node's page.
+ * Context: @node's shard locked, its page locked.
+ */
+static void stable_tree_append(struct ksm *k, struct ksm_rmap_item *item,
+			       struct ksm_stable_node *node)
+{
+	VM_BUG_ON(node->rmap_hlist_len < 0);
+	node->rmap_hlist_len++;
+	item->head = node;
+	item->shard = node->shard;
+	item->state = ITEM_STABLE;
+	list_add(&item->hlist, &node->hlist);
+	if (item->hlist.next != &node->hlist)
+		atomic_fetch_add(&k->pages_sharing, 1);
+	else
+		atomic_fetch_add(&k->pages_shared, 1);
+	atomic_fetch_add(&item->mm->ksm_merging_pages, 1);
+}
+
+/* ---- the unstable tree ---- */
+
+/*
+ * unstable_tree_search_insert - find a page identical to @page in the
+ * unstable tree, or insert @item there.
+ * Return: the tree's item, its page referenced in *@tree_pagep; or NULL.
+ * Context: @shard locked.
+ */
+static struct ksm_rmap_item *unstable_tree_search_insert(struct ksm *k, struct ksm_shard *shard,
+							 struct ksm_rmap_item *item,
+							 struct umm_page *page,
+							 struct umm_page **tree_pagep)
+{
+	struct rb_node **link = &shard->unstable.node, *parent = NULL;
+
+	while (*link) {
+		struct ksm_rmap_item *tree_item = rb_entry(*link, struct ksm_rmap_item, node);
+		struct umm_page *tree_page;
+		int ret = key_cmp(item->domain, item->nid, tree_item->domain, tree_item->nid);
+
+		parent = *link;
+		if (ret) {
+			link = ret < 0 ? &parent->left : &parent->right;
+			continue;
+		}
+		tree_page = get_mergeable_page(tree_item);
+		if (!tree_page)
+			return NULL;
+		/* don't merge a page with itself (a fork's other mapping) */
+		if (page == tree_page) {
+			put_page(k->u, tree_page);
+			return NULL;
+		}
+		ret = memcmp_pages(k->u, page, tree_page);
+		if (ret) {
+			put_page(k->u, tree_page);
+			link = ret < 0 ? &parent->left : &parent->right;
+			continue;
+		}
+		*tree_pagep = tree_page;
+		return tree_item;
+	}
+	item->state = ITEM_UNSTABLE;
+	item->shard = shard;
+	item->seqnr = k->scan.seqnr;
+	rb_link_node(&item->node, parent, link);
+	rb_insert_color(&item->node, &shard->unstable);
+	atomic_fetch_add(&k->pages_unshared, 1);
+	return NULL;
+}
+
+/* ---- merging one page ---- */
+
+/*
+ * cmp_and_merge_page - the heart of the scan, for one page: merge into the
+ * stable tree, or (unchanged since the last scan) with an unstable twin.
+ * Context: @shard locked; @page referenced.
+ */
+static void cmp_and_merge_page(struct ksm *k, struct ksm_shard *shard, struct umm_page *page,
+			       struct ksm_rmap_item *item, uint64_t checksum)
+{
+	struct ksm_stable_node *node = page_stable_node(page);
+	struct ksm_rmap_item *tree_item;
+	struct umm_page *kpage, *tree_page;
+	struct anon_vma *orig = NULL;
+	int err;
+
+	if (node && item->state == ITEM_STABLE && item->head == node)
+		return;		/* merged already */
+
+	kpage = stable_tree_search(k, shard, page, item->domain, item->nid);
+	if (kpage == page && item->state == ITEM_STABLE && item->head == node) {
+		put_page(k->u, kpage);
+		return;
+	}
+	remove_rmap_item_from_tree(k, item);
+	if (kpage) {
+		err = try_to_merge_with_ksm_page(k, item, page, kpage, NULL);
+		if (!err) {
+			lock_page(kpage);
+			node = page_stable_node(kpage);
+			if (node)
+				stable_tree_append(k, item, node);
+			else
+				break_cow(item);
+			unlock_page(kpage);
+		}
+		put_page(k->u, kpage);
+		return;
+	}
+
+	/* a page that changed since the last scan is not worth a place */
+	if (item->oldchecksum != checksum) {
+		item->oldchecksum = checksum;
+		return;
+	}
+
+	if (k->p.use_zero_pages && checksum == k->zero_checksum) {
+		struct umm_mm *mm = item->mm;
+		struct vm_area_struct *vma;
+
+		pthread_rwlock_rdlock(&mm->mmap_lock);
+		vma = find_mergeable_vma(mm, item->address);
+		err = vma ? try_to_merge_one_page(vma, page, pfn_to_page(k->u, ZERO_PFN),
+						  item->address, NULL) : -EFAULT;
+		pthread_rwlock_unlock(&mm->mmap_lock);
+		/* not really empty after all: go on */
+		if (!err)
+			return;
+	}
+
+	tree_item = unstable_tree_search_insert(k, shard, item, page, &tree_page);
+	if (!tree_item)
+		return;
+	kpage = try_to_merge_two_pages(k, item, page, tree_item, tree_page, &orig);
+	put_page(k->u, tree_page);
+	if (!kpage)
+		return;
+	lock_page(kpage);
+	node = stable_tree_insert(k, shard, kpage, item->domain, item->nid);
+	if (node) {
+		node->anon_vma = orig;
+		node->index = kpage->index;
+		stable_tree_append(k, tree_item, node);
+		stable_tree_append(k, item, node);
+	}
+	unlock_page(kpage);
+	if (!node) {
+		if (orig)
+			put_anon_vma(orig);
+		/* two mappings of a KSM page outside the tree: undo both */
+		break_cow(tree_item);
+		break_cow(item);
+	}
+}
+
+/*
+ * ksm_checksum_entry - the first phase for one gathered item: find its page
+ * and checksum it, which decides the shard.  No page reference is taken: a
+ * reference held outside the shard lock could make another thread's
+ * write_protect_page() of the same page fail, and the outcome depend on
+ * timing.  (Reading a frame that is freed meanwhile only gives a checksum
+ * that will not match anything.)
+ */
+static void ksm_checksum_entry(struct ksm *k, struct ksm_batch *b, unsigned long i)
+{
+	struct ksm_scan_entry *e = &b->e[i];
+	struct umm_mm *mm = e->item->mm;
+	struct umm *u = k->u;
+
+	pthread_rwlock_rdlock(&mm->mmap_lock);
+	e->pfn = find_mergeable_vma(mm, e->item->address) ?
+		 ksm_follow_pfn(mm, e->item->address, false) : 0;
+	e->domain = mm->ksm_domain;
+	pthread_rwlock_unlock(&mm->mmap_lock);
+	e->shard = 0;
+	if (!e->pfn)
+		return;
+	e->nid = page_key_nid(k, pfn_to_page(u, e->pfn));
+	e->checksum = calc_checksum(u, pfn_to_page(u, e->pfn));
+	e->shard = (unsigned int)(shard_of(k, e->checksum) - k->shards);
+}
+
+/*
+ * ksm_merge_entry - the second phase for one item: under its shard's lock,
+ * take the page again and merge it (cmp_and_merge_page).
+ */
+static void ksm_merge_entry(struct ksm *k, struct ksm_scan_entry *e)
+{
+	struct ksm_rmap_item *item = e->item;
+	struct ksm_shard *shard = &k->shards[e->shard], *old;
+	struct umm_page *page;
+
+	atomic_fetch_add_explicit(&k->pages_scanned, 1, memory_order_relaxed);
+	if (!e->pfn)
+		return;
+	/* out of another shard's tree first: never two shard locks at once */
+	old = item->shard;
+	if (old && old != shard)
+		remove_rmap_item_locked(k, item);
+	pthread_mutex_lock(&shard->lock);
+	if (item->shard && (item->domain != e->domain || item->nid != e->nid))
+		remove_rmap_item_from_tree(k, item);
+	if (!item->shard) {
+		item->domain = e->domain;
+		item->nid = e->nid;
+	}
+	page = get_mergeable_page(item);
+	if (page) {
+		cmp_and_merge_page(k, shard, page, item, e->checksum);
+		put_page(k->u, page);
+	}
+	pthread_mutex_unlock(&shard->lock);
+}
+
+static void ksm_merge_shard(struct ksm *k, struct ksm_batch *b, unsigned long shard)
+{
+	for (unsigned int i = b->start[shard]; i < b->start[shard + 1]; i++)
+		ksm_merge_entry(k, &b->e[b->order[i]]);
+}
+
+/* ---- the scan: slots, cursor, passes ---- */
+
+static struct ksm_rmap_item *get_next_rmap_item(struct ksm *k, struct ksm_mm_slot *slot,
+						struct ksm_rmap_item **list, uint64_t addr)
+{
+	struct ksm_rmap_item *item;
+
+	while (*list) {
+		item = *list;
+		if (item->address == addr)
+			return item;
+		if (item->address > addr)
+			break;
+		*list = item->rmap_list;
+		remove_rmap_item_from_tree(k, item);
+		free_rmap_item(k, item);
+	}
+	item = calloc(1, sizeof(*item));
+	if (!item)
+		return NULL;
+	INIT_LIST_HEAD(&item->hlist);
+	item->mm = slot->mm;
+	item->address = addr;
+	item->rmap_list = *list;
+	*list = item;
+	atomic_fetch_add(&k->rmap_items, 1);
+	atomic_fetch_add(&slot->mm->ksm_rmap_items, 1);
+	return item;
+}
+
+static unsigned int skip_age(uint8_t age)
+{
+	if (age <= 3)
+		return 1;
+	if (age <= 5)
+		return 2;
+	if (age <= 8)
+		return 4;
+	return 8;
+}
+
+/*
+ * should_skip_rmap_item - smart scan: a page that did not merge for a few
+ * scans is looked at only every 2nd, 4th, 8th scan.
+ */
+static bool should_skip_rmap_item(struct ksm *k, struct umm_page *page, struct ksm_rmap_item *item)
+{
+	uint8_t age;
+
+	if (!k->p.smart_scan || PageKsm(page))
+		return false;
+	age = item->age;
+	if (age != UINT8_MAX)
+		item->age++;
+	if (age < 3)
+		return false;
+	if (!item->remaining_skips) {
+		item->remaining_skips = (uint8_t)skip_age(age);
+		return false;
+	}
+	atomic_fetch_add_explicit(&k->pages_skipped, 1, memory_order_relaxed);
+	item->remaining_skips--;
+	remove_rmap_item_from_tree(k, item);
+	return true;
+}
+
+/*
+ * prune_stable_node_chains - every stable_node_chains_prune_millisecs, at
+ * the start of a full scan, drop the stale dups of every chain and collapse
+ * chains left with one dup.  (Linux prunes a chain when a search passes
+ * through it; with sharded trees a chain is only ever searched by pages of
+ * its own content, so the scan visits them all instead.)
+ * Context: gather phase.
+ */
+static void prune_stable_node_chains(struct ksm *k)
+{
+	uint64_t now = now_ms();
+
+	if (now - k->chains_pruned < k->p.stable_node_chains_prune_millisecs)
+		return;
+	k->chains_pruned = now;
+	for (int i = 0; i < KSM_NR_SHARDS; i++) {
+		struct rb_node *n, *next;
+
+		for (n = rb_first(&k->shards[i].stable); n; n = next) {
+			struct ksm_stable_node *node = rb_entry(n, struct ksm_stable_node, node), *dup;
+			struct umm_page *page;
+
+			next = rb_next(n);
+			if (!is_stable_node_chain(node))
+				continue;
+			node->chain_prune_time = 0;	/* due now */
+			page = chain_pick(k, &node, &dup);
+			if (page)
+				put_page(k->u, page);
+		}
+	}
+}
+
+static void advisor_start_scan(struct ksm *k);
+static void advisor_stop_scan(struct ksm *k);
+
+/*
+ * Unlink and free @slot.  Context: ksm->mmlist_lock held, dropped here; if
+ * @mmap_locked, mmap_lock held for read too, dropped after the flags are
+ * cleared (a racing MADV_MERGEABLE then sees the mm unregistered).
+ */
+static void drop_mm_slot(struct ksm *k, struct ksm_mm_slot *slot, bool mmap_locked)
+{
+	struct umm_mm *mm = slot->mm;
+
+	list_del_init(&slot->mm_node);
+	mm->ksm_slot = NULL;
+	atomic_fetch_and(&mm->ksm_flags, ~(MMF_VM_MERGEABLE | MMF_VM_MERGE_ANY));
+	spin_unlock(&k->mmlist_lock);
+	if (mmap_locked)
+		pthread_rwlock_unlock(&mm->mmap_lock);
+	free(slot);
+	mmdrop(mm);
+}
+
+/*
+ * scan_get_next_rmap_item - move the cursor to the next anonymous page of a
+ * mergeable VMA and return its rmap_item (created if new).  Items for
+ * addresses the cursor passed without finding a page are freed, and slots
+ * of exited mms (or with no mergeable VMA left) reaped.
+ * Return: the item, or NULL at the end of a full scan (scan.pass_done set),
+ * or when an exiting mm's items wait in the batch (reaped after it).
+ * Context: the gather phase (thread_mutex held, no batch in flight).
+ */
+static struct ksm_rmap_item *scan_get_next_rmap_item(struct ksm *k)
+{
+	struct ksm_mm_slot *slot;
+	struct umm_mm *mm;
+	bool empty;
+
+	spin_lock(&k->mmlist_lock);
+	empty = list_empty(&k->mm_head.mm_node);
+	spin_unlock(&k->mmlist_lock);
+	if (empty)
+		return NULL;
+	slot = k->scan.mm_slot;
+	if (slot == &k->mm_head) {
+		advisor_start_scan(k);
+		prune_stable_node_chains(k);
+		/* a new full scan: a new unstable tree */
+		for (int i = 0; i < KSM_NR_SHARDS; i++)
+			k->shards[i].unstable = RB_ROOT;
+		spin_lock(&k->mmlist_lock);
+		slot = list_entry(slot->mm_node.next, struct ksm_mm_slot, mm_node);
+		k->scan.mm_slot = slot;
+		spin_unlock(&k->mmlist_lock);
+		if (slot == &k->mm_head)
+			return NULL;
+next_mm:
+		k->scan.address = 0;
+		k->scan.rmap_list = &slot->rmap_list;
+	}
+
+	mm = slot->mm;
+	pthread_rwlock_rdlock(&mm->mmap_lock);
+	if (ksm_test_exit(mm))
+		goto exiting;
+	for (struct vm_area_struct *vma = find_vma(mm, k->scan.address); vma;
+	     vma = find_vma(mm, vma->vm_end)) {
+		if (!(vma->vm_flags & VM_MERGEABLE))
+			continue;
+		if (k->scan.address < vma->vm_start)
+			k->scan.address = vma->vm_start;
+		if (!vma->anon_vma)
+			k->scan.address = vma->vm_end;
+		while (k->scan.address < vma->vm_end) {
+			uint64_t addr = k->scan.address;
+			struct ksm_rmap_item *item;
+			struct umm_page *page;
+			struct pt_page *pt;
+
+			if (!pte_offset(mm, addr, false, &pt)) {
+				/* no page table here: skip to the next one */
+				k->scan.address = min_t(uint64_t, (addr + PMD_SIZE) & PMD_MASK,
+							vma->vm_end);
+				continue;
+			}
+			page = ksm_follow_page(mm, addr);
+			k->scan.address += PAGE_SIZE;
+			if (!page)
+				continue;
+			item = get_next_rmap_item(k, slot, k->scan.rmap_list, addr);
+			if (item && should_skip_rmap_item(k, page, item)) {
+				k->scan.rmap_list = &item->rmap_list;
+				put_page(k->u, page);
+				continue;
+			}
+			put_page(k->u, page);
+			if (item) {
+				k->scan.rmap_list = &item->rmap_list;
+				slot->batch_gen = k->scan.batch_gen;
+			} else {
+				k->scan.address -= PAGE_SIZE;	/* -ENOMEM: retry later */
+			}
+			pthread_rwlock_unlock(&mm->mmap_lock);
+			return item;
+		}
+	}
+	if (ksm_test_exit(mm)) {
+exiting:
+		if (slot->batch_gen == k->scan.batch_gen) {
+			/* its items wait in this batch: reap after it */
+			pthread_rwlock_unlock(&mm->mmap_lock);
+			return NULL;
+		}
+		k->scan.address = 0;
+		k->scan.rmap_list = &slot->rmap_list;
+	}
+	/* no mergeable VMA holds these addresses any more */
+	remove_trailing_rmap_items(k, k->scan.rmap_list);
+
+	spin_lock(&k->mmlist_lock);
+	k->scan.mm_slot = list_entry(slot->mm_node.next, struct ksm_mm_slot, mm_node);
+	/*
+	 * No mergeable VMA at all: reap the slot as ksm_exit would, unless
+	 * merge-any wants future VMAs (umm keeps those slots; Linux drops
+	 * them and merge-any with them).
+	 */
+	if (k->scan.address == 0 &&
+	    (ksm_test_exit(mm) || !(atomic_load(&mm->ksm_flags) & MMF_VM_MERGE_ANY))) {
+		drop_mm_slot(k, slot, true);
+	} else {
+		pthread_rwlock_unlock(&mm->mmap_lock);
+		spin_unlock(&k->mmlist_lock);
+	}
+	slot = k->scan.mm_slot;
+	if (slot != &k->mm_head)
+		goto next_mm;
+	k->scan.pass_done = true;
+	return NULL;
+}
+
+/* ---- scanner threads ---- */
+
+static void ksm_process_batch(struct ksm *k, struct ksm_batch *b)
+{
+	unsigned long i;
+
+	while ((i = atomic_fetch_add(&b->next, 1)) < b->units)
+		b->fn(k, b, i);
+}
+
+static void *ksm_helper_fn(void *arg)
+{
+	struct ksm *k = arg;
+	unsigned long gen = 0;
+
+	pthread_mutex_lock(&k->pool_lock);
+	for (;;) {
+		while (!k->pool_stop && k->pool_gen == gen)
+			pthread_cond_wait(&k->pool_go, &k->pool_lock);
+		if (k->pool_stop)
+			break;
+		gen = k->pool_gen;
+		pthread_mutex_unlock(&k->pool_lock);
+		uint64_t t0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+		ksm_process_batch(k, k->pool_batch);
+		atomic_fetch_add(&k->scan_cpu_ns, now_ns(CLOCK_THREAD_CPUTIME_ID) - t0);
+		pthread_mutex_lock(&k->pool_lock);
+		if (--k->pool_busy == 0)
+			pthread_cond_broadcast(&k->pool_done);
+	}
+	pthread_mutex_unlock(&k->pool_lock);
+	return NULL;
+}
+
+static void ksm_pool_stop(struct ksm *k)
+{
+	pthread_mutex_lock(&k->pool_lock);
+	k->pool_stop = true;
+	pthread_cond_broadcast(&k->pool_go);
+	pthread_mutex_unlock(&k->pool_lock);
+	for (unsigned int i = 0; i < k->nr_helpers; i++)
+		pthread_join(k->helpers[i], NULL);
+	k->nr_helpers = 0;
+	k->pool_stop = false;
+}
+
+/* Have nr_threads - 1 helpers.  Context: thread_mutex held. */
+static void ksm_pool_resize(struct ksm *k)
+{
+	unsigned int want = k->p.nr_threads - 1;
+
+	if (k->nr_helpers == want)
+		return;
+	ksm_pool_stop(k);
+	for (unsigned int i = 0; i < want; i++) {
+		if (pthread_create(&k->helpers[i], NULL, ksm_helper_fn, k))
+			break;
+		k->nr_helpers++;
+	}
+}
+
+/* Run b->fn over b->units with every scanner thread.  Context: thread_mutex held. */
+static void ksm_run_phase(struct ksm *k, struct ksm_batch *b,
+			  void (*fn)(struct ksm *, struct ksm_batch *, unsigned long),
+			  unsigned long units)
+{
+	b->fn = fn;
+	b->units = units;
+	atomic_store(&b->next, 0);
+	if (!k->nr_helpers || units < 2) {
+		ksm_process_batch(k, b);
+		return;
+	}
+	pthread_mutex_lock(&k->pool_lock);
+	k->pool_batch = b;
+	k->pool_busy = k->nr_helpers;
+	k->pool_gen++;
+	pthread_cond_broadcast(&k->pool_go);
+	pthread_mutex_unlock(&k->pool_lock);
+	ksm_process_batch(k, b);
+	pthread_mutex_lock(&k->pool_lock);
+	while (k->pool_busy)
+		pthread_cond_wait(&k->pool_done, &k->pool_lock);
+	pthread_mutex_unlock(&k->pool_lock);
+}
+
+/* Process a gathered batch: checksums, then each shard's merges in scan order. */
+static void ksm_run_batch(struct ksm *k, struct ksm_batch *b)
+{
+	unsigned int count[KSM_NR_SHARDS] = { 0 };
+
+	if (b->nr == 1) {
+		ksm_checksum_entry(k, b, 0);
+		ksm_merge_entry(k, &b->e[0]);
+		return;
+	}
+	ksm_run_phase(k, b, ksm_checksum_entry, b->nr);
+	for (unsigned long i = 0; i < b->nr; i++)
+		count[b->e[i].shard]++;
+	b->start[0] = 0;
+	for (unsigned int s = 0; s < KSM_NR_SHARDS; s++) {
+		b->start[s + 1] = b->start[s] + count[s];
+		count[s] = b->start[s];
+	}
+	for (unsigned long i = 0; i < b->nr; i++)
+		b->order[count[b->e[i].shard]++] = (unsigned int)i;
+	ksm_run_phase(k, b, ksm_merge_shard, KSM_NR_SHARDS);
+}
+
+/*
+ * ksm_do_scan - scan up to @nr pages, stopping early at the end of a full
+ * scan.  With helpers, pages are gathered in batches of 64 per thread.
+ * Context: thread_mutex held.
+ */
+static void ksm_do_scan(struct ksm *k, unsigned long nr)
+{
+	unsigned long cap = k->nr_helpers ? KSM_BATCH_PER_THREAD * (k->nr_helpers + 1) : 1;
+	struct ksm_scan_entry one;
+	unsigned int one_order;
+	struct ksm_batch b = { .e = &one, .order = &one_order };
+	uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+
+	if (cap > 1) {
+		b.e = malloc(cap * sizeof(*b.e));
+		b.order = malloc(cap * sizeof(*b.order));
+		if (!b.e || !b.order) {
+			free(b.e);
+			free(b.order);
+			b.e = &one;
+			b.order = &one_order;
+			cap = 1;
+		}
+	}
+	while (nr) {
+		bool stop = false;
+
+		b.nr = 0;
+		k->scan.batch_gen++;
+		while (b.nr < min_t(unsigned long, cap, nr)) {
+			struct ksm_rmap_item *item = scan_get_next_rmap_item(k);
+
+			if (!item) {
+				stop = true;
+				break;
+			}
+			b.e[b.nr++].item = item;
+		}
+		if (b.nr)
+			ksm_run_batch(k, &b);
+		nr -= b.nr;
+		if (k->scan.pass_done) {
+			k->scan.pass_done = false;
+			advisor_stop_scan(k);
+			k->scan.seqnr++;
+			break;
+		}
+		if (stop && !b.nr)
+			break;
+	}
+	if (b.e != &one) {
+		free(b.e);
+		free(b.order);
+	}
+	atomic_fetch_add(&k->scan_cpu_ns, now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0);
+}
+
+/* ---- the advisor (Linux 6.9's scan-time advisor) ---- */
+
+static void advisor_start_scan(struct ksm *k)
+{
+	if (k->p.advisor_mode != UMM_KSM_ADVISOR_SCAN_TIME)
+		return;
+	k->adv_start_ns = now_ns(CLOCK_MONOTONIC);
+	k->adv_cpu_ns = atomic_load(&k->scan_cpu_ns);
+}
+
+/*
+ * advisor_stop_scan - after a full scan, set pages_to_scan so that the next
+ * one takes advisor_target_scan_time, smoothed against the previous scan
+ * time, and within the CPU and page bounds.
+ */
+static void advisor_stop_scan(struct ksm *k)
+{
+	uint64_t scan_ms, cpu_ms, cpu_percent, last, pages, per_cpu;
+
+	if (k->p.advisor_mode != UMM_KSM_ADVISOR_SCAN_TIME || !k->adv_start_ns)
+		return;
+	scan_ms = (now_ns(CLOCK_MONOTONIC) - k->adv_start_ns) / 1000000ULL;
+	scan_ms = scan_ms ? scan_ms : 1;
+	cpu_ms = (atomic_load(&k->scan_cpu_ns) - k->adv_cpu_ns) / 1000000ULL;
+	cpu_percent = cpu_ms * 100 / scan_ms;
+	cpu_percent = cpu_percent ? cpu_percent : 1;
+	last = k->adv_prev_scan_time ? k->adv_prev_scan_time : scan_ms;
+	/* exponentially weighted scan time: 30% the last one */
+	scan_ms = (scan_ms * 7 + last * 3) / 10;
+	k->adv_prev_scan_time = scan_ms;
+	pages = k->p.pages_to_scan * scan_ms / (k->p.advisor_target_scan_time * 1000);
+	pages = pages ? pages : 1;
+	/* pages one CPU-percent buys, to keep within the CPU bounds */
+	per_cpu = k->p.pages_to_scan / cpu_percent;
+	pages = min_t(uint64_t, pages, per_cpu * k->p.advisor_max_cpu);
+	pages = max_t(uint64_t, pages, per_cpu * k->p.advisor_min_cpu);
+	pages = min_t(uint64_t, pages, k->p.advisor_max_pages_to_scan);
+	pages = max_t(uint64_t, pages, k->p.advisor_min_pages_to_scan);
+	k->p.pages_to_scan = pages;
+}
+
+/* ---- ksmd ---- */
+
+static void *ksmd_fn(void *arg)
+{
+	struct ksm *k = arg;
+
+	for (;;) {
+		unsigned int sleep_ms;
+		struct timespec ts;
+
+		pthread_mutex_lock(&k->thread_mutex);
+		if (k->run == 1)
+			ksm_do_scan(k, k->p.pages_to_scan);
+		sleep_ms = k->p.sleep_millisecs;
+		pthread_mutex_unlock(&k->thread_mutex);
+
+		pthread_mutex_lock(&k->ksmd_lock);
+		if (k->ksmd_stop) {
+			pthread_mutex_unlock(&k->ksmd_lock);
+			break;
+		}
+		if (atomic_load(&k->run) != 1) {
+			pthread_cond_wait(&k->ksmd_wait, &k->ksmd_lock);
+		} else if (sleep_ms) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += sleep_ms / 1000;
+			ts.tv_nsec += (long)(sleep_ms % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&k->ksmd_wait, &k->ksmd_lock, &ts);
+		}
+		pthread_mutex_unlock(&k->ksmd_lock);
+	}
+	return NULL;
+}
+
+static void ksmd_wake(struct ksm *k)
+{
+	pthread_mutex_lock(&k->ksmd_lock);
+	pthread_cond_broadcast(&k->ksmd_wait);
+	pthread_mutex_unlock(&k->ksmd_lock);
+}
+
+/* ---- registration ---- */
+
+/*
+ * __ksm_enter - register @mm with ksmd: its slot goes just behind the
+ * cursor, so that it is scanned last in this pass (letting a fresh area
+ * settle), or at the end of the list while unmerging.
+ * Return: 0 or -ENOMEM.  Context: mmap_lock held for write (or the mm is new).
+ */
+static int __ksm_enter(struct umm_mm *mm)
+{
+	struct ksm *k = mm->u->ksm;
+	struct ksm_mm_slot *slot = calloc(1, sizeof(*slot));
+
+	if (!slot)
+		return -ENOMEM;
+	slot->mm = mm;
+	mmgrab(mm);
+	spin_lock(&k->mmlist_lock);
+	if (k->run == 2)
+		list_add_tail(&slot->mm_node, &k->mm_head.mm_node);
+	else
+		list_add_tail(&slot->mm_node, &k->scan.mm_slot->mm_node);
+	mm->ksm_slot = slot;
+	atomic_fetch_or(&mm->ksm_flags, MMF_VM_MERGEABLE);
+	spin_unlock(&k->mmlist_lock);
+	return 0;
+}
+
+/*
+ * ksm_exit - @mm is being torn down (mm_users is 0): a slot without items
+ * is freed now; otherwise it moves behind the cursor for the scanner to
+ * reap, and taking mmap_lock for write waits out any KSM path still in it.
+ */
+void ksm_exit(struct umm_mm *mm)
+{
+	struct ksm *k = mm->u->ksm;
+	struct ksm_mm_slot *slot;
+	bool easy_to_free = false;
+
+	if (!(atomic_load(&mm->ksm_flags) & MMF_VM_MERGEABLE))
+		return;
+	spin_lock(&k->mmlist_lock);
+	slot = mm->ksm_slot;
+	if (slot && k->scan.mm_slot != slot) {
+		if (!slot->rmap_list) {
+			list_del_init(&slot->mm_node);
+			mm->ksm_slot = NULL;
+			easy_to_free = true;
+		} else {
+			list_del_init(&slot->mm_node);
+			list_add(&slot->mm_node, &k->scan.mm_slot->mm_node);
+		}
+	}
+	spin_unlock(&k->mmlist_lock);
+	if (easy_to_free) {
+		free(slot);
+		atomic_fetch_and(&mm->ksm_flags, ~(MMF_VM_MERGEABLE | MMF_VM_MERGE_ANY));
+		mmdrop(mm);
+	} else if (slot) {
+		pthread_rwlock_wrlock(&mm->mmap_lock);
+		pthread_rwlock_unlock(&mm->mmap_lock);
+	}
+}
+
+/* fork: the child inherits merge-any, the domain and the registration. */
+int ksm_fork(struct umm_mm *mm, struct umm_mm *oldmm)
+{
+	unsigned long f = atomic_load(&oldmm->ksm_flags);
+
+	mm->ksm_domain = oldmm->ksm_domain;
+	if (f & MMF_VM_MERGE_ANY)
+		atomic_fetch_or(&mm->ksm_flags, MMF_VM_MERGE_ANY);
+	if (f & MMF_VM_MERGEABLE)
+		return __ksm_enter(mm);
+	return 0;
+}
+
+/* Can KSM merge in a VMA with these flags?  (vma_ksm_compatible) */
+static bool vma_ksm_compatible(unsigned long vm_flags)
+{
+	return !(vm_flags & (VM_SHARED | VM_MAYSHARE));
+}
+
+/* The flags a new VMA gets: VM_MERGEABLE too under merge-any. */
+unsigned long ksm_vma_flags(struct umm_mm *mm, bool shared, unsigned long vm_flags)
+{
+	if (!shared && vma_ksm_compatible(vm_flags) &&
+	    (atomic_load(&mm->ksm_flags) & MMF_VM_MERGE_ANY))
+		vm_flags |= VM_MERGEABLE;
+	return vm_flags;
+}
+
+/*
+ * ksm_madvise - the KSM half of MADV_MERGEABLE (register the mm) and
+ * MADV_UNMERGEABLE (unmerge every KSM page of the range's mergeable VMAs);
+ * mmap.c then sets or clears VM_MERGEABLE.
+ * Return: 0 or -ENOMEM.  Context: mmap_lock held for write.
+ */
+int ksm_madvise(struct umm_mm *mm, uint64_t start, uint64_t end, int advice)
+{
+	if (advice == UMM_MADV_MERGEABLE) {
+		if (!(atomic_load(&mm->ksm_flags) & MMF_VM_MERGEABLE))
+			return __ksm_enter(mm);
+		return 0;
+	}
+	for (struct vm_area_struct *vma = find_vma(mm, start); vma && vma->vm_start < end;
+	     vma = find_vma(mm, vma->vm_end)) {
+		int err;
+
+		if (!(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
+			continue;
+		err = unmerge_ksm_pages(vma, max_t(uint64_t, start, vma->vm_start),
+					min_t(uint64_t, end, vma->vm_end));
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Set or clear VM_MERGEABLE on a VMA in place (rmap walkers read vm_flags). */
+static void vma_set_mergeable(struct vm_area_struct *vma, bool on)
+{
+	vma_rmap_lock(vma);
+	if (on)
+		vma->vm_flags |= VM_MERGEABLE;
+	else
+		vma->vm_flags &= ~VM_MERGEABLE;
+	vma_rmap_unlock(vma);
+}
+
+/* Unmerge every mergeable VMA of @mm and clear VM_MERGEABLE.  Context: mmap_lock write. */
+static int ksm_del_vmas(struct umm_mm *mm)
+{
+	for (struct rb_node *n = rb_first(&mm->mm_rb); n; n = rb_next(n)) {
+		struct vm_area_struct *vma = rb_entry(n, struct vm_area_struct, vm_rb);
+		int err;
+
+		if (!(vma->vm_flags & VM_MERGEABLE))
+			continue;
+		if (vma->anon_vma) {
+			err = unmerge_ksm_pages(vma, vma->vm_start, vma->vm_end);
+			if (err)
+				return err;
+		}
+		vma_set_mergeable(vma, false);
+	}
+	return 0;
+}
+
+static void ksm_add_vmas(struct umm_mm *mm)
+{
+	for (struct rb_node *n = rb_first(&mm->mm_rb); n; n = rb_next(n)) {
+		struct vm_area_struct *vma = rb_entry(n, struct vm_area_struct, vm_rb);
+
+		if (!(vma->vm_flags & VM_MERGEABLE) && vma_ksm_compatible(vma->vm_flags))
+			vma_set_mergeable(vma, true);
+	}
+}
+
+int umm_mm_set_merge_any(struct umm_mm *mm, bool on)
+{
+	unsigned long f;
+	int err = 0;
+
+	if (!mm)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&mm->mmap_lock);
+	f = atomic_load(&mm->ksm_flags);
+	if (on && !(f & MMF_VM_MERGE_ANY)) {
+		if (!(f & MMF_VM_MERGEABLE))
+			err = __ksm_enter(mm);
+		if (!err) {
+			atomic_fetch_or(&mm->ksm_flags, MMF_VM_MERGE_ANY);
+			ksm_add_vmas(mm);
+		}
+	} else if (!on && (f & MMF_VM_MERGE_ANY)) {
+		err = ksm_del_vmas(mm);
+		if (err)
+			ksm_add_vmas(mm);
+		else
+			atomic_fetch_and(&mm->ksm_flags, ~MMF_VM_MERGE_ANY);
+	}
+	pthread_rwlock_unlock(&mm->mmap_lock);
+	return err;
+}
+
+int umm_mm_set_ksm_domain(struct umm_mm *mm, unsigned int id)
+{
+	int err = 0;
+
+	if (!mm)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&mm->mmap_lock);
+	if (mm->ksm_domain != id) {
+		/* nothing this mm maps may stay shared with its old domain */
+		for (struct rb_node *n = rb_first(&mm->mm_rb); n && !err; n = rb_next(n)) {
+			struct vm_area_struct *vma = rb_entry(n, struct vm_area_struct, vm_rb);
+
+			if (vma->anon_vma)
+				err = unmerge_ksm_pages(vma, vma->vm_start, vma->vm_end);
+		}
+		if (!err)
+			mm->ksm_domain = id;
+	}
+	pthread_rwlock_unlock(&mm->mmap_lock);
+	return err;
+}
+
+/* ---- run = 2: unmerge everything ---- */
+
+/*
+ * remove_stable_node - drop @node and make its page an ordinary anonymous
+ * page again, unless something still maps it.  Return: 0 or -EBUSY.
+ */
+static int remove_stable_node(struct ksm *k, struct ksm_stable_node *node)
+{
+	struct umm_page *page = get_ksm_page(k, node, true);
+	int err = 0;
+
+	if (!page)
+		return 0;	/* stale: gone already */
+	if (page_mapcount(page) > 0) {
+		err = -EBUSY;
+	} else {
+		set_page_stable_node(page, NULL);
+		remove_node_from_stable_tree(k, node);
+	}
+	unlock_page(page);
+	put_page(k->u, page);
+	return err;
+}
+
+/* Return: how many stable nodes remain (still mapped).  Context: no batch in flight. */
+static int remove_all_stable_nodes(struct ksm *k)
+{
+	int busy = 0;
+
+	for (int i = 0; i < KSM_NR_SHARDS; i++) {
+		struct ksm_shard *shard = &k->shards[i];
+		struct rb_node *n, *next;
+
+		pthread_mutex_lock(&shard->lock);
+		for (n = rb_first(&shard->stable); n; n = next) {
+			struct ksm_stable_node *node = rb_entry(n, struct ksm_stable_node, node);
+
+			next = rb_next(n);
+			if (is_stable_node_chain(node)) {
+				struct ksm_stable_node *dup, *tmp;
+
+				list_for_each_entry_safe(dup, tmp, &node->hlist, hlist_dup)
+					if (remove_stable_node(k, dup))
+						busy++;
+				if (list_empty(&node->hlist))
+					free_stable_node_chain(k, node);
+			} else if (remove_stable_node(k, node)) {
+				busy++;
+			}
+		}
+		pthread_mutex_unlock(&shard->lock);
+	}
+	return busy;
+}
+
+static int unmerge_and_remove_all_rmap_items(struct ksm *k)
+{
+	struct ksm_mm_slot *slot;
+	int err = 0;
+
+	spin_lock(&k->mmlist_lock);
+	slot = list_entry(k->mm_head.mm_node.next, struct ksm_mm_slot, mm_node);
+	k->scan.mm_slot = slot;
+	spin_unlock(&k->mmlist_lock);
+
+	while (slot != &k->mm_head) {
+		struct umm_mm *mm = slot->mm;
+
+		pthread_rwlock_rdlock(&mm->mmap_lock);
+		for (struct rb_node *n = rb_first(&mm->mm_rb); n && !err && !ksm_test_exit(mm);
+		     n = rb_next(n)) {
+			struct vm_area_struct *vma = rb_entry(n, struct vm_area_struct, vm_rb);
+
+			if ((vma->vm_flags & VM_MERGEABLE) && vma->anon_vma)
+				err = unmerge_ksm_pages(vma, vma->vm_start, vma->vm_end);
+		}
+		remove_trailing_rmap_items(k, &slot->rmap_list);
+		pthread_rwlock_unlock(&mm->mmap_lock);
+		if (err)
+			break;
+		spin_lock(&k->mmlist_lock);
+		k->scan.mm_slot = list_entry(slot->mm_node.next, struct ksm_mm_slot, mm_node);
+		if (ksm_test_exit(mm))
+			drop_mm_slot(k, slot, false);
+		else
+			spin_unlock(&k->mmlist_lock);
+		slot = k->scan.mm_slot;
+	}
+	if (err) {
+		spin_lock(&k->mmlist_lock);
+		k->scan.mm_slot = &k->mm_head;
+		spin_unlock(&k->mmlist_lock);
+		return err;
+	}
+	remove_all_stable_nodes(k);
+	k->scan.seqnr = 0;
+	return 0;
+}
+
+/* ---- API ---- */
+
+static struct ksm *umm_ksm(struct umm *u)
+{
+	return u ? u->ksm : NULL;
+}
+
+int umm_ksm_set_run(struct umm *u, int run)
+{
+	struct ksm *k = umm_ksm(u);
+	int err = 0;
+
+	if (!k || run < 0 || run > 2)
+		return -EINVAL;
+	pthread_mutex_lock(&k->thread_mutex);
+	if (k->run != run) {
+		k->run = run;
+		if (run == 2) {
+			err = unmerge_and_remove_all_rmap_items(k);
+			if (err)
+				k->run = 0;
+		}
+	}
+	if (run == 1 && !k->ksmd_started) {
+		if (pthread_create(&k->ksmd, NULL, ksmd_fn, k)) {
+			k->run = 0;
+			err = -EAGAIN;
+		} else {
+			k->ksmd_started = true;
+		}
+	}
+	pthread_mutex_unlock(&k->thread_mutex);
+	ksmd_wake(k);
+	return err;
+}
+
+int umm_ksm_scan(struct umm *u, unsigned long nr_pages)
+{
+	struct ksm *k = umm_ksm(u);
+
+	if (!k)
+		return -EINVAL;
+	pthread_mutex_lock(&k->thread_mutex);
+	ksm_pool_resize(k);
+	ksm_do_scan(k, nr_pages);
+	pthread_mutex_unlock(&k->thread_mutex);
+	return 0;
+}
+
+int umm_ksm_full_scans(struct umm *u, unsigned long nr)
+{
+	struct ksm *k = umm_ksm(u);
+	unsigned long target;
+
+	if (!k)
+		return -EINVAL;
+	pthread_mutex_lock(&k->thread_mutex);
+	ksm_pool_resize(k);
+	target = k->scan.seqnr + nr;
+	while (k->scan.seqnr < target) {
+		unsigned long before = k->scan.seqnr;
+
+		ksm_do_scan(k, ULONG_MAX);
+		/* nothing registered: no scan can ever complete */
+		if (k->scan.seqnr == before)
+			break;
+	}
+	pthread_mutex_unlock(&k->thread_mutex);
+	return 0;
+}
+
+int umm_ksm_get_params(struct umm *u, struct umm_ksm_params *p)
+{
+	struct ksm *k = umm_ksm(u);
+
+	if (!k || !p)
+		return -EINVAL;
+	pthread_mutex_lock(&k->thread_mutex);
+	*p = k->p;
+	pthread_mutex_unlock(&k->thread_mutex);
+	return 0;
+}
+
+/* Are there KSM pages whose removal Linux's knob stores refuse to race with? */
+static bool ksm_stable_busy(struct ksm *k)
+{
+	return atomic_load(&k->pages_shared) || remove_all_stable_nodes(k);
+}
+
+int umm_ksm_set_params(struct umm *u, const struct umm_ksm_params *p)
+{
+	struct ksm *k = umm_ksm(u);
+	struct umm_ksm_params n;
+	int err = 0;
+
+	if (!k || !p)
+		return -EINVAL;
+	pthread_mutex_lock(&k->thread_mutex);
+	n = *p;
+	if (n.max_page_sharing < 2 || !n.nr_threads || n.nr_threads > UMM_KSM_MAX_THREADS ||
+	    n.advisor_mode > UMM_KSM_ADVISOR_SCAN_TIME || !n.advisor_target_scan_time) {
+		err = -EINVAL;
+		goto out;
+	}
+	if (n.pages_to_scan != k->p.pages_to_scan && n.advisor_mode != UMM_KSM_ADVISOR_NONE) {
+		err = -EINVAL;	/* the advisor owns pages_to_scan */
+		goto out;
+	}
+	if ((n.max_page_sharing != k->p.max_page_sharing ||
+	     n.merge_across_nodes != k->p.merge_across_nodes) && ksm_stable_busy(k)) {
+		err = -EBUSY;
+		goto out;
+	}
+	if (n.advisor_mode != k->p.advisor_mode) {
+		n.pages_to_scan = n.advisor_mode == UMM_KSM_ADVISOR_NONE ? 100 :
+				  n.advisor_min_pages_to_scan;
+		k->adv_start_ns = 0;
+		k->adv_prev_scan_time = 0;
+	}
+	k->p = n;
+	ksm_pool_resize(k);
+out:
+	pthread_mutex_unlock(&k->thread_mutex);
+	if (!err)
+		ksmd_wake(k);
+	return err;
+}
+
+void umm_ksm_get_stats(struct umm *u, struct umm_ksm_stats *s)
+{
+	struct ksm *k = umm_ksm(u);
+	long items, shared, sharing, unshared, zero;
+
+	if (!s)
+		return;
+	memset(s, 0, sizeof(*s));
+	if (!k)
+		return;
+	items = atomic_load(&k->rmap_items);
+	shared = atomic_load(&k->pages_shared);
+	sharing = atomic_load(&k->pages_sharing);
+	unshared = atomic_load(&k->pages_unshared);
+	zero = atomic_load(&u->ksm_zero_pages);
+	s->pages_shared = shared;
+	s->pages_sharing = sharing;
+	s->pages_unshared = unshared;
+	s->pages_volatile = items - shared - sharing - unshared > 0 ?
+			    items - shared - sharing - unshared : 0;
+	s->pages_scanned = atomic_load(&k->pages_scanned);
+	s->pages_skipped = atomic_load(&k->pages_skipped);
+	s->full_scans = atomic_load(&k->scan.seqnr);
+	s->stable_node_chains = atomic_load(&k->stable_node_chains);
+	s->stable_node_dups = atomic_load(&k->stable_node_dups);
+	s->ksm_zero_pages = zero;
+	s->general_profit = (sharing + zero) * (long)PAGE_SIZE -
+			    items * (long)sizeof(struct ksm_rmap_item);
+}
+
+void umm_mm_get_ksm_stat(struct umm_mm *mm, struct umm_mm_ksm_stat *st)
+{
+	if (!st)
+		return;
+	memset(st, 0, sizeof(*st));
+	if (!mm)
+		return;
+	st->ksm_rmap_items = atomic_load(&mm->ksm_rmap_items);
+	st->ksm_zero_pages = atomic_load(&mm->ksm_zero_pages);
+	st->ksm_merging_pages = atomic_load(&mm->ksm_merging_pages);
+	st->ksm_process_profit = (long)(st->ksm_merging_pages + st->ksm_zero_pages) * (long)PAGE_SIZE -
+				 (long)st->ksm_rmap_items * (long)sizeof(struct ksm_rmap_item);
+	st->ksm_merge_any = atomic_load(&mm->ksm_flags) & MMF_VM_MERGE_ANY;
+	pthread_rwlock_rdlock(&mm->mmap_lock);
+	for (struct rb_node *n = rb_first(&mm->mm_rb); n; n = rb_next(n))
+		if (rb_entry(n, struct vm_area_struct, vm_rb)->vm_flags & VM_MERGEABLE) {
+			st->ksm_mergeable = true;
+			break;
+		}
+	pthread_rwlock_unlock(&mm->mmap_lock);
+}
+
+/* ---- rmap ---- */
+
+/* Is @vma linked to @av (in its tree)?  Context: their root's rwsem held. */
+static bool vma_linked(struct vm_area_struct *vma, struct anon_vma *av)
+{
+	struct anon_vma_chain *avc;
+
+	list_for_each_entry(avc, &vma->anon_vma_chain, same_vma)
+		if (avc->anon_vma == av)
+			return true;
+	return false;
+}
+
+/*
+ * Would a source of rmap_walk_ksm() before @upto's (the node's own
+ * anon_vma, then its items in list order) reach @vma at @addr?
+ */
+static bool ksm_rmap_seen(struct ksm_stable_node *node, struct ksm_rmap_item *upto,
+			  struct vm_area_struct *vma, uint64_t addr)
+{
+	struct ksm_rmap_item *item;
+
+	if (node->anon_vma && node->index >= vma->vm_pgoff &&
+	    node->index < vma->vm_pgoff + vma_pages(vma) &&
+	    vma->vm_start + ((node->index - vma->vm_pgoff) << PAGE_SHIFT) == addr &&
+	    vma_linked(vma, node->anon_vma))
+		return true;
+	list_for_each_entry(item, &node->hlist, hlist) {
+		if (item == upto)
+			break;
+		if (item->address == addr && vma_linked(vma, item->anon_vma))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * rmap_walk_ksm - every VMA that may map the KSM page @page, each once.
+ * The page can be mapped where its rmap_items are, in mms forked since
+ * (which have no item of their own for it), and - if it became a KSM page
+ * in place - wherever the anonymous page it was was mapped (the fork family
+ * of its anon_vma, some of whose VMAs may not be mergeable at all).  So the
+ * walk searches the node's original anon_vma at the page's index, then each
+ * item's anon_vma at the item's address, skipping a VMA an earlier source
+ * reached already.  (Linux walks only the items' anon_vmas, which misses
+ * the first kind and can reach a VMA through several items.)
+ * Context: @page locked and referenced.
+ */
+int rmap_walk_ksm(struct umm_page *page, struct rmap_walk_control *rwc)
+{
+	struct ksm_stable_node *node = page_stable_node(page);
+	struct ksm_rmap_item *item;
+	struct interval_tree_node *n;
+	bool stop = false;
+
+	if (!node)
+		return 0;
+	if (node->anon_vma) {
+		struct anon_vma *av = node->anon_vma;
+
+		pthread_rwlock_rdlock(&av->root->rwsem);
+		for (n = interval_tree_iter_first(&av->rb_root, node->index, node->index); n && !stop;
+		     n = interval_tree_iter_next(n, node->index, node->index)) {
+			struct vm_area_struct *vma = container_of(n, struct anon_vma_chain, itn)->vma;
+			uint64_t addr = vma->vm_start + ((node->index - vma->vm_pgoff) << PAGE_SHIFT);
+
+			if (!rwc->rmap_one(page, vma, addr, rwc->arg) || (rwc->done && rwc->done(page)))
+				stop = true;
+		}
+		pthread_rwlock_unlock(&av->root->rwsem);
+	}
+	list_for_each_entry(item, &node->hlist, hlist) {
+		struct anon_vma *av = item->anon_vma;
+
+		if (stop)
+			break;
+		pthread_rwlock_rdlock(&av->root->rwsem);
+		for (n = interval_tree_iter_first(&av->rb_root, 0, UINT64_MAX); n && !stop;
+		     n = interval_tree_iter_next(n, 0, UINT64_MAX)) {
+			struct vm_area_struct *vma = container_of(n, struct anon_vma_chain, itn)->vma;
+			uint64_t addr = item->address;
+
+			if (addr < vma->vm_start || addr >= vma->vm_end ||
+			    ksm_rmap_seen(node, item, vma, addr))
+				continue;
+			if (!rwc->rmap_one(page, vma, addr, rwc->arg) || (rwc->done && rwc->done(page)))
+				stop = true;
+		}
+		pthread_rwlock_unlock(&av->root->rwsem);
+	}
+	return 0;
+}
+
+/* ---- validate's census ---- */
+
+static void census_node(struct ksm_stable_node *node, long *shared, long *sharing,
+			ksm_census_fail_fn fail, void *ctx)
+{
+	struct ksm_rmap_item *item;
+	int len = 0;
+
+	list_for_each_entry(item, &node->hlist, hlist) {
+		len++;
+		item->mm->ksm_census[1]++;
+		if (item->head != node || item->state != ITEM_STABLE)
+			fail(ctx, "ksm: an rmap_item in a stable node's list does not point back");
+	}
+	if (len)
+		(*shared)++;
+	if (len > 1)
+		*sharing += len - 1;
+	if (len != node->rmap_hlist_len)
+		fail(ctx, "ksm: a stable node's rmap_hlist_len disagrees with its list");
+}
+
+/*
+ * ksm_census - check every KSM figure against a walk of the trees and the
+ * mm slots.  Context: quiescent use (umm_validate); takes thread_mutex.
+ */
+void ksm_census(struct umm *u, ksm_census_fail_fn fail, void *ctx)
+{
+	struct ksm *k = u->ksm;
+	long shared = 0, sharing = 0, unshared = 0, items = 0, chains = 0, dups = 0;
+	struct ksm_mm_slot *slot;
+	char msg[256];
+
+	pthread_mutex_lock(&k->thread_mutex);
+	spin_lock(&k->mmlist_lock);
+	list_for_each_entry(slot, &k->mm_head.mm_node, mm_node)
+		slot->mm->ksm_census[0] = slot->mm->ksm_census[1] = 0;
+	list_for_each_entry(slot, &k->mm_head.mm_node, mm_node)
+		for (struct ksm_rmap_item *item = slot->rmap_list; item; item = item->rmap_list) {
+			items++;
+			slot->mm->ksm_census[0]++;
+			if (item->state == ITEM_UNSTABLE)
+				unshared++;
+			if (item->rmap_list && item->rmap_list->address <= item->address)
+				fail(ctx, "ksm: rmap_items out of address order");
+		}
+	for (int i = 0; i < KSM_NR_SHARDS; i++) {
+		for (struct rb_node *n = rb_first(&k->shards[i].stable); n; n = rb_next(n)) {
+			struct ksm_stable_node *node = rb_entry(n, struct ksm_stable_node, node), *dup;
+
+			if (!is_stable_node_chain(node)) {
+				census_node(node, &shared, &sharing, fail, ctx);
+				continue;
+			}
+			chains++;
+			list_for_each_entry(dup, &node->hlist, hlist_dup) {
+				dups++;
+				census_node(dup, &shared, &sharing, fail, ctx);
+			}
+		}
+	}
+	if (items != atomic_load(&k->rmap_items) || shared != atomic_load(&k->pages_shared) ||
+	    sharing != atomic_load(&k->pages_sharing) || unshared != atomic_load(&k->pages_unshared) ||
+	    chains != atomic_load(&k->stable_node_chains) || dups != atomic_load(&k->stable_node_dups)) {
+		snprintf(msg, sizeof(msg), "ksm: counters rmap_items %ld pages_shared %ld pages_sharing %ld "
+			 "pages_unshared %ld chains %ld dups %ld, trees hold %ld %ld %ld %ld %ld %ld",
+			 atomic_load(&k->rmap_items), atomic_load(&k->pages_shared),
+			 atomic_load(&k->pages_sharing), atomic_load(&k->pages_unshared),
+			 atomic_load(&k->stable_node_chains), atomic_load(&k->stable_node_dups),
+			 items, shared, sharing, unshared, chains, dups);
+		fail(ctx, msg);
+	}
+	list_for_each_entry(slot, &k->mm_head.mm_node, mm_node) {
+		struct umm_mm *mm = slot->mm;
+
+		if (mm->ksm_census[0] != atomic_load(&mm->ksm_rmap_items) ||
+		    mm->ksm_census[1] != atomic_load(&mm->ksm_merging_pages)) {
+			snprintf(msg, sizeof(msg), "ksm: mm %p: ksm_rmap_items %ld ksm_merging_pages %ld, "
+				 "its slot holds %ld and the stable tree %ld", (void *)mm,
+				 atomic_load(&mm->ksm_rmap_items), atomic_load(&mm->ksm_merging_pages),
+				 mm->ksm_census[0], mm->ksm_census[1]);
+			fail(ctx, msg);
+		}
+	}
+	spin_unlock(&k->mmlist_lock);
+	pthread_mutex_unlock(&k->thread_mutex);
+}
+
+/* ---- the machine's KSM ---- */
+
+int ksm_init(struct umm *u)
+{
+	struct ksm *k = calloc(1, sizeof(*k));
+	struct umm_page *zero;
+
+	if (!k)
+		return -ENOMEM;
+	k->u = u;
+	pthread_mutex_init(&k->thread_mutex, NULL);
+	spin_lock_init(&k->mmlist_lock);
+	INIT_LIST_HEAD(&k->mm_head.mm_node);
+	k->scan.mm_slot = &k->mm_head;
+	for (int i = 0; i < KSM_NR_SHARDS; i++) {
+		pthread_mutex_init(&k->shards[i].lock, NULL);
+		k->shards[i].stable = RB_ROOT;
+		k->shards[i].unstable = RB_ROOT;
+	}
+	k->p = (struct umm_ksm_params){
+		.pages_to_scan = 100, .sleep_millisecs = 20, .max_page_sharing = 256,
+		.merge_across_nodes = true, .use_zero_pages = false, .smart_scan = true,
+		.stable_node_chains_prune_millisecs = 2000, .nr_threads = 1,
+		.advisor_mode = UMM_KSM_ADVISOR_NONE, .advisor_target_scan_time = 200,
+		.advisor_min_cpu = 15, .advisor_max_cpu = 70,
+		.advisor_min_pages_to_scan = 500, .advisor_max_pages_to_scan = 30000,
+	};
+	pthread_mutex_init(&k->ksmd_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&k->ksmd_wait, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&k->pool_lock, NULL);
+	pthread_cond_init(&k->pool_go, NULL);
+	pthread_cond_init(&k->pool_done, NULL);
+	zero = pfn_to_page(u, ZERO_PFN);
+	k->zero_checksum = calc_checksum(u, zero);
+	u->ksm = k;
+	return 0;
+}
+
+/* Stop ksmd and the helpers.  Context: umm_destroy, before the mms exit. */
+void ksm_stop_threads(struct umm *u)
+{
+	struct ksm *k = u->ksm;
+
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->ksmd_lock);
+	k->ksmd_stop = true;
+	pthread_cond_broadcast(&k->ksmd_wait);
+	pthread_mutex_unlock(&k->ksmd_lock);
+	if (k->ksmd_started)
+		pthread_join(k->ksmd, NULL);
+	k->ksmd_started = false;
+	ksm_pool_stop(k);
+}
+
+/* Free every slot, item and node.  Context: every mm has exited. */
+void ksm_destroy(struct umm *u)
+{
+	struct ksm *k = u->ksm;
+
+	if (!k)
+		return;
+	ksm_stop_threads(u);
+	while (!list_empty(&k->mm_head.mm_node)) {
+		struct ksm_mm_slot *slot = list_first_entry(&k->mm_head.mm_node, struct ksm_mm_slot,
+							    mm_node);
+
+		remove_trailing_rmap_items(k, &slot->rmap_list);
+		spin_lock(&k->mmlist_lock);
+		drop_mm_slot(k, slot, false);
+	}
+	k->scan.mm_slot = &k->mm_head;
+	remove_all_stable_nodes(k);
+	for (int i = 0; i < KSM_NR_SHARDS; i++)
+		pthread_mutex_destroy(&k->shards[i].lock);
+	pthread_mutex_destroy(&k->thread_mutex);
+	pthread_mutex_destroy(&k->ksmd_lock);
+	pthread_cond_destroy(&k->ksmd_wait);
+	pthread_mutex_destroy(&k->pool_lock);
+	pthread_cond_destroy(&k->pool_go);
+	pthread_cond_destroy(&k->pool_done);
+	free(k);
+	u->ksm = NULL;
+}

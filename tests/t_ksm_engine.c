@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: MIT
+/*
+ * t_ksm_engine.c - unit checks of ksm.c's machinery that the scenario tests
+ * (t_ksm.c) do not reach: parallel scanning gives the counts one thread
+ * gives, chains of dups collapse when pruned, rmap walks find every mapping
+ * of a KSM page (forks included), the stable node holds no reference, and
+ * validate's census agrees with the figures at every step.
+ */
+#include <umm/umm.h>
+
+#define FIX_VALIDATE	VALIDATE_ALL
+#include "tap.h"
+#include "fixture.h"
+
+#define MB		(1ULL << 20)
+
+static bool kmachine(struct umm **u, unsigned int threads, unsigned int max_sharing)
+{
+	struct umm_ksm_params p;
+
+	ASSERT_OK(make_machine(64 * MB, 1, 0, u));
+	ASSERT_OK(umm_ksm_get_params(*u, &p));
+	p.nr_threads = threads;
+	p.max_page_sharing = max_sharing;
+	p.smart_scan = false;
+	ASSERT_OK(umm_ksm_set_params(*u, &p));
+	return true;
+}
+
+static struct umm_ksm_stats kstats(struct umm *u)
+{
+	struct umm_ksm_stats s;
+
+	umm_ksm_get_stats(u, &s);
+	return s;
+}
+
+/* @n pages at BASE: page i holds byte content[i % nc]; MADV_MERGEABLE. */
+static bool map_contents(struct umm_mm *mm, uint64_t n, const uint8_t *content, unsigned int nc)
+{
+	uint8_t buf[PS];
+
+	ASSERT_OK(map_at(mm, AT(0), n, RW, PRIV));
+	for (uint64_t i = 0; i < n; i++) {
+		memset(buf, content[i % nc], PS);
+		ASSERT_EQ(umm_write(mm, AT(i), buf, PS), PS);
+	}
+	ASSERT_OK(umm_madvise(mm, AT(0), PG(n), UMM_MADV_MERGEABLE));
+	return true;
+}
+
+struct outcome { unsigned long shared, sharing, unshared, chains, dups; };
+
+/*
+ * Four mms with a mix of contents (some unique to an mm, some shared a few
+ * ways, one shared by a third of all pages, which makes chains with
+ * max_page_sharing 16): two full scans with @threads threads.
+ */
+static bool mixed_run(unsigned int threads, struct outcome *o)
+{
+	static const uint8_t contents[] = { 1, 2, 3, 1, 2, 4, 1, 1, 5, 6, 7, 1 };
+	struct umm_mm *mm[4];
+	struct umm *u;
+	struct umm_ksm_stats s;
+
+	ASSERT_TRUE(kmachine(&u, threads, 16));
+	for (int i = 0; i < 4; i++) {
+		uint8_t c[12];
+
+		for (int j = 0; j < 12; j++)	/* contents 5..7 unique per mm */
+			c[j] = contents[j] >= 5 ? (uint8_t)(contents[j] + 10 * i) : contents[j];
+		ASSERT_OK(umm_mm_create(u, &mm[i]));
+		ASSERT_TRUE(map_contents(mm[i], tap_short() ? 96 : 480, c, 12));
+	}
+	ASSERT_OK(umm_ksm_full_scans(u, 2));
+	s = kstats(u);
+	*o = (struct outcome){ s.pages_shared, s.pages_sharing, s.pages_unshared,
+			       s.stable_node_chains, s.stable_node_dups };
+	ASSERT_TRUE(machine_valid(u));
+	for (int i = 0; i < 4; i++)
+		umm_mm_exit(mm[i]);
+	ASSERT_TRUE(machine_done(u));
+	return true;
+}
+
+/* nr_threads 1, 2, 4: the same figures. */
+static bool test_threads_same_counts(void)
+{
+	struct outcome one, many;
+
+	ASSERT_TRUE(mixed_run(1, &one));
+	ASSERT_GE(one.shared, 4);
+	ASSERT_GE(one.chains, 1);
+	for (unsigned int t = 2; t <= 4; t += 2) {
+		ASSERT_TRUE(mixed_run(t, &many));
+		ASSERT_EQ(many.shared, one.shared);
+		ASSERT_EQ(many.sharing, one.sharing);
+		ASSERT_EQ(many.unshared, one.unshared);
+		ASSERT_EQ(many.chains, one.chains);
+		ASSERT_EQ(many.dups, one.dups);
+	}
+	return true;
+}
+
+/*
+ * max_page_sharing 2 over 6 identical pages: three dups in one chain; when
+ * all but one mapping of the content are gone and the prune interval has
+ * passed, the chain collapses back into a plain node.
+ */
+static bool test_chain_collapse(void)
+{
+	static const uint8_t c = 0x42;
+	struct umm_ksm_params p;
+	struct umm_ksm_stats s;
+	struct fix f;
+	uint8_t one;
+
+	ASSERT_TRUE(kmachine(&f.u, 1, 2));
+	ASSERT_OK(umm_mm_create(f.u, &f.mm));
+	ASSERT_TRUE(map_contents(f.mm, 6, &c, 1));
+	ASSERT_OK(umm_ksm_full_scans(f.u, 2));
+	s = kstats(f.u);
+	ASSERT_EQ(s.pages_shared, 3);
+	ASSERT_EQ(s.pages_sharing, 3);
+	ASSERT_EQ(s.stable_node_chains, 1);
+	ASSERT_EQ(s.stable_node_dups, 3);
+	ASSERT_TRUE(machine_valid(f.u));
+
+	/* keep only page 0 mapped to the content: the other dups go stale */
+	for (int i = 1; i < 6; i++) {
+		one = (uint8_t)i;	/* all different */
+		ASSERT_EQ(umm_write(f.mm, AT(i), &one, 1), 1);
+	}
+	ASSERT_OK(umm_ksm_get_params(f.u, &p));
+	p.stable_node_chains_prune_millisecs = 0;
+	ASSERT_OK(umm_ksm_set_params(f.u, &p));
+	/* one scan drops the changed pages' items, the next one's prune collapses */
+	ASSERT_OK(umm_ksm_full_scans(f.u, 2));
+	s = kstats(f.u);
+	ASSERT_EQ(s.pages_shared, 1);
+	ASSERT_EQ(s.pages_sharing, 0);
+	ASSERT_EQ(s.stable_node_chains, 0);
+	ASSERT_EQ(s.stable_node_dups, 0);
+	ASSERT_TRUE(machine_valid(f.u));
+	return fix_fini(&f);
+}
+
+/*
+ * A KSM page mapped by two mms and, after fork, by their children: the
+ * rmap walk finds all four mappings (validate RMAP checks every frame), the
+ * page's refcount is exactly its mapcount (the stable node holds none), and
+ * a child's ksm_merging_pages stays 0 until the child is scanned.
+ */
+static bool test_rmap_walk_ksm(void)
+{
+	struct umm_mm *a, *b, *ca, *cb;
+	struct umm_mm_ksm_stat st;
+	struct umm_pageinfo pi;
+	struct umm *u;
+	static const uint8_t c = 0x77;
+
+	ASSERT_TRUE(kmachine(&u, 1, 256));
+	ASSERT_OK(umm_mm_create(u, &a));
+	ASSERT_OK(umm_mm_create(u, &b));
+	ASSERT_TRUE(map_contents(a, 1, &c, 1));
+	ASSERT_TRUE(map_contents(b, 1, &c, 1));
+	ASSERT_OK(umm_ksm_full_scans(u, 2));
+	ASSERT_EQ(kstats(u).pages_shared, 1);
+	ASSERT_EQ(kstats(u).pages_sharing, 1);
+	ASSERT_OK(umm_mm_fork(a, &ca));
+	ASSERT_OK(umm_mm_fork(b, &cb));
+	umm_mm_get_ksm_stat(ca, &st);
+	ASSERT_EQ(st.ksm_merging_pages, 0);
+	ASSERT_OK(umm_pagemap(ca, AT(0), &pi));
+	ASSERT_TRUE(pi.flags & UMM_PI_KSM);
+	ASSERT_EQ(pi.mapcount, 4);
+	ASSERT_EQ(pi.refcount, 4);
+	ASSERT_EQ(umm_page_rmap_count(a, AT(0)), 4);
+	ASSERT_GE(umm_page_referenced(cb, AT(0)), 0);	/* clears every young bit */
+	ASSERT_EQ(byte_at(a, AT(0)), c);
+	ASSERT_EQ(byte_at(cb, AT(0)), c);
+	ASSERT_EQ(umm_page_referenced(ca, AT(0)), 2);
+	ASSERT_TRUE(machine_valid(u));
+	/* the children join the node when scanned */
+	ASSERT_OK(umm_ksm_full_scans(u, 1));
+	umm_mm_get_ksm_stat(ca, &st);
+	ASSERT_EQ(st.ksm_merging_pages, 1);
+	ASSERT_EQ(kstats(u).pages_sharing, 3);
+	ASSERT_EQ(umm_page_rmap_count(cb, AT(0)), 4);
+	ASSERT_TRUE(machine_valid(u));
+	/* a parent exits: its item goes at the next scan, the rest stay merged */
+	umm_mm_exit(a);
+	ASSERT_OK(umm_ksm_full_scans(u, 1));
+	ASSERT_EQ(kstats(u).pages_sharing, 2);
+	ASSERT_EQ(umm_page_rmap_count(ca, AT(0)), 3);
+	ASSERT_TRUE(machine_valid(u));
+	umm_mm_exit(b);
+	umm_mm_exit(ca);
+	umm_mm_exit(cb);
+	ASSERT_TRUE(machine_done(u));
+	return true;
+}
+
+/* The advisor owns pages_to_scan; its bounds hold after a scan. */
+static bool test_advisor(void)
+{
+	static const uint8_t c[2] = { 9, 10 };
+	struct umm_ksm_params p;
+	struct fix f;
+
+	ASSERT_TRUE(kmachine(&f.u, 1, 256));
+	ASSERT_OK(umm_mm_create(f.u, &f.mm));
+	ASSERT_TRUE(map_contents(f.mm, 64, c, 2));
+	ASSERT_OK(umm_ksm_get_params(f.u, &p));
+	p.advisor_mode = UMM_KSM_ADVISOR_SCAN_TIME;
+	p.advisor_min_pages_to_scan = 50;
+	p.advisor_max_pages_to_scan = 70;
+	ASSERT_OK(umm_ksm_set_params(f.u, &p));
+	ASSERT_OK(umm_ksm_get_params(f.u, &p));
+	ASSERT_EQ(p.pages_to_scan, 50);
+	p.pages_to_scan = 1000;
+	ASSERT_ERR(umm_ksm_set_params(f.u, &p), EINVAL);
+	ASSERT_OK(umm_ksm_full_scans(f.u, 3));
+	ASSERT_OK(umm_ksm_get_params(f.u, &p));
+	ASSERT_GE(p.pages_to_scan, 50);
+	ASSERT_GE(70, p.pages_to_scan);
+	p.advisor_mode = UMM_KSM_ADVISOR_NONE;
+	ASSERT_OK(umm_ksm_set_params(f.u, &p));
+	ASSERT_OK(umm_ksm_get_params(f.u, &p));
+	ASSERT_EQ(p.pages_to_scan, 100);
+	p.advisor_target_scan_time = 0;
+	ASSERT_ERR(umm_ksm_set_params(f.u, &p), EINVAL);
+	return fix_fini(&f);
+}
+
+/* ksmd with several threads merges by itself; run 2 undoes everything. */
+static bool test_ksmd_threads(void)
+{
+	static const uint8_t c = 0x31;
+	struct umm_ksm_params p;
+	struct umm_ksm_stats s;
+	struct fix f;
+	unsigned long n = tap_short() ? 64 : 1024;
+
+	ASSERT_TRUE(kmachine(&f.u, 3, 256));
+	ASSERT_OK(umm_mm_create(f.u, &f.mm));
+	ASSERT_TRUE(map_contents(f.mm, n, &c, 1));
+	ASSERT_OK(umm_ksm_get_params(f.u, &p));
+	p.pages_to_scan = n;
+	p.sleep_millisecs = 0;
+	ASSERT_OK(umm_ksm_set_params(f.u, &p));
+	ASSERT_OK(umm_ksm_set_run(f.u, 1));
+	for (int i = 0; i < 100000; i++) {
+		s = kstats(f.u);
+		if (s.pages_shared + s.pages_sharing == n)
+			break;
+		usleep(1000);
+	}
+	ASSERT_OK(umm_ksm_set_run(f.u, 0));
+	s = kstats(f.u);
+	ASSERT_EQ(s.pages_shared, (n + 255) / 256);
+	ASSERT_EQ(s.pages_sharing, n - (n + 255) / 256);
+	ASSERT_TRUE(machine_valid(f.u));
+	ASSERT_OK(umm_ksm_set_run(f.u, 2));
+	s = kstats(f.u);
+	ASSERT_EQ(s.pages_shared, 0);
+	ASSERT_EQ(s.pages_sharing, 0);
+	ASSERT_EQ(s.full_scans, 0);
+	ASSERT_TRUE(machine_valid(f.u));
+	return fix_fini(&f);
+}
+
+/*
+ * As on Linux, the figures count rmap_items, not PTEs: a page shared with a
+ * fork child that becomes a KSM page after the child's slot was visited in
+ * this scan is mapped by the child without being counted until the child's
+ * next visit.  Slots: [Q A] -> fork of A while the cursor is in Q puts the
+ * child B behind the cursor: [B Q A].  Scan 2 visits B (page not KSM yet),
+ * then Q, then A, which merges A's page (also B's) with Q's.
+ */
+static bool test_fork_child_counted_next_scan(void)
+{
+	static const uint8_t c = 0x66;
+	struct umm_mm *q, *a, *b;
+	struct umm_mm_ksm_stat st;
+	struct umm_pageinfo pi;
+	struct umm *u;
+
+	ASSERT_TRUE(kmachine(&u, 1, 256));
+	ASSERT_OK(umm_mm_create(u, &q));
+	ASSERT_OK(umm_mm_create(u, &a));
+	ASSERT_TRUE(map_contents(q, 1, &c, 1));
+	ASSERT_TRUE(map_contents(a, 1, &c, 1));
+	ASSERT_OK(umm_ksm_scan(u, 1));		/* the cursor is in Q */
+	ASSERT_OK(umm_mm_fork(a, &b));
+	ASSERT_OK(umm_ksm_full_scans(u, 1));	/* ends scan 1 */
+	ASSERT_OK(umm_ksm_full_scans(u, 1));	/* scan 2: B, Q, A */
+	ASSERT_EQ(kstats(u).pages_shared, 1);
+	ASSERT_EQ(kstats(u).pages_sharing, 1);
+	ASSERT_OK(umm_pagemap(b, AT(0), &pi));
+	ASSERT_TRUE(pi.flags & UMM_PI_KSM);
+	umm_mm_get_ksm_stat(b, &st);
+	ASSERT_EQ(st.ksm_merging_pages, 0);
+	ASSERT_TRUE(machine_valid(u));
+	ASSERT_OK(umm_ksm_full_scans(u, 1));
+	umm_mm_get_ksm_stat(b, &st);
+	ASSERT_EQ(st.ksm_merging_pages, 1);
+	ASSERT_EQ(kstats(u).pages_sharing, 2);
+	ASSERT_TRUE(machine_valid(u));
+	umm_mm_exit(q);
+	umm_mm_exit(a);
+	umm_mm_exit(b);
+	ASSERT_TRUE(machine_done(u));
+	return true;
+}
+
+int main(void)
+{
+	RUN_TEST(test_threads_same_counts);
+	RUN_TEST(test_chain_collapse);
+	RUN_TEST(test_rmap_walk_ksm);
+	RUN_TEST(test_advisor);
+	RUN_TEST(test_ksmd_threads);
+	RUN_TEST(test_fork_child_counted_next_scan);
+	return tap_done();
+}
