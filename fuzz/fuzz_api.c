@@ -425,6 +425,21 @@ static int pick_bad(uint64_t *addr, uint64_t *len)
 	return bad;
 }
 
+/* The arguments of a range call: pages, then the bytes passed, maybe made bad. */
+struct rargs {
+	unsigned int first, n;
+	uint64_t addr, len;
+	int bad;
+};
+
+static void pick_rargs(struct rargs *a)
+{
+	pick_range(&a->first, &a->n);
+	a->addr = AT(a->first);
+	a->len = (uint64_t)a->n * PS;
+	a->bad = pick_bad(&a->addr, &a->len);
+}
+
 static void expect_err(int r, int bad, const char *what)
 {
 	/* a zero-length range is a no-op for munmap/mprotect/madvise/mlock: 0 or -EINVAL */
@@ -432,6 +447,21 @@ static void expect_err(int r, int bad, const char *what)
 		return;
 	if (r != -EINVAL && !(bad == 4 && r == -ENOMEM))
 		fail("%s with bad argument %d returned %d, not -EINVAL", what, bad, r);
+}
+
+/*
+ * A call the model expected to succeed returned @r: only -ENOMEM, and only
+ * while faults are injected; it may have done part of its work (as Linux
+ * can), so the layout is taken from the engine.  Return: whether it failed.
+ */
+static bool failed_under_faults(struct fmm *m, int r, const char *what)
+{
+	if (!r)
+		return false;
+	if (!F.faults_on || r != -ENOMEM)
+		fail("%s: %d", what, r);
+	check_layout(m, true, what);
+	return true;
 }
 
 static bool range_has_hole(struct fmm *m, unsigned int first, unsigned int n)
@@ -489,12 +519,8 @@ static void op_mmap(void)
 			return;
 		}
 	}
-	if (r) {
-		if (!F.faults_on || r != -ENOMEM)
-			fail("mmap %u pages at page %u: %d", n, first, r);
-		check_layout(m, true, "mmap");
+	if (failed_under_faults(m, r, "mmap"))
 		return;
-	}
 	if (out != addr)
 		fail("MAP_FIXED at %#llx returned %#llx", (unsigned long long)addr,
 		     (unsigned long long)out);
@@ -519,30 +545,22 @@ static void op_mmap(void)
 static void op_munmap(void)
 {
 	struct fmm *m = pick_mm();
-	unsigned int first, n;
-	uint64_t addr, len;
-	int bad, r;
+	struct rargs a;
+	int r;
 
-	pick_range(&first, &n);
+	pick_rargs(&a);
 	if (!m)
 		return;
-	addr = AT(first);
-	len = (uint64_t)n * PS;
-	bad = pick_bad(&addr, &len);
-	TRACE("munmap mm%ld page %u +%u bad %d", (long)(m - F.mms), first, n, bad);
-	r = umm_munmap(m->mm, addr, len);
-	if (bad) {
-		expect_err(r, bad, "munmap");
+	TRACE("munmap mm%ld page %u +%u bad %d", (long)(m - F.mms), a.first, a.n, a.bad);
+	r = umm_munmap(m->mm, a.addr, a.len);
+	if (a.bad) {
+		expect_err(r, a.bad, "munmap");
 		check_layout(m, false, "bad munmap");
 		return;
 	}
-	if (r) {
-		if (!F.faults_on || r != -ENOMEM)
-			fail("munmap: %d", r);
-		check_layout(m, true, "munmap");
+	if (failed_under_faults(m, r, "munmap"))
 		return;
-	}
-	for (unsigned int i = first; i < first + n; i++)
+	for (unsigned int i = a.first; i < a.first + a.n; i++)
 		mpage_clear(&m->pg[i]);
 	check_layout(m, false, "munmap");
 }
@@ -550,41 +568,33 @@ static void op_munmap(void)
 static void op_mprotect(void)
 {
 	struct fmm *m = pick_mm();
-	unsigned int first, n;
+	struct rargs a;
 	int prot = in8();
-	uint64_t addr, len;
-	int bad, r;
+	int r;
 
-	pick_range(&first, &n);
+	pick_rargs(&a);
 	if (!m)
 		return;
-	addr = AT(first);
-	len = (uint64_t)n * PS;
-	bad = pick_bad(&addr, &len);
-	if (!bad && (prot & 0xf8) == 0xf8)
-		bad = 5;		/* unknown prot bits */
+	if (!a.bad && (prot & 0xf8) == 0xf8)
+		a.bad = 5;		/* unknown prot bits */
 	else
 		prot &= 7;
-	TRACE("mprotect mm%ld page %u +%u prot %#x bad %d", (long)(m - F.mms), first, n, prot, bad);
-	r = umm_mprotect(m->mm, addr, len, prot);
-	if (bad) {
-		expect_err(r, bad, "mprotect");
+	TRACE("mprotect mm%ld page %u +%u prot %#x bad %d", (long)(m - F.mms), a.first, a.n, prot, a.bad);
+	r = umm_mprotect(m->mm, a.addr, a.len, prot);
+	if (a.bad) {
+		expect_err(r, a.bad, "mprotect");
 		check_layout(m, false, "bad mprotect");
 		return;
 	}
-	if (range_has_hole(m, first, n)) {
+	if (range_has_hole(m, a.first, a.n)) {
 		if (r != -ENOMEM)
 			fail("mprotect over a hole: %d, not -ENOMEM", r);
 		check_layout(m, true, "mprotect over a hole");
 		return;
 	}
-	if (r) {
-		if (!F.faults_on || r != -ENOMEM)
-			fail("mprotect: %d", r);
-		check_layout(m, true, "mprotect");
+	if (failed_under_faults(m, r, "mprotect"))
 		return;
-	}
-	for (unsigned int i = first; i < first + n; i++)
+	for (unsigned int i = a.first; i < a.first + a.n; i++)
 		m->pg[i].prot = prot;
 	check_layout(m, false, "mprotect");
 }
@@ -718,34 +728,31 @@ static const int advices[] = {
 static void op_madvise(void)
 {
 	struct fmm *m = pick_mm();
-	unsigned int first, n, i;
+	struct rargs a;
+	unsigned int i;
 	int advice = advices[in8() % (sizeof(advices) / sizeof(advices[0]))];
-	uint64_t addr, len;
 	/* RANDOM (1) and SEQUENTIAL (2) are not in umm's contract: unknown, as 99 and -1 */
 	bool known = advice != 99 && advice != -1 && advice != 1 && advice != 2;
-	int bad, r;
+	int r;
 
-	pick_range(&first, &n);
+	pick_rargs(&a);
 	if (!m)
 		return;
-	addr = AT(first);
-	len = (uint64_t)n * PS;
-	bad = pick_bad(&addr, &len);
-	TRACE("madvise mm%ld page %u +%u advice %d bad %d", (long)(m - F.mms), first, n, advice, bad);
-	r = umm_madvise(m->mm, addr, len, advice);
+	TRACE("madvise mm%ld page %u +%u advice %d bad %d", (long)(m - F.mms), a.first, a.n, advice, a.bad);
+	r = umm_madvise(m->mm, a.addr, a.len, advice);
 	if (!known) {
 		if (r != -EINVAL)
 			fail("madvise advice %d: %d, not -EINVAL", advice, r);
 		check_layout(m, false, "madvise bad advice");
 		return;
 	}
-	if (bad) {
-		expect_err(r, bad, "madvise");
+	if (a.bad) {
+		expect_err(r, a.bad, "madvise");
 		check_layout(m, false, "bad madvise");
 		return;
 	}
 	if (advice == UMM_MADV_DONTNEED) {
-		for (i = first; i < first + n; i++) {
+		for (i = a.first; i < a.first + a.n; i++) {
 			struct mpage *p = &m->pg[i];
 
 			if (!p->mapped || p->shared)
@@ -759,11 +766,11 @@ static void op_madvise(void)
 			}
 		}
 	}
-	if (range_has_hole(m, first, n)) {
+	if (range_has_hole(m, a.first, a.n)) {
 		bool locked = false;
 
-		/* as Linux: a VMA that refuses the advice (VM_LOCKED) answers first */
-		for (i = first; i < first + n; i++)
+		/* as Linux: a VMA that refuses the advice (VM_LOCKED) answers a.first */
+		for (i = a.first; i < a.first + a.n; i++)
 			locked |= m->pg[i].mapped && m->pg[i].locked;
 		if (r != -ENOMEM && !(locked && r == -EINVAL))
 			fail("madvise %d over a hole: %d, not -ENOMEM", advice, r);
@@ -776,27 +783,23 @@ static void op_madvise(void)
 static void op_mlock(bool lock)
 {
 	struct fmm *m = pick_mm();
-	unsigned int first, n;
-	uint64_t addr, len;
-	int bad, r;
+	struct rargs a;
+	int r;
 
-	pick_range(&first, &n);
+	pick_rargs(&a);
 	if (!m)
 		return;
-	addr = AT(first);
-	len = (uint64_t)n * PS;
-	bad = pick_bad(&addr, &len);
-	TRACE("%s mm%ld page %u +%u bad %d", lock ? "mlock" : "munlock", (long)(m - F.mms), first,
-	      n, bad);
-	r = lock ? umm_mlock(m->mm, addr, len) : umm_munlock(m->mm, addr, len);
-	if (bad) {
+	TRACE("%s mm%ld page %u +%u bad %d", lock ? "mlock" : "munlock", (long)(m - F.mms), a.first,
+	      a.n, a.bad);
+	r = lock ? umm_mlock(m->mm, a.addr, a.len) : umm_munlock(m->mm, a.addr, a.len);
+	if (a.bad) {
 		/* mlock(2) rounds an unaligned start down: 0 or -ENOMEM are answers too */
-		if (bad != 1 || (r != 0 && r != -ENOMEM))
-			expect_err(r, bad, lock ? "mlock" : "munlock");
+		if (a.bad != 1 || (r != 0 && r != -ENOMEM))
+			expect_err(r, a.bad, lock ? "mlock" : "munlock");
 		check_layout(m, r == 0, "bad mlock");
 		return;
 	}
-	if (range_has_hole(m, first, n)) {
+	if (range_has_hole(m, a.first, a.n)) {
 		if (r != -ENOMEM)
 			fail("%s over a hole: %d, not -ENOMEM", lock ? "mlock" : "munlock", r);
 		check_layout(m, true, "mlock over a hole");
@@ -808,7 +811,7 @@ static void op_mlock(bool lock)
 		check_layout(m, true, "mlock");
 		return;
 	}
-	for (unsigned int i = first; i < first + n; i++)
+	for (unsigned int i = a.first; i < a.first + a.n; i++)
 		m->pg[i].locked = lock;
 	check_layout(m, false, lock ? "mlock" : "munlock");
 }
