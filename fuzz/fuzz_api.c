@@ -23,7 +23,11 @@
  * taken from the engine, but bytes never are).  Every CHECK_EVERY steps and
  * at the end umm_validate(EXACT|RMAP) must pass; after every mm has exited
  * no frame may leak.  The recording subscriber checks that starts and ends
- * pair and that nothing arrives after unregister or a start after release.
+ * pair and that nothing arrives after unregister or a start after release;
+ * it also caches the translations of the pages GUP returns and reports
+ * them to the protocol checker (UMM_CONFIG_NOTIFIER_CHECKER), which logs an
+ * error - a failure here - if the engine changes or frees a page a
+ * subscriber could still map without invalidating it first.
  *
  * A failure prints what differed and abort()s, so libFuzzer keeps the input.
  * Run an input again with: build-fuzz/fuzz_api crash-file (UMM_FUZZ_TRACE=1
@@ -70,11 +74,16 @@ struct mpage {
 	uint8_t *data;			/* private: NULL means zeros */
 };
 
+#define REC_XLATS	8
 struct rec {				/* the recording MMU-notifier subscriber */
 	struct umm_mmu_notifier mn;
 	bool registered, released, fail_nonblock;
 	int active;
 	unsigned long starts, ends, eagain;
+	/* a tiny secondary TLB: translations of pages GUP returned, reported
+	 * to the protocol checker, dropped when an invalidation covers them */
+	uint64_t xaddr[REC_XLATS], xpfn[REC_XLATS];
+	bool xvalid[REC_XLATS];
 };
 
 struct fmm {
@@ -313,6 +322,28 @@ static struct rec *to_rec(struct umm_mmu_notifier *sub)
 	return (struct rec *)sub;
 }
 
+/* Drop the cached translations in [start, end), telling the checker. */
+static void rec_zap(struct rec *r, uint64_t start, uint64_t end)
+{
+	for (int k = 0; k < REC_XLATS; k++)
+		if (r->xvalid[k] && r->xaddr[k] >= start && r->xaddr[k] < end) {
+			umm_mmu_notifier_check_unmap(&r->mn, r->xaddr[k], r->xaddr[k] + PS);
+			r->xvalid[k] = false;
+		}
+}
+
+static void rec_cache(struct rec *r, uint64_t addr, uint64_t pfn)
+{
+	int k = (addr / PS) % REC_XLATS;
+
+	rec_zap(r, r->xaddr[k], r->xaddr[k] + PS);
+	rec_zap(r, addr, addr + PS);
+	r->xaddr[k] = addr;
+	r->xpfn[k] = pfn;
+	r->xvalid[k] = true;
+	umm_mmu_notifier_check_map(&r->mn, addr, pfn);
+}
+
 static int rec_start(struct umm_mmu_notifier *sub, const struct umm_mmu_notifier_range *range)
 {
 	struct rec *r = to_rec(sub);
@@ -328,6 +359,7 @@ static int rec_start(struct umm_mmu_notifier *sub, const struct umm_mmu_notifier
 		r->eagain++;
 		return -EAGAIN;
 	}
+	rec_zap(r, range->start, range->end);
 	r->active++;
 	r->starts++;
 	return 0;
@@ -352,6 +384,7 @@ static void rec_release(struct umm_mmu_notifier *sub, struct umm_mm *mm)
 		fail("release after unregister");
 	if (r->released)
 		fail("release twice");
+	rec_zap(r, 0, UINT64_MAX);
 	r->released = true;
 }
 
@@ -375,6 +408,8 @@ static void rec_unregister(struct fmm *m)
 {
 	struct rec *r = m->rec;
 
+	if (!r->released)
+		rec_zap(r, 0, UINT64_MAX);
 	umm_mmu_notifier_unregister(&r->mn, m->mm);
 	if (r->active)
 		fail("unregister with %d invalidations outstanding", r->active);
@@ -1004,6 +1039,8 @@ static void op_gup(void)
 		fail("gup of page %u (mapped %d prot %d) flags %u succeeded", i, p->mapped,
 		     p->prot, flags);
 	check_bytes(m, i, 0, umm_page_address(page), PS, "gup");
+	if (m->rec && !m->rec->released)
+		rec_cache(m->rec, AT(i), umm_page_pfn(page));
 	g->page = page;
 	g->held = true;
 }
@@ -1215,6 +1252,7 @@ static void run_setup(void)
 	cfg.nr_nodes = 2;
 	cfg.swap_path = F.swap_path;
 	cfg.swap_bytes = 256 << 10;
+	cfg.flags = UMM_CONFIG_NOTIFIER_CHECKER;
 	if (umm_create(&cfg, &F.u))
 		fail("umm_create");
 	umm_set_log(F.u, log_hook, NULL);

@@ -169,6 +169,11 @@ def scenarios():
     s["gup"] = P().mmap(0, 0, 4).write(0, 0, 4).fork(0).gup(0, 1, 0, True).gup(2, 1, 1) \
         .write(2, 1, 1, 5).read(0, 1).gup(0, 0, 0).gup(2, 0, 1).gup(0, 3, 2).munmap(0, 3, 1) \
         .gup(0, 0, 2)
+    s["notifier_gup"] = P().notifier(0).merge_any(0).mmap(0, 0, 6).write(0, 0, 6, 2) \
+        .mmap(1, 0, 6).write(1, 0, 6, 2).merge_any(1).gup(0, 0, 0).gup(0, 1, 1, True) \
+        .gup(0, 2, 2).ksm_scan().ksm_scan().gup(0, 3, 3).move(0, [3, 4], 0xf).gup(0, 4, 4) \
+        .reclaim(64).gup(0, 5, 5).fork(0).write(0, 5, 1).mprotect(0, 0, 2, RO).munmap(0, 1, 2) \
+        .read(0, 0, 6).notifier(0)
     s["mlock"] = P().mmap(0, 0, 6, locked=True).write(0, 0, 6).fork(0).mlock(2, 0, 3) \
         .madvise(0, 0, 6, DONTNEED).mlock(0, 0, 6, False).reclaim(64).read(0, 0, 6) \
         .read(2, 0, 6).mlock(0, 5, 4)
