@@ -9,9 +9,9 @@
  * working in a window of WIN pages at BASE: mmap, munmap, mprotect, mremap,
  * madvise (every advice, and unknown ones), mlock, munlock with good and bad
  * arguments, reads and writes, fork and exit, GUP get/put, pagemap, the rmap
- * operations, KSM scans and merge-any, reclaim, move_pages, compaction, MMU
- * notifier register/unregister of a recording subscriber, and fault
- * injection switched on and off (every kind up to UMM_FAULT_NR).
+ * operations, KSM scans and merge-any, reclaim, move_pages, compaction, the
+ * OOM reaper, MMU notifier register/unregister of a recording subscriber,
+ * and fault injection switched on and off (every kind up to UMM_FAULT_NR).
  *
  * The reference model knows, for each mm and page of the window, whether it
  * is mapped, its protection, whether it is mlocked, and its bytes: private
@@ -91,6 +91,7 @@ struct fmm {
 	struct mpage pg[WIN];
 	struct rec *rec;		/* registered subscriber, or NULL */
 	bool merge_any;
+	bool reaped;			/* the OOM reaper went over it: faults get -EFAULT */
 };
 
 struct gup {
@@ -310,6 +311,8 @@ static void check_all(struct fmm *m)
 			check_bytes(m, i, 0, F.buf, PS, "check_all");
 			continue;
 		}
+		if (m->reaped && r == -EFAULT)
+			continue;
 		if (!F.faults_on || (r != -ENOMEM && r != -EIO))
 			fail("read of mm %ld page %u: %zd", (long)(m - F.mms), i, r);
 	}
@@ -893,6 +896,8 @@ static void op_access(bool write)
 	} else {
 		r = umm_read(m->mm, AT(i) + off, F.buf, len);
 	}
+	if (m->reaped && r == -EFAULT)
+		return;			/* what the reaper took does not come back */
 	if (reach == 0) {
 		if (r != -EFAULT && !(F.faults_on && (r == -ENOMEM || r == -EIO)))
 			fail("%s with no access: %zd, not -EFAULT", write ? "write" : "read", r);
@@ -903,7 +908,7 @@ static void op_access(bool write)
 			fail("%s of %zu reachable bytes: %zd", write ? "write" : "read", reach, r);
 		return;
 	}
-	if ((size_t)r != reach && !(F.faults_on && (size_t)r < reach))
+	if ((size_t)r != reach && !((F.faults_on || m->reaped) && (size_t)r < reach))
 		fail("%s at page %u+%u: %zd bytes, the model says %zu", write ? "write" : "read",
 		     i, off, r, reach);
 	/* apply or check page by page */
@@ -945,8 +950,8 @@ static void op_fork(void)
 			child = &F.mms[k];
 			break;
 		}
-	if (!parent || !child)
-		return;
+	if (!parent || !child || parent->reaped)
+		return;		/* a reaped mm is dying: it does not fork */
 	TRACE("fork mm%ld -> mm%ld", (long)(parent - F.mms), (long)(child - F.mms));
 	r = umm_mm_fork(parent->mm, &child->mm);
 	if (r) {
@@ -973,6 +978,7 @@ static void mm_gone(struct fmm *m)
 	for (unsigned int i = 0; i < WIN; i++)
 		mpage_clear(&m->pg[i]);
 	m->mm = NULL;
+	m->reaped = false;
 }
 
 static void op_exit(void)
@@ -1027,7 +1033,7 @@ static void op_gup(void)
 		/* GUP wants VM_READ (or VM_WRITE for a write), unlike a CPU access */
 		bool may = !p->mapped || !(p->prot & UMM_PROT_READ) ||
 			   ((flags & UMM_GUP_WRITE) && !(p->prot & UMM_PROT_WRITE));
-		if (r != -EFAULT || !may) {
+		if (r != -EFAULT || !(may || m->reaped)) {
 			if (!F.faults_on || (r != -ENOMEM && r != -EIO))
 				fail("gup of page %u (mapped %d prot %d) flags %u: %d", i, p->mapped,
 				     p->prot, flags, r);
@@ -1169,6 +1175,29 @@ static void op_move_pages(void)
 		if (s == -EFAULT && m->pg[(addrs[k] - BASE) / PS].mapped)
 			fail("move_pages: -EFAULT for a mapped page");
 	}
+}
+
+/*
+ * The OOM reaper over an mm: private ranges go (their pages then fault with
+ * -EFAULT), shared ones stay; a subscriber refusing the non-blockable start
+ * keeps its range mapped (-EAGAIN).  Bytes still readable must be the
+ * model's.
+ */
+static void op_oom_reap(void)
+{
+	struct fmm *m = pick_mm();
+	int r;
+
+	if (!m)
+		return;
+	TRACE("oom_reap mm%ld", (long)(m - F.mms));
+	r = umm_mm_oom_reap(m->mm);
+	if (r && r != -EAGAIN)
+		fail("umm_mm_oom_reap: %d", r);
+	if (r == -EAGAIN && !(m->rec && m->rec->fail_nonblock))
+		fail("umm_mm_oom_reap: -EAGAIN with no subscriber refusing");
+	m->reaped = true;
+	check_layout(m, false, "oom_reap");
 }
 
 static void op_compact(void)
@@ -1334,9 +1363,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 21: op_move_pages(); break;
 		case 22: op_notifier(); break;
 		case 23:
-			switch (in8() % 4) {
+			switch (in8() % 5) {
 			case 0: op_compact(); break;
 			case 1: faults_off(); break;
+			case 4: op_oom_reap(); break;
 			default: op_fault(); break;
 			}
 			break;

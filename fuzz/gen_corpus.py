@@ -117,6 +117,9 @@ class P:
     def faults_off(self):
         return self.op(MISC, 1)
 
+    def oom_reap(self, mm):
+        return self.op(MISC, 4, mm)
+
 
 def scenarios():
     s = {}
@@ -174,6 +177,9 @@ def scenarios():
         .gup(0, 2, 2).ksm_scan().ksm_scan().gup(0, 3, 3).move(0, [3, 4], 0xf).gup(0, 4, 4) \
         .reclaim(64).gup(0, 5, 5).fork(0).write(0, 5, 1).mprotect(0, 0, 2, RO).munmap(0, 1, 2) \
         .read(0, 0, 6).notifier(0)
+    s["oom_reap"] = P().notifier(0, 2).mmap(0, 0, 4).write(0, 0, 4).mmap(0, 6, 2, shared=True) \
+        .write(0, 6, 2).fork(0).oom_reap(0).read(0, 0, 8).notifier(0, 1).oom_reap(0) \
+        .read(0, 0, 8).read(2, 0, 8).gup(0, 6, 0).exit(0)
     s["mlock"] = P().mmap(0, 0, 6, locked=True).write(0, 0, 6).fork(0).mlock(2, 0, 3) \
         .madvise(0, 0, 6, DONTNEED).mlock(0, 0, 6, False).reclaim(64).read(0, 0, 6) \
         .read(2, 0, 6).mlock(0, 5, 4)
