@@ -776,7 +776,8 @@ static void op_madvise(void)
 	pick_rargs(&a);
 	if (!m)
 		return;
-	TRACE("madvise mm%ld page %u +%u advice %d bad %d", (long)(m - F.mms), a.first, a.n, advice, a.bad);
+	TRACE("madvise mm%ld page %u +%u advice %d bad %d", (long)(m - F.mms), a.first, a.n,
+	      advice, a.bad);
 	r = umm_madvise(m->mm, a.addr, a.len, advice);
 	if (!known) {
 		if (r != -EINVAL)

@@ -91,6 +91,7 @@ static struct soak {
 	atomic_int parked;
 	atomic_ulong violations;
 	unsigned long validations;
+	unsigned long max_sharing, max_shared;	/* KSM, as seen at meeting points */
 	struct worker w[MAX_THREADS];
 } S;
 
@@ -427,6 +428,7 @@ static void *worker_fn(void *arg)
 /* Park the workers (if @running), stop ksmd, check; then resume. */
 static void checkpoint(bool running)
 {
+	struct umm_ksm_stats ks;
 	char msg[256] = "";
 	int r;
 
@@ -434,6 +436,11 @@ static void checkpoint(bool running)
 	while (running && atomic_load(&S.parked) < S.nthreads)
 		usleep(100);
 	umm_ksm_set_run(S.u, 0);
+	umm_ksm_get_stats(S.u, &ks);
+	if (ks.pages_sharing > S.max_sharing)
+		S.max_sharing = ks.pages_sharing;
+	if (ks.pages_shared > S.max_shared)
+		S.max_shared = ks.pages_shared;
 	r = umm_validate(S.u, UMM_VALIDATE_EXACT | UMM_VALIDATE_RMAP, msg, sizeof(msg));
 	S.validations++;
 	if (r)
@@ -486,8 +493,9 @@ static void report(double secs)
 		 vs.direct_reclaims);
 	TAP_DIAG("migration: %" PRIu64 " moved, %" PRIu64 " failed", vs.pgmigrate_success,
 		 vs.pgmigrate_fail);
-	TAP_DIAG("ksm: full scans %lu, pages_shared %lu, pages_sharing %lu (at the end)",
-		 ks.full_scans, ks.pages_shared, ks.pages_sharing);
+	TAP_DIAG("ksm: full scans %lu; pages_shared %lu, pages_sharing %lu at the end, "
+		 "at most %lu and %lu at a meeting point", ks.full_scans, ks.pages_shared,
+		 ks.pages_sharing, S.max_shared, S.max_sharing);
 	TAP_DIAG("notifiers: %" PRIu64 " starts, %" PRIu64 " refused with -EAGAIN, %" PRIu64
 		 " slow; checker violations %lu", starts, eagain, sleeps,
 		 umm_mmu_notifier_checker_violations(S.u));
