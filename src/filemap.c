@@ -378,8 +378,14 @@ int filemap_get_page(struct address_space *as, uint64_t index, struct umm_page *
 			as->nrpages++;
 			get_page(new);		/* the cache's reference */
 			pthread_mutex_unlock(&as->i_pages_lock);
-			if (!mapping_is_shmem(as))
-				lru_cache_add(u, new);	/* file pages can be dropped */
+			/*
+			 * File pages can be dropped; shmem pages cannot go
+			 * anywhere (umm does not swap shmem) but sit on the
+			 * unevictable list, where migration finds them.
+			 */
+			if (mapping_is_shmem(as))
+				SetPageFlag(new, PG_unevictable);
+			lru_cache_add(u, new);
 			*pagep = new;
 			return 0;
 		}

@@ -548,7 +548,6 @@ int move_page_tables(struct vm_area_struct *vma, uint64_t old_addr, struct vm_ar
 		     uint64_t new_addr, uint64_t len);
 int populate_vma_range(struct umm_mm *mm, uint64_t start, uint64_t end);
 struct umm_page *vm_normal_page(struct umm *u, pte_t pte);
-pte_t vm_get_page_prot(unsigned long vm_flags);
 
 /* ------------------------------------------------------------------ */
 /* KSM (ksm.c)                                                         */
@@ -587,6 +586,7 @@ int ksm_madvise(struct umm_mm *mm, uint64_t start, uint64_t end, int advice);
 unsigned long ksm_vma_flags(struct umm_mm *mm, bool shared, unsigned long vm_flags);
 struct rmap_walk_control;
 int rmap_walk_ksm(struct umm_page *page, struct rmap_walk_control *rwc);
+void ksm_migrate_page(struct umm *u, struct umm_page *new, struct umm_page *old);
 typedef void (*ksm_census_fail_fn)(void *ctx, const char *msg);
 void ksm_census(struct umm *u, ksm_census_fail_fn fail, void *ctx);
 

@@ -58,6 +58,7 @@
  * every KSM path re-checks mm_users under mmap_lock read.
  */
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <time.h>
 #include <xxhash.h>
@@ -346,12 +347,26 @@ static struct umm_page *get_ksm_page(struct ksm *k, struct ksm_stable_node *node
 {
 	struct umm *u = k->u;
 	uintptr_t expected = (uintptr_t)node | PAGE_MAPPING_KSM;
-	struct umm_page *page = pfn_to_page(u, atomic_load(&node->kpfn));
+	struct umm_page *page;
+	uint64_t kpfn;
 
+again:
+	kpfn = atomic_load(&node->kpfn);
+	page = pfn_to_page(u, kpfn);
 	if (atomic_load_explicit(&page->mapping, memory_order_acquire) != expected)
 		goto stale;
-	if (!get_page_unless_zero(page))
+	if (!get_page_unless_zero(page)) {
+		/*
+		 * A count frozen at zero with the mapping still ours: a
+		 * migration is moving the page (or it is on its way to the
+		 * allocator, which clears the mapping).  Look again.
+		 */
+		if (atomic_load_explicit(&page->mapping, memory_order_acquire) == expected) {
+			sched_yield();
+			goto again;
+		}
 		goto stale;
+	}
 	if (atomic_load_explicit(&page->mapping, memory_order_acquire) != expected) {
 		put_page(u, page);
 		goto stale;
@@ -366,8 +381,25 @@ static struct umm_page *get_ksm_page(struct ksm *k, struct ksm_stable_node *node
 	}
 	return page;
 stale:
+	if (atomic_load(&node->kpfn) != kpfn)
+		goto again;		/* migrated meanwhile: follow it */
 	remove_node_from_stable_tree(k, node);
 	return NULL;
+}
+
+/*
+ * ksm_migrate_page - migration moved the KSM page @old to @new, which
+ * already points at the same stable node: the node learns the new frame
+ * before @old lets go of the node, so get_ksm_page() always finds one.
+ * Context: both pages locked; @old's count frozen.
+ */
+void ksm_migrate_page(struct umm *u, struct umm_page *new, struct umm_page *old)
+{
+	struct ksm_stable_node *node = page_stable_node(new);
+
+	VM_BUG_ON(node != page_stable_node(old));
+	if (node)
+		atomic_store(&node->kpfn, page_to_pfn(u, new));
 }
 
 /*
@@ -614,9 +646,9 @@ static int replace_page(struct vm_area_struct *vma, struct umm_page *page,
 	if (kpfn != ZERO_PFN) {
 		get_page(kpage);
 		atomic_fetch_add_explicit(&kpage->_mapcount, 1, memory_order_relaxed);
-		newpte = pfn_pte(kpfn, vm_get_page_prot(vma->vm_flags));
+		newpte = pfn_pte(kpfn, vma_pte_prot(vma->vm_flags));
 	} else {
-		newpte = pfn_pte(ZERO_PFN, vm_get_page_prot(vma->vm_flags) | _PAGE_SPECIAL |
+		newpte = pfn_pte(ZERO_PFN, vma_pte_prot(vma->vm_flags) | _PAGE_SPECIAL |
 				 _PAGE_DIRTY);
 		ksm_map_zero_page(mm);
 		add_mm_counter(mm, MM_ANONPAGES, -1);
@@ -1264,7 +1296,7 @@ static struct ksm_rmap_item *get_next_rmap_item(struct ksm *k, struct ksm_mm_slo
 		remove_rmap_item_from_tree(k, item);
 		free_rmap_item(k, item);
 	}
-	item = calloc(1, sizeof(*item));
+	item = should_fail(k->u, UMM_FAULT_RMAP_ITEM_ALLOC) ? NULL : calloc(1, sizeof(*item));
 	if (!item)
 		return NULL;
 	INIT_LIST_HEAD(&item->hlist);
@@ -1290,13 +1322,17 @@ static unsigned int skip_age(uint8_t age)
 
 /*
  * should_skip_rmap_item - smart scan: a page that did not merge for a few
- * scans is looked at only every 2nd, 4th, 8th scan.
+ * scans is looked at only every 2nd, 4th, 8th scan.  umm never skips a page
+ * mapped more than once (a fork's): another mapping's item may turn it into
+ * a KSM page in place at any time, and this mapping should join the node at
+ * its next visit - which also keeps the decision, taken when a batch is
+ * gathered, the one a single thread takes after the pages before it merged.
  */
 static bool should_skip_rmap_item(struct ksm *k, struct umm_page *page, struct ksm_rmap_item *item)
 {
 	uint8_t age;
 
-	if (!k->p.smart_scan || PageKsm(page))
+	if (!k->p.smart_scan || PageKsm(page) || page_mapcount(page) > 1)
 		return false;
 	age = item->age;
 	if (age != UINT8_MAX)

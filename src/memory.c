@@ -42,13 +42,6 @@ struct umm_page *vm_normal_page(struct umm *u, pte_t pte)
 	return pfn_to_page(u, pte_pfn(pte));
 }
 
-/* The PTE protection bits a VMA's flags give. */
-pte_t vm_get_page_prot(unsigned long vm_flags)
-{
-	if (!(vm_flags & VM_ACCESS_FLAGS))
-		return _PAGE_PROTNONE | _PAGE_USER;
-	return PTE_USER_BITS;
-}
 
 static inline bool pte_same(pte_t a, pte_t b) { return a == b; }
 
@@ -70,7 +63,7 @@ static int map_new_anon_page(struct vm_area_struct *vma, uint64_t addr, _Atomic 
 {
 	struct umm_mm *mm = vma->vm_mm;
 	struct umm *u = mm->u;
-	pte_t entry = pfn_pte(page_to_pfn(u, page), vm_get_page_prot(vma->vm_flags) | _PAGE_RW |
+	pte_t entry = pfn_pte(page_to_pfn(u, page), vma_pte_prot(vma->vm_flags) | _PAGE_RW |
 			      _PAGE_ACCESSED | _PAGE_DIRTY);
 
 	spin_lock(pte_lockptr(pt));
@@ -96,7 +89,7 @@ static int do_anonymous_page(struct vm_area_struct *vma, uint64_t addr, _Atomic 
 
 	if (!(flags & FAULT_FLAG_WRITE)) {
 		/* read of never-written memory: the shared zero frame */
-		entry = pfn_pte(ZERO_PFN, vm_get_page_prot(vma->vm_flags) | _PAGE_SPECIAL | _PAGE_ACCESSED);
+		entry = pfn_pte(ZERO_PFN, vma_pte_prot(vma->vm_flags) | _PAGE_SPECIAL | _PAGE_ACCESSED);
 		spin_lock(pte_lockptr(pt));
 		if (pte_none(ptep_get(ptep)))
 			atomic_store_explicit(ptep, entry, memory_order_seq_cst);
@@ -157,7 +150,7 @@ static int do_fault(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *pt
 		return err;
 	if ((flags & FAULT_FLAG_WRITE) && !shared)
 		return do_cow_fault(vma, addr, ptep, pt, page);
-	entry = pfn_pte(page_to_pfn(u, page), vm_get_page_prot(vma->vm_flags) | _PAGE_ACCESSED);
+	entry = pfn_pte(page_to_pfn(u, page), vma_pte_prot(vma->vm_flags) | _PAGE_ACCESSED);
 	if (shared && (vma->vm_flags & VM_WRITE))
 		entry |= _PAGE_RW;
 	if (flags & FAULT_FLAG_WRITE)
@@ -200,9 +193,9 @@ static int wp_page_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 		copy_page(page_address(u, new), page_address(u, old));
 
 	if (unshare)
-		entry = pfn_pte(page_to_pfn(u, new), vm_get_page_prot(vma->vm_flags) | _PAGE_ACCESSED);
+		entry = pfn_pte(page_to_pfn(u, new), vma_pte_prot(vma->vm_flags) | _PAGE_ACCESSED);
 	else
-		entry = pfn_pte(page_to_pfn(u, new), vm_get_page_prot(vma->vm_flags) | _PAGE_RW |
+		entry = pfn_pte(page_to_pfn(u, new), vma_pte_prot(vma->vm_flags) | _PAGE_RW |
 				_PAGE_ACCESSED | _PAGE_DIRTY);
 	mmu_notifier_range_init(&range, UMM_MMU_NOTIFY_CLEAR, mm, addr & PAGE_MASK,
 				(addr & PAGE_MASK) + PAGE_SIZE);
@@ -308,6 +301,45 @@ static int do_unshare(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *
 }
 
 /*
+ * do_swap_ksm_copy - the swap cache still holds the KSM page this swap
+ * entry names: map a private copy of it, as Linux's ksm_might_need_to_copy
+ * does - sharing is broken when a KSM page comes back from swap, and the
+ * stable node's rmap never has to learn of a mapping ksmd did not make.
+ * Context: page locked and referenced (both given up here); no PTE lock.
+ */
+static int do_swap_ksm_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t *ptep,
+			    struct pt_page *pt, pte_t orig, struct umm_page *page)
+{
+	struct umm_mm *mm = vma->vm_mm;
+	struct umm *u = mm->u;
+	struct umm_page *new = alloc_page(u, -1, 0);
+	int err = 0;
+
+	if (!new) {
+		err = -ENOMEM;
+		goto out;
+	}
+	copy_page(page_address(u, new), page_address(u, page));
+	spin_lock(pte_lockptr(pt));
+	if (!pte_same(ptep_get(ptep), orig)) {
+		spin_unlock(pte_lockptr(pt));
+		put_page(u, new);
+		goto out;
+	}
+	swap_free(u, swp_offset(orig));
+	add_mm_counter(mm, MM_SWAPENTS, -1);
+	add_mm_counter(mm, MM_ANONPAGES, 1);
+	page_add_new_anon_rmap(new, vma, addr);
+	atomic_store_explicit(ptep, pfn_pte(page_to_pfn(u, new), vma_pte_prot(vma->vm_flags) |
+					    _PAGE_ACCESSED), memory_order_seq_cst);
+	spin_unlock(pte_lockptr(pt));
+out:
+	unlock_page(page);
+	put_page(u, page);
+	return err;
+}
+
+/*
  * do_swap_page - a fault on a swap entry: take the page from the swap
  * cache, or read it in (only the fault that claims the slot's cache token
  * reads; the others find its page in the cache and wait on its lock), and
@@ -363,6 +395,8 @@ static int do_swap_page(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 		break;
 	}
 	lock_page(page);
+	if (PageKsm(page))
+		return do_swap_ksm_copy(vma, addr, ptep, pt, orig, page);
 	spin_lock(pte_lockptr(pt));
 	if (!pte_same(ptep_get(ptep), orig) || !TestPageFlag(page, PG_swapcache) ||
 	    page->private != slot) {
@@ -490,6 +524,21 @@ static int fault_in(struct umm_mm *mm, uint64_t addr, bool write)
 }
 
 /*
+ * Word-sized accesses are a load and a store, as the instruction they stand
+ * for; a variable-length memcpy would be a rep movs costing tens of ns.
+ */
+static inline void copy_access(void *dst, const void *src, size_t n)
+{
+	switch (n) {
+	case 8: memcpy(dst, src, 8); break;
+	case 4: memcpy(dst, src, 4); break;
+	case 2: memcpy(dst, src, 2); break;
+	case 1: memcpy(dst, src, 1); break;
+	default: memcpy(dst, src, n); break;
+	}
+}
+
+/*
  * access_one - one CPU access inside one page, lockless.
  * Return: true if done, false if the caller must fault and retry.
  */
@@ -516,9 +565,9 @@ static inline bool access_one(struct umm_mm *mm, struct umm_cpu *cpu, uint64_t a
 		goto miss;
 	frame = mm->u->arena + (pte_pfn(pte) << PAGE_SHIFT) + (addr & ~PAGE_MASK);
 	if (write)
-		memcpy(frame, buf, n);
+		copy_access(frame, buf, n);
 	else
-		memcpy(buf, frame, n);
+		copy_access(buf, frame, n);
 	cpu_access_end(cpu);
 	return true;
 miss:
@@ -533,6 +582,8 @@ static ssize_t access_mm(struct umm_mm *mm, uint64_t addr, void *buf, size_t len
 
 	if (!mm || (!buf && len))
 		return -EINVAL;
+	if (unlikely(mm->dead))
+		return -EFAULT;		/* exited; a notifier may still hold the struct */
 	if (addr + len < addr)
 		len = -addr;		/* stop at the top of the address space */
 	cpu = this_cpu();
@@ -608,7 +659,13 @@ int umm_get_user_page(struct umm_mm *mm, uint64_t addr, unsigned int gup_flags,
 		return -EFAULT;
 	pthread_rwlock_rdlock(&mm->mmap_lock);
 	for (;;) {
-		struct umm_page *page = follow_page(mm, addr, write);
+		struct umm_page *page;
+
+		if (mm->dead) {		/* exited: page tables gone */
+			err = -EFAULT;
+			break;
+		}
+		page = follow_page(mm, addr, write);
 
 		if (page) {
 			*pagep = page;

@@ -16,7 +16,8 @@
  * entries go back to it and the move is retried or reported busy.
  *
  * The anonymous page's anon_vma is pinned before the PTEs go, so the
- * restoring walk can find the VMAs even while nothing maps the page.  Fork
+ * restoring walk can find the VMAs even while nothing maps the page; a
+ * KSM page is walked through its stable node, which learns the new frame.  Fork
  * and mremap wait out migration entries rather than copying or moving
  * them, so the restoring walk cannot miss one.
  */
@@ -181,13 +182,11 @@ static int migrate_one(struct umm *u, struct umm_page *page, int nid, void *owne
 	struct umm_page *new;
 	int err;
 
-	if (PageKsm(page))
-		return -EBUSY;			/* KSM pages move with KSM's help */
 	new = alloc_page(u, nid, ALLOC_THISNODE | ALLOC_NORECLAIM);
 	if (!new)
 		return -ENOMEM;
 	trylock_page(new);
-	if (PageAnon(page)) {
+	if (PageAnon(page) && !PageKsm(page)) {	/* KSM pages: rmap_walk_ksm */
 		av = page_get_anon_vma(page);
 		if (!av && page_mapcount(page) > 0) {
 			err = -EAGAIN;
@@ -206,6 +205,8 @@ static int migrate_one(struct umm *u, struct umm_page *page, int nid, void *owne
 	err = migrate_page_move_mapping(u, page, new);
 	if (err)
 		goto restore;
+	if (PageKsm(new))
+		ksm_migrate_page(u, new, page);	/* the stable node follows the frame */
 	copy_page(page_address(u, new), page_address(u, page));
 	atomic_fetch_or(&new->flags, atomic_load(&page->flags) & PAGE_STATE_FLAGS);
 	remove_migration_ptes(&ma, av);
@@ -302,12 +303,9 @@ int umm_move_pages(struct umm_mm *mm, unsigned long count, const uint64_t *addrs
 	if (!mm || (count && (!addrs || !status)))
 		return -EINVAL;
 	u = mm->u;
-	for (unsigned long i = 0; nodes && i < count; i++) {
-		if (nodes[i] < 0)
-			return -EINVAL;
-		if ((unsigned int)nodes[i] >= u->nr_nodes)
-			return -ENODEV;
-	}
+	for (unsigned long i = 0; nodes && i < count; i++)
+		if (nodes[i] < 0 || (unsigned int)nodes[i] >= u->nr_nodes)
+			return -ENODEV;		/* as do_pages_move: no such node online */
 	for (unsigned long i = 0; i < count; i++) {
 		uint64_t addr = addrs[i] & PAGE_MASK;
 		struct umm_page *page;
@@ -330,7 +328,7 @@ int umm_move_pages(struct umm_mm *mm, unsigned long count, const uint64_t *addrs
 			continue;
 		}
 		if (!isolate_lru_page(u, page)) {
-			status[i] = -EBUSY;	/* not on the LRU: shmem, KSM, or being reclaimed */
+			status[i] = -EBUSY;	/* not on the LRU: being reclaimed or moved */
 			put_page(u, page);
 			continue;
 		}
@@ -346,10 +344,9 @@ int umm_move_pages(struct umm_mm *mm, unsigned long count, const uint64_t *addrs
 /* Can compaction move the page at @pfn?  (Free frames need no moving.) */
 static bool frame_movable(struct umm *u, uint64_t pfn)
 {
-	struct umm_page *p = pfn_to_page(u, pfn);
-	uint32_t f = atomic_load(&p->flags);
+	uint32_t f = atomic_load(&pfn_to_page(u, pfn)->flags);
 
-	return (f & PG_buddy) || ((f & PG_lru) && !PageKsm(p));
+	return f & (PG_buddy | PG_lru);
 }
 
 static bool frame_free(struct umm *u, uint64_t pfn)

@@ -90,7 +90,8 @@ static void vma_unlink(struct umm_mm *mm, struct vm_area_struct *vma)
 
 static struct vm_area_struct *vma_alloc(struct umm_mm *mm)
 {
-	struct vm_area_struct *v = calloc(1, sizeof(*v));
+	struct vm_area_struct *v = should_fail(mm->u, UMM_FAULT_VMA_ALLOC) ? NULL :
+				   calloc(1, sizeof(*v));
 
 	if (v) {
 		v->vm_mm = mm;

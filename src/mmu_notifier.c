@@ -46,6 +46,8 @@
  * last invalidation to finish; a remove waits for that before returning,
  * so after it no ->invalidate of the interval runs.
  */
+#include <unistd.h>
+
 #include "internal.h"
 
 /* What the engine keeps in struct umm_mmu_notifier's private words. */
@@ -53,7 +55,8 @@ struct mn_sub {
 	_Atomic(struct mn_sub *) next;		/* RCU: readers follow it locklessly */
 	int users;				/* get/put references */
 	bool listed;				/* on the subscriptions list */
-	bool released;				/* ->release has been called */
+	bool released;				/* ->release has been called (or claimed) */
+	bool exit_releases;			/* exit claimed it (not unregister) */
 	struct rcu_head rcu;
 };
 _Static_assert(sizeof(struct mn_sub) <= sizeof(((struct umm_mmu_notifier *)0)->priv),
@@ -281,6 +284,10 @@ int __mmu_notifier_invalidate_range_start(struct mmu_notifier_range *range)
 	range->itree = false;
 	if (!subs)
 		return 0;
+	if (!blockable && should_fail(u, UMM_FAULT_NOTIFIER_EAGAIN))
+		return -EAGAIN;		/* as if a subscriber could not act without sleeping */
+	if (blockable && should_fail(u, UMM_FAULT_NOTIFIER_DELAY))
+		usleep(1000);		/* a slow subscriber */
 	if (blockable)
 		pthread_rwlock_rdlock(&subs->range_rwsem);
 	else if (pthread_rwlock_tryrdlock(&subs->range_rwsem))
@@ -459,13 +466,14 @@ void __mmu_notifier_release(struct umm_mm *mm)
 	atomic_store_explicit(&subs->head, NULL, memory_order_release);
 	for (s = chain; s; s = atomic_load_explicit(&s->next, memory_order_relaxed)) {
 		s->listed = false;
+		s->exit_releases = !s->released;	/* else unregister is running it */
 		s->released = true;
 	}
 	pthread_mutex_unlock(&subs->lock);
 	for (s = chain; s; s = atomic_load_explicit(&s->next, memory_order_acquire)) {
 		struct umm_mmu_notifier *sub = mn_of(s);
 
-		if (sub->ops->release)
+		if (s->exit_releases && sub->ops->release)
 			sub->ops->release(sub, mm);
 		if (unlikely(mm->u->mn_check))
 			mn_check_sub_gone(mm->u, sub, "release");
@@ -536,23 +544,40 @@ int umm_mmu_notifier_register(struct umm_mmu_notifier *sub, struct umm_mm *mm)
 	return err;
 }
 
-/* Take @s off the list.  Return: whether it was on it. */
-static bool mn_unlist(struct umm_mm *mm, struct mn_sub *s)
+/*
+ * Claim @s's ->release: true if it is listed and nobody (exit) has run it.
+ * Context: exit detaches and marks every subscriber under the same lock,
+ * so ->release runs exactly once, here or there.
+ */
+static bool mn_claim_release(struct umm_mm *mm, struct mn_sub *s)
 {
 	struct mmu_notifier_subscriptions *subs = subscriptions(mm);
-	bool was;
+	bool mine;
 
 	pthread_mutex_lock(&subs->lock);
-	was = s->listed;
-	if (was)
+	mine = s->listed && !s->released;
+	if (mine)
+		s->released = true;
+	pthread_mutex_unlock(&subs->lock);
+	return mine;
+}
+
+/* Take @s off the list, if it is still on it. */
+static void mn_unlist(struct umm_mm *mm, struct mn_sub *s)
+{
+	struct mmu_notifier_subscriptions *subs = subscriptions(mm);
+
+	pthread_mutex_lock(&subs->lock);
+	if (s->listed)
 		sub_del(subs, s);
 	pthread_mutex_unlock(&subs->lock);
-	return was;
 }
 
 /*
  * umm_mmu_notifier_unregister - ->release unless it already ran (exit), then
- * off the list; returns only when no callback of @sub can run.
+ * off the list; returns only when no callback of @sub can run.  As in
+ * Linux, ->release runs while @sub is still listed: until it has stopped
+ * the secondary MMU, invalidations must still reach it.
  * Context: must not be called from a notifier callback.
  */
 void umm_mmu_notifier_unregister(struct umm_mmu_notifier *sub, struct umm_mm *mm)
@@ -562,11 +587,12 @@ void umm_mmu_notifier_unregister(struct umm_mmu_notifier *sub, struct umm_mm *mm
 	if (!sub || !mm || sub->mm != mm)
 		return;
 	s = mn_sub(sub);
-	if (mn_unlist(mm, s) && !s->released && sub->ops->release) {
+	if (mn_claim_release(mm, s) && sub->ops->release) {
 		umm_rcu_read_lock();
 		sub->ops->release(sub, mm);
 		umm_rcu_read_unlock();
 	}
+	mn_unlist(mm, s);
 	if (unlikely(mm->u->mn_check))
 		mn_check_sub_gone(mm->u, sub, "unregister");
 	synchronize_rcu();

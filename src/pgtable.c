@@ -51,6 +51,8 @@ struct pt_page *pt_alloc(struct umm_mm *mm, int level)
 	struct umm *u = mm->u;
 	struct pt_page *t;
 
+	if (should_fail(u, UMM_FAULT_PGTABLE_ALLOC))
+		return NULL;
 	spin_lock(&u->pt_lock);
 	if (!u->pt_free) {
 		struct pt_chunk *c;

@@ -57,9 +57,15 @@
 
 /* ---- anon_vma and anon_vma_chain ---- */
 
-static struct anon_vma *anon_vma_alloc(void)
+static struct anon_vma_chain *avc_alloc(struct umm *u)
 {
-	struct anon_vma *av = calloc(1, sizeof(*av));
+	return should_fail(u, UMM_FAULT_ANON_VMA_ALLOC) ? NULL : calloc(1, sizeof(struct anon_vma_chain));
+}
+
+static struct anon_vma *anon_vma_alloc(struct umm *u)
+{
+	struct anon_vma *av = should_fail(u, UMM_FAULT_ANON_VMA_ALLOC) ? NULL :
+			      calloc(1, sizeof(*av));
 
 	if (!av)
 		return NULL;
@@ -140,8 +146,8 @@ int anon_vma_prepare(struct vm_area_struct *vma)
 	if (likely(atomic_load_explicit((_Atomic(struct anon_vma *) *)&vma->anon_vma,
 					memory_order_acquire)))
 		return 0;
-	av = anon_vma_alloc();
-	avc = calloc(1, sizeof(*avc));
+	av = anon_vma_alloc(vma->vm_mm->u);
+	avc = avc_alloc(vma->vm_mm->u);
 	if (!av || !avc) {
 		free(avc);
 		if (av)
@@ -188,7 +194,7 @@ static int __anon_vma_clone(struct vm_area_struct *dst, struct vm_area_struct *s
 	list_for_each_entry(pavc, &src->anon_vma_chain, same_vma)
 		n++;
 	for (unsigned int i = 0; i < n; i++) {
-		avc = calloc(1, sizeof(*avc));
+		avc = avc_alloc(dst->vm_mm->u);
 		if (!avc) {
 			struct anon_vma_chain *tmp;
 
@@ -254,8 +260,8 @@ int anon_vma_fork(struct vm_area_struct *vma, struct vm_area_struct *pvma)
 	if (vma->anon_vma)
 		return 0;	/* reused an anon_vma nobody owns */
 
-	av = anon_vma_alloc();
-	avc = calloc(1, sizeof(*avc));
+	av = anon_vma_alloc(vma->vm_mm->u);
+	avc = avc_alloc(vma->vm_mm->u);
 	if (!av || !avc) {
 		free(avc);
 		if (av)

@@ -152,8 +152,8 @@ void umm_destroy(struct umm *u)
 		umm_mm_exit(mm);
 	}
 	kswapd_stop(u);		/* it holds isolated pages while it works */
-	swap_cache_drop_all(u);	/* pages no PTE will ever fault back */
 	ksm_destroy(u);		/* slots of exited mms, rmap_items, stable nodes */
+	swap_cache_drop_all(u);	/* pages no PTE will ever fault back */
 	leaked = umm_leak_check(u, log_leak, u);
 	if (leaked)
 		machine_log(u, UMM_LOG_ERR, "%ld frames leaked at destroy", leaked);
@@ -364,7 +364,6 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 
 	/* kswapd holds pages isolated while it works: let it finish first */
 	pthread_rwlock_wrlock(&u->reclaim_lock);
-
 	ksm_census(u, census_fail_msg, &c);
 	pthread_mutex_lock(&u->mm_lock);
 	list_for_each_entry(mm, &u->mm_list, mmlist) {

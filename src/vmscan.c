@@ -6,7 +6,8 @@
  * LRU lists.  Pages that reclaim may take (anonymous pages, and page-cache
  * pages of real files) sit on one of four lists - inactive/active x
  * anon/file - or on the unevictable list once found mlocked.  Shared
- * anonymous (shmem) pages are not on the LRU: umm does not swap shmem.
+ * anonymous (shmem) pages live on the unevictable list: umm does not swap
+ * shmem, but migration and compaction move them.
  * The lists are sharded per (node, CPU slot), each shard with its own
  * lock, so a fault adds its page under a lock no other CPU wants (the
  * kernel gets the same effect with per-CPU folio batches); reclaim of a
@@ -323,7 +324,11 @@ static enum page_outcome shrink_page(struct umm *u, struct umm_page *page,
 		}
 	}
 	if (anon && !TestPageFlag(page, PG_swapcache)) {
-		if (!PageAnon(page) || !u->swap || !(slot = get_swap_slot(u))) {
+		if (!PageAnon(page)) {
+			ret = PAGE_CULL;	/* shmem: nowhere to go */
+			goto unlock;
+		}
+		if (!u->swap || !(slot = get_swap_slot(u))) {
 			ret = PAGE_ACTIVATE;
 			goto unlock;
 		}
@@ -676,7 +681,7 @@ int madvise_cold_or_pageout(struct umm_mm *mm, uint64_t start, uint64_t end, boo
 
 static bool want_mlocked(struct umm_page *page, _Atomic pte_t *ptep)
 {
-	return TestPageFlag(page, PG_mlocked | PG_unevictable);
+	return TestPageFlag(page, PG_mlocked);
 }
 
 /*

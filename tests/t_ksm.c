@@ -1140,6 +1140,63 @@ static bool test_knobs(void)
 	return ksm_done(u, &mm, 1);
 }
 
+/*
+ * The scan-time advisor's knobs (Linux 6.9): its defaults; -EINVAL for an
+ * unknown mode, a target scan time of 0, nr_threads beyond the maximum, and
+ * a changed pages_to_scan while the advisor drives it (also when the same
+ * call turns it on); turning it on sets pages_to_scan to
+ * advisor_min_pages_to_scan, turning it off back to 100.
+ */
+static bool test_advisor_knobs(void)
+{
+	struct umm_ksm_params p, q, r;
+	struct umm *u;
+
+	ASSERT_TRUE(kmachine(&u, 1));
+	ASSERT_OK(umm_ksm_get_params(u, &p));
+	ASSERT_EQ(p.advisor_mode, UMM_KSM_ADVISOR_NONE);
+	ASSERT_EQ(p.advisor_target_scan_time, 200);
+	ASSERT_EQ(p.advisor_min_cpu, 15);
+	ASSERT_EQ(p.advisor_max_cpu, 70);
+	ASSERT_EQ(p.advisor_min_pages_to_scan, 500);
+	ASSERT_EQ(p.advisor_max_pages_to_scan, 30000);
+	ASSERT_EQ(p.nr_threads, 1);
+
+	q = p;
+	q.advisor_mode = 2;
+	ASSERT_ERR(umm_ksm_set_params(u, &q), EINVAL);
+	q = p;
+	q.advisor_target_scan_time = 0;
+	ASSERT_ERR(umm_ksm_set_params(u, &q), EINVAL);
+	q = p;
+	q.nr_threads = UMM_KSM_MAX_THREADS + 1;
+	ASSERT_ERR(umm_ksm_set_params(u, &q), EINVAL);
+	q = p;
+	q.advisor_mode = UMM_KSM_ADVISOR_SCAN_TIME;
+	q.pages_to_scan = 1234;
+	ASSERT_ERR(umm_ksm_set_params(u, &q), EINVAL);
+	ASSERT_OK(umm_ksm_get_params(u, &r));
+	ASSERT_TRUE(same_params(&r, &p));
+	ASSERT_EQ(r.advisor_mode, UMM_KSM_ADVISOR_NONE);
+
+	q.pages_to_scan = p.pages_to_scan;
+	ASSERT_OK(umm_ksm_set_params(u, &q));
+	ASSERT_OK(umm_ksm_get_params(u, &r));
+	ASSERT_EQ(r.advisor_mode, UMM_KSM_ADVISOR_SCAN_TIME);
+	ASSERT_EQ(r.pages_to_scan, r.advisor_min_pages_to_scan);
+	q = r;
+	q.pages_to_scan = r.pages_to_scan + 1;
+	ASSERT_ERR(umm_ksm_set_params(u, &q), EINVAL);
+	ASSERT_OK(umm_ksm_set_params(u, &r));		/* as it is: fine */
+	q = r;
+	q.advisor_mode = UMM_KSM_ADVISOR_NONE;
+	ASSERT_OK(umm_ksm_set_params(u, &q));
+	ASSERT_OK(umm_ksm_get_params(u, &r));
+	ASSERT_EQ(r.pages_to_scan, 100);
+	umm_destroy(u);
+	return true;
+}
+
 /* ---- extra references ---- */
 
 /*
@@ -1406,6 +1463,7 @@ int main(void)
 	RUN_TEST(test_fork_child_merging_pages);
 	RUN_TEST(test_profit);
 	RUN_TEST(test_knobs);
+	RUN_TEST(test_advisor_knobs);
 	RUN_TEST(test_extra_reference);
 	RUN_TEST(test_merge_domains);
 	RUN_TEST(test_fork_parent_unmergeable);

@@ -29,7 +29,7 @@ int umm_reclaim(struct umm *u, unsigned long nr_pages, unsigned long *nr_reclaim
  * mapped there or the zero page), -EFAULT (no VMA), -EBUSY (the page is
  * pinned or in use and could not move), -ENOMEM (no frame on the target
  * node).  Return: 0, -EINVAL (bad arguments), -ENODEV (a node that does
- * not exist).  Faulting accesses wait while their page moves; secondary
+ * not exist, negative included).  Faulting accesses wait while their page moves; secondary
  * MMUs see UMM_MMU_NOTIFY_MIGRATE invalidations.
  */
 int umm_move_pages(struct umm_mm *mm, unsigned long count, const uint64_t *addrs,
@@ -70,6 +70,12 @@ enum umm_fault_kind {
 	UMM_FAULT_FRAME_ALLOC,		/* a frame allocation finds nothing */
 	UMM_FAULT_SWAP_READ,		/* swap-in I/O error: the access gets -EIO */
 	UMM_FAULT_SWAP_WRITE,		/* swap-out I/O error: the page stays */
+	UMM_FAULT_VMA_ALLOC,		/* a VMA descriptor cannot be allocated */
+	UMM_FAULT_PGTABLE_ALLOC,	/* a page-table page cannot be allocated */
+	UMM_FAULT_ANON_VMA_ALLOC,	/* an anon_vma or anon_vma_chain cannot be allocated */
+	UMM_FAULT_RMAP_ITEM_ALLOC,	/* KSM cannot allocate an rmap_item */
+	UMM_FAULT_NOTIFIER_EAGAIN,	/* a non-blockable invalidation is refused (-EAGAIN) */
+	UMM_FAULT_NOTIFIER_DELAY,	/* an invalidation's callbacks are slow (1 ms) */
 	UMM_FAULT_NR
 };
 int umm_fault_inject(struct umm *u, int kind, unsigned int probability_ppm, long times);
