@@ -995,14 +995,19 @@ static void op_exit(void)
 
 static void op_create(void)
 {
+	int r;
+
 	for (int k = 0; k < NR_MMS; k++) {
 		struct fmm *m = &F.mms[k];
 
 		if (m->mm)
 			continue;
 		TRACE("create mm%d", k);
-		if (umm_mm_create(F.u, &m->mm))
-			fail("umm_mm_create failed");
+		r = umm_mm_create(F.u, &m->mm);
+		if (r && !(F.faults_on && r == -ENOMEM))
+			fail("umm_mm_create: %d", r);
+		if (r)
+			m->mm = NULL;
 		memset(m->pg, 0, sizeof(m->pg));
 		return;
 	}
@@ -1113,8 +1118,10 @@ static void op_ksm(void)
 		m->merge_any = !m->merge_any;
 		TRACE("merge_any mm%ld %d", (long)(m - F.mms), m->merge_any);
 		r = umm_mm_set_merge_any(m->mm, m->merge_any);
-		if (r)
+		if (r && !(F.faults_on && r == -ENOMEM))
 			fail("umm_mm_set_merge_any: %d", r);
+		if (r)
+			m->merge_any = !m->merge_any;
 		break;
 	case 3:
 		/* unmerge everything, then back to "stopped" (scans stay manual) */
@@ -1165,7 +1172,7 @@ static void op_move_pages(void)
 			fail("move_pages to a node that does not exist: %d", r);
 		return;
 	}
-	if (r && !(cnt == 0 && r == -EINVAL))
+	if (r && !(cnt == 0 && r == -EINVAL) && !(F.faults_on && r == -ENOMEM))
 		fail("move_pages: %d", r);
 	for (unsigned int k = 0; k < cnt && !r; k++) {
 		int s = status[k];
@@ -1195,7 +1202,7 @@ static void op_oom_reap(void)
 	r = umm_mm_oom_reap(m->mm);
 	if (r && r != -EAGAIN)
 		fail("umm_mm_oom_reap: %d", r);
-	if (r == -EAGAIN && !(m->rec && m->rec->fail_nonblock))
+	if (r == -EAGAIN && !(m->rec && m->rec->fail_nonblock) && !F.faults_on)
 		fail("umm_mm_oom_reap: -EAGAIN with no subscriber refusing");
 	m->reaped = true;
 	check_layout(m, false, "oom_reap");

@@ -59,7 +59,9 @@ static const char *const op_names[OP_NR] = {
 /* How often each runs, in percent. */
 static const unsigned char op_weight[OP_NR] = { 40, 30, 4, 5, 3, 2, 4, 5, 2, 2, 3 };
 static const char *const fault_names[] = {
-	"frame allocation", "swap read", "swap write",
+	"frame allocation", "swap read", "swap write", "vma allocation",
+	"page-table allocation", "anon_vma allocation", "rmap_item allocation",
+	"notifier -EAGAIN", "notifier delay",
 };
 
 struct rec {
@@ -243,6 +245,28 @@ static void do_write(struct worker *w, unsigned int p)
 	}
 }
 
+/* @call, again while injected faults make it fail with -ENOMEM, as a program would. */
+#define RETRY_ENOMEM(w, call) ({					\
+	int _r, _tries = 0;						\
+	while ((_r = (call)) == -ENOMEM && ++_tries < 10000)		\
+		(w)->errs++;						\
+	_r;								\
+})
+
+/*
+ * Put the window's pages [@p, @p + @n) back to mapped read-write: mprotect
+ * (@remap false) or mmap over a hole (@remap true).
+ */
+static void restore_rw(struct worker *w, unsigned int p, unsigned int n, bool remap)
+{
+	int r = RETRY_ENOMEM(w, remap ? map_at(w->mm, waddr(w, p), n, RW, PRIV) :
+				      umm_mprotect(w->mm, waddr(w, p), PG(n), RW));
+
+	if (r)
+		violation(w, "%s pages %u+%u back to read-write: %d", remap ? "mmap" : "mprotect",
+			  p, n, r);
+}
+
 static void do_range(struct worker *w, enum op op, unsigned int p, unsigned int n)
 {
 	uint64_t a = waddr(w, p), len = PG(n);
@@ -270,27 +294,25 @@ static void do_range(struct worker *w, enum op op, unsigned int p, unsigned int 
 				check_page(w, w->mm, i, w->ver[i], "read-only");
 			if (umm_write(w->mm, a, "x", 1) != -EFAULT)
 				violation(w, "write to a read-only page went in");
-			r = umm_mprotect(w->mm, a, len, RW);
-			if (r)	/* the window must stay writable: a violation, not an error */
-				violation(w, "mprotect back to RW: %d", r);
-			return;
 		}
+		/* after a failure part of the range may be read-only: undo it too */
+		restore_rw(w, p, n, false);
 		break;
 	case OP_MLOCK:
 		r = umm_mlock(w->mm, a, len);
-		if (r == 0)
-			r = umm_munlock(w->mm, a, len);
+		if (r && allowed(r))
+			w->errs++;
+		else if (r)
+			violation(w, "mlock of pages %u+%u: %d", p, n, r);
+		/* part of it may be locked even after a failure: DONTNEED refuses those */
+		r = RETRY_ENOMEM(w, umm_munlock(w->mm, a, len));
 		break;
 	case OP_REMAP:
 		r = umm_munmap(w->mm, a, len);
 		if (r == 0) {
 			memset(w->ver + p, 0, n);
 			memset(w->unknown + p, 0, n);
-			r = map_at(w->mm, a, n, RW, PRIV);
-			if (r) {
-				violation(w, "mmap over the hole munmap left: %d", r);
-				return;
-			}
+			restore_rw(w, p, n, true);
 		}
 		break;
 	default:
