@@ -140,7 +140,7 @@ ALL_CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointe
 LIBS       += -fsanitize=address,undefined
 endif
 
-.PHONY: fuzz-build soak valgrind
+.PHONY: fuzz-build soak valgrind clean-fuzz
 ifeq ($(FUZZ_OK),ok)
 fuzz-build:
 	$(MAKE) --no-print-directory BUILD=build-fuzz SAN=fuzz CC=$(FUZZ_CC) OPT=-O1 build-fuzz/libumm.a
@@ -172,3 +172,7 @@ valgrind: test-build
 	  then echo "valgrind clean: $$t"; \
 	  else echo "valgrind FAILED: $$t (see $(BUILD)/tests/$$t.valgrind)"; fail=1; fi; \
 	done; exit $$fail
+
+clean: clean-fuzz
+clean-fuzz:
+	rm -rf build-fuzz
