@@ -30,9 +30,11 @@
  * (-ENOMEM, -EIO, -EAGAIN) are counted, not violations: the data must
  * still be there once injection stops.
  *
- * Run: t_soak [--duration SECONDS] [--threads N]; UMM_SEED replays each
- * worker's operation sequence (the interleaving is the host's).  The suite
- * runs it for 3 s (1.5 s short); `make soak DURATION=600` is the long form.
+ * Run: t_soak [--duration SECONDS] [--threads N] [--fault KIND:PPM] (only
+ * that fault kind, at that rate, instead of every kind at 300 ppm);
+ * UMM_SEED replays each worker's operation sequence (the interleaving is
+ * the host's).  The suite runs it for 3 s (1.5 s short); `make soak
+ * DURATION=600` is the long form.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -525,6 +527,9 @@ static void report(double secs)
 		 atomic_load(&S.violations));
 }
 
+static int opt_fault_kind = -1;
+static unsigned int opt_fault_ppm;
+
 /* One soak of @secs seconds; return the violations it counted. */
 static unsigned long soak(uint64_t seed, double secs, int nthreads, bool corrupt)
 {
@@ -557,8 +562,9 @@ static unsigned long soak(uint64_t seed, double secs, int nthreads, bool corrupt
 		kp.use_zero_pages = true;
 		umm_ksm_set_params(S.u, &kp);
 	}
-	for (int k = 0; k < UMM_FAULT_NR; k++)
-		umm_fault_inject(S.u, k, 300, -1);	/* 300 ppm of each kind */
+	for (int k = 0; k < UMM_FAULT_NR; k++)	/* 300 ppm of each kind, or --fault's */
+		if (opt_fault_kind < 0 || k == opt_fault_kind)
+			umm_fault_inject(S.u, k, opt_fault_kind < 0 ? 300 : opt_fault_ppm, -1);
 	for (int t = 0; t < nthreads; t++) {
 		struct worker *w = &S.w[t];
 
@@ -647,6 +653,9 @@ int main(int argc, char **argv)
 			opt_duration = atof(argv[++i]);
 		else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
 			opt_threads = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--fault") && i + 1 < argc &&
+			 sscanf(argv[++i], "%d:%u", &opt_fault_kind, &opt_fault_ppm) != 2)
+			opt_fault_kind = -1;
 	}
 	if (opt_threads > MAX_THREADS)
 		opt_threads = MAX_THREADS;
