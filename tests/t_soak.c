@@ -70,7 +70,6 @@ struct rec {
 	struct umm_mmu_notifier mn;
 	atomic_int active;
 	atomic_ulong starts, eagain, sleeps;
-	uint64_t rnd;			/* guarded by nothing: a racy coin is fine */
 };
 
 struct worker {
@@ -155,11 +154,16 @@ static bool allowed(ssize_t r)
  * them the pairing is checked at the end, when every count must be 0.
  */
 static __thread int tl_open;
+static __thread uint64_t tl_rnd;	/* the callbacks' coin, one per thread */
 
 static int rec_start(struct umm_mmu_notifier *sub, const struct umm_mmu_notifier_range *range)
 {
 	struct rec *r = (struct rec *)sub;
-	uint64_t x = tap_rand(&r->rnd);
+	uint64_t x;
+
+	if (!tl_rnd)
+		tl_rnd = (uintptr_t)&tl_rnd | 1;
+	x = tap_rand(&tl_rnd);
 
 	if (!(range->flags & UMM_MMU_NOTIFIER_RANGE_BLOCKABLE) && x % 16 == 0) {
 		atomic_fetch_add(&r->eagain, 1);
@@ -398,7 +402,6 @@ static void *worker_fn(void *arg)
 	struct worker *w = arg;
 
 	w->rec.mn.ops = &rec_ops;
-	w->rec.rnd = w->rnd ^ 0x5555;
 	if (umm_mmu_notifier_register(&w->rec.mn, w->mm))
 		violation(w, "register failed");
 	while (!atomic_load(&S.stop)) {
@@ -604,12 +607,26 @@ static unsigned long soak(uint64_t seed, double secs, int nthreads, bool corrupt
 	for (int t = 0; t < nthreads; t++) {
 		struct worker *w = &S.w[t];
 
-		umm_mmu_notifier_unregister(&w->rec.mn, w->mm);
+		/*
+		 * kswapd may be between a start and its end on this mm right now;
+		 * give it a second.  (After unregister an end may never come:
+		 * that is allowed, so the count is checked before.)
+		 */
+		for (int ms = 0; atomic_load(&w->rec.active) && ms < 1000; ms++)
+			usleep(1000);
 		if (atomic_load(&w->rec.active))
 			violation(w, "%d invalidations never ended", atomic_load(&w->rec.active));
+		umm_mmu_notifier_unregister(&w->rec.mn, w->mm);
 		umm_mm_exit(w->mm);
 	}
 	umm_ksm_set_run(S.u, 2);
+	/*
+	 * kswapd may still hold a batch it isolated before the mms exited
+	 * (refcount 1, on no list) and free it a moment later: a leak is
+	 * what is still there after a second.
+	 */
+	for (int ms = 0; umm_leak_check(S.u, NULL, NULL) && ms < 1000; ms += 10)
+		usleep(10000);
 	leaked = umm_leak_check(S.u, leak_diag, NULL);
 	if (leaked)
 		violation(NULL, "%ld frames leaked", leaked);
