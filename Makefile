@@ -132,7 +132,8 @@ FUZZ_CC   ?= clang
 FUZZ_OK   := $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' | \
 	       $(FUZZ_CC) -x c -fsanitize=fuzzer,address,undefined -o /dev/null - >/dev/null 2>&1 && echo ok)
 VALGRIND_TESTS ?= t_interval_tree t_phys t_mmap t_fault t_rmap t_errors t_filemap \
-		  t_mmu_notifier t_interval_notifier t_notifier_checker t_ksm_engine t_ksm
+		  t_mmu_notifier t_interval_notifier t_notifier_checker t_ksm_engine t_ksm \
+		  t_fault_inject
 
 ifeq ($(SAN),fuzz)
 ALL_CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
