@@ -52,7 +52,7 @@ static bool test_validate_while_kswapd_works(void)
 	struct umm_mmu_notifier sub = { .ops = &slow_ops };
 	struct umm *u;
 	struct umm_mm *mm;
-	unsigned int pages = 1024, bad = 0, rounds = tap_short() ? 150 : 400;
+	unsigned int pages = 1024, bad = 0, rounds = tap_short() ? 300 : 400;
 	char msg[256];
 	uint64_t seed = tap_seed(), rnd = seed;
 
