@@ -134,3 +134,64 @@ install: all
 
 clean:
 	rm -rf build build-asan build-tsan
+
+# ---- reliability: fuzzing, soak, valgrind (docs/RELIABILITY.md) ----
+#
+#   make fuzz [FUZZ_TIME=600]   build-fuzz/fuzz_api (libFuzzer, ASan+UBSan) on fuzz/corpus/
+#   make soak [DURATION=60]     every subsystem at once, with a report (build/tests/t_soak)
+#   make valgrind               the quick unit tests under valgrind
+#
+# `make test` builds the fuzzer too; tests/t_fuzz runs it briefly over the corpus
+# (and skips when clang's libFuzzer is not there).
+FUZZ_TIME ?= 600
+DURATION  ?= 60
+FUZZ_BIN  := build-fuzz/fuzz_api
+FUZZ_CC   ?= clang
+FUZZ_OK   := $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' | \
+	       $(FUZZ_CC) -x c -fsanitize=fuzzer,address,undefined -o /dev/null - >/dev/null 2>&1 && echo ok)
+VALGRIND_TESTS ?= t_interval_tree t_phys t_mmap t_fault t_rmap t_errors t_filemap \
+		  t_mmu_notifier t_interval_notifier t_notifier_checker t_ksm_engine t_ksm \
+		  t_fault_inject
+
+ifeq ($(SAN),fuzz)
+ALL_CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+	      -fno-sanitize-recover=undefined -DUMM_SANITIZE=1
+LIBS       += -fsanitize=address,undefined
+endif
+
+.PHONY: fuzz-build soak valgrind clean-fuzz
+ifeq ($(FUZZ_OK),ok)
+fuzz-build:
+	$(MAKE) --no-print-directory BUILD=build-fuzz SAN=fuzz CC=$(FUZZ_CC) OPT=-O1 build-fuzz/libumm.a
+	$(MAKE) --no-print-directory BUILD=build-fuzz SAN=fuzz CC=$(FUZZ_CC) OPT=-O1 $(FUZZ_BIN)
+else
+fuzz-build:
+	@echo "fuzz: $(FUZZ_CC) with libFuzzer not found: the fuzzer is not built (t_fuzz skips)"
+endif
+
+build-fuzz/fuzz_api: fuzz/fuzz_api.c build-fuzz/libumm.a $(HDRS)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< build-fuzz/libumm.a $(LIBS)
+
+fuzz: fuzz-build
+	@mkdir -p build-fuzz/corpus build-fuzz/artifacts
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) -max_len=512 -timeout=30 -rss_limit_mb=4096 \
+	  -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/ \
+	  build-fuzz/corpus fuzz/corpus
+
+test: fuzz-build
+
+soak: all $(BUILD)/tests/t_soak
+	$(BUILD)/tests/t_soak --duration $(DURATION)
+
+valgrind: test-build
+	@fail=0; for t in $(VALGRIND_TESTS); do \
+	  if UMM_TEST_SHORT=1 valgrind -q --error-exitcode=1 --leak-check=full \
+	       --errors-for-leak-kinds=definite --suppressions=tests/valgrind.supp \
+	       $(BUILD)/tests/$$t >$(BUILD)/tests/$$t.valgrind 2>&1; \
+	  then echo "valgrind clean: $$t"; \
+	  else echo "valgrind FAILED: $$t (see $(BUILD)/tests/$$t.valgrind)"; fail=1; fi; \
+	done; exit $$fail
+
+clean: clean-fuzz
+clean-fuzz:
+	rm -rf build-fuzz

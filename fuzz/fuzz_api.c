@@ -1,0 +1,1394 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fuzz_api.c - libFuzzer target over the whole public API.
+ *
+ * The input is a program: each operation is an opcode byte followed by its
+ * argument bytes (missing bytes read as zero; the program ends with the
+ * input or after MAX_STEPS operations).  It drives one machine of two
+ * memory nodes with a small swap file and up to NR_MMS address spaces, all
+ * working in a window of WIN pages at BASE: mmap, munmap, mprotect, mremap,
+ * madvise (every advice, and unknown ones), mlock, munlock with good and bad
+ * arguments, reads and writes, fork and exit, GUP get/put, pagemap, the rmap
+ * operations, KSM scans and merge-any, reclaim, move_pages, compaction, the
+ * OOM reaper, MMU notifier register/unregister of a recording subscriber,
+ * and fault injection switched on and off (every kind up to UMM_FAULT_NR).
+ *
+ * The reference model knows, for each mm and page of the window, whether it
+ * is mapped, its protection, whether it is mlocked, and its bytes: private
+ * bytes of its own (copied at fork), or a page of a shared object that every
+ * MAP_SHARED mapping of it sees.  Every read, and every page a GUP returns,
+ * is compared with the model.  After every operation the VMA layout the
+ * engine reports must equal the model's (when the operation succeeded; a
+ * failed one may have done part of its work, as on Linux, and the layout is
+ * taken from the engine, but bytes never are).  Every CHECK_EVERY steps and
+ * at the end umm_validate(EXACT|RMAP) must pass; after every mm has exited
+ * no frame may leak.  The recording subscriber checks that starts and ends
+ * pair and that nothing arrives after unregister or a start after release;
+ * it also caches the translations of the pages GUP returns and reports
+ * them to the protocol checker (UMM_CONFIG_NOTIFIER_CHECKER), which logs an
+ * error - a failure here - if the engine changes or frees a page a
+ * subscriber could still map without invalidating it first.
+ *
+ * A failure prints what differed and abort()s, so libFuzzer keeps the input.
+ * Run an input again with: build-fuzz/fuzz_api crash-file (UMM_FUZZ_TRACE=1
+ * prints each operation as it runs).  UMM_FUZZ_CORRUPT=1 flips a byte of
+ * the model after each write: every input that writes and reads back must
+ * then fail, which is how tests/t_fuzz.c shows that the checks check.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <umm/umm.h>
+
+#define PS		UMM_PAGE_SIZE
+#define WIN		24			/* pages in each mm's window */
+#define BASE		0x200000000ULL
+#define AT(p)		(BASE + (uint64_t)(p) * PS)
+#define NR_MMS		4
+#define NR_GUP		8
+#define MAX_STEPS	200
+#define CHECK_EVERY	16
+#define RW		(UMM_PROT_READ | UMM_PROT_WRITE)
+
+/* ---- the model ---- */
+
+struct sobj {				/* one MAP_SHARED|MAP_ANONYMOUS object */
+	int refs;
+	unsigned int npages;
+	uint8_t *pages[WIN];		/* NULL: still zero */
+};
+
+struct mpage {
+	bool mapped, shared, locked;
+	bool unknown;			/* content not modelled (after a partial failure) */
+	bool maybe_zero;		/* either the bytes below or zeros (DONTNEED that failed) */
+	int prot;
+	struct sobj *obj;		/* shared: the object and the page in it */
+	unsigned int objpg;
+	uint8_t *data;			/* private: NULL means zeros */
+};
+
+#define REC_XLATS	8
+struct rec {				/* the recording MMU-notifier subscriber */
+	struct umm_mmu_notifier mn;
+	bool registered, released, fail_nonblock;
+	int active;
+	unsigned long starts, ends, eagain;
+	/* a tiny secondary TLB: translations of pages GUP returned, reported
+	 * to the protocol checker, dropped when an invalidation covers them */
+	uint64_t xaddr[REC_XLATS], xpfn[REC_XLATS];
+	bool xvalid[REC_XLATS];
+};
+
+struct fmm {
+	struct umm_mm *mm;
+	struct mpage pg[WIN];
+	struct rec *rec;		/* registered subscriber, or NULL */
+	bool merge_any;
+	bool reaped;			/* the OOM reaper went over it: faults get -EFAULT */
+};
+
+struct gup {
+	struct umm_page *page;
+	bool held;
+};
+
+static struct fuzz {
+	struct umm *u;
+	struct fmm mms[NR_MMS];
+	struct gup gup[NR_GUP];
+	const uint8_t *in;
+	size_t len, pos;
+	unsigned int step;
+	bool faults_on;			/* some fault injection is on: -ENOMEM, -EIO allowed */
+	bool trace;
+	bool corrupt;			/* UMM_FUZZ_CORRUPT: the checker's own test */
+	char swap_path[64];
+	uint8_t buf[2 * PS], want[2 * PS];
+} F;
+
+static const uint8_t zero_page[PS];
+
+static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "fuzz_api: step %u: ", F.step);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	abort();
+}
+
+#define TRACE(...) do { if (F.trace) { fprintf(stderr, "[%u] ", F.step); \
+	fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
+
+static uint8_t in8(void)
+{
+	return F.pos < F.len ? F.in[F.pos++] : 0;
+}
+
+static uint32_t in16(void)
+{
+	return in8() | (uint32_t)in8() << 8;
+}
+
+static void log_hook(void *ctx, int level, const char *msg)
+{
+	if (level <= UMM_LOG_ERR)
+		fail("engine logged an error: %s", msg);
+}
+
+/* ---- model helpers ---- */
+
+static struct sobj *sobj_new(unsigned int npages)
+{
+	struct sobj *o = calloc(1, sizeof(*o));
+
+	o->refs = 0;
+	o->npages = npages;
+	return o;
+}
+
+static void sobj_put(struct sobj *o)
+{
+	if (--o->refs)
+		return;
+	for (unsigned int i = 0; i < o->npages; i++)
+		free(o->pages[i]);
+	free(o);
+}
+
+static void mpage_clear(struct mpage *p)
+{
+	if (p->obj)
+		sobj_put(p->obj);
+	free(p->data);
+	memset(p, 0, sizeof(*p));
+}
+
+/* The bytes @p must hold (NULL: zeros). */
+static const uint8_t *mpage_bytes(const struct mpage *p)
+{
+	return p->shared ? p->obj->pages[p->objpg] : p->data;
+}
+
+/* Writable storage for @p's bytes. */
+static uint8_t *mpage_store(struct mpage *p)
+{
+	uint8_t **slot = p->shared ? &p->obj->pages[p->objpg] : &p->data;
+
+	if (!*slot)
+		*slot = calloc(1, PS);
+	return *slot;
+}
+
+static void mpage_copy(struct mpage *dst, const struct mpage *src)
+{
+	*dst = *src;
+	if (src->obj)
+		src->obj->refs++;
+	if (src->data) {
+		dst->data = malloc(PS);
+		memcpy(dst->data, src->data, PS);
+	}
+}
+
+static bool page_readable(const struct mpage *p)
+{
+	return p->mapped && (p->prot & (UMM_PROT_READ | UMM_PROT_WRITE | UMM_PROT_EXEC));
+}
+
+/* ---- checks ---- */
+
+/* The engine's layout of @m's window must be the model's; with @resync, take it. */
+static void check_layout(struct fmm *m, bool resync, const char *what)
+{
+	for (unsigned int i = 0; i < WIN; i++) {
+		struct mpage *p = &m->pg[i];
+		struct umm_vma_info vi;
+		bool mapped = umm_mm_vma_next(m->mm, AT(i), &vi) == 0 && vi.start <= AT(i);
+
+		if (!resync) {
+			if (mapped != p->mapped)
+				fail("%s: page %u is %smapped, the model says %smapped", what, i,
+				     mapped ? "" : "not ", p->mapped ? "" : "not ");
+			if (mapped && (vi.prot != p->prot || vi.shared != p->shared ||
+				       vi.locked != p->locked || !vi.anonymous))
+				fail("%s: page %u: vma prot %d shared %d locked %d, model %d %d %d",
+				     what, i, vi.prot, vi.shared, vi.locked, p->prot, p->shared,
+				     p->locked);
+			continue;
+		}
+		if (!mapped) {
+			mpage_clear(p);
+			continue;
+		}
+		if (!p->mapped || vi.shared != p->shared) {
+			mpage_clear(p);
+			p->mapped = true;
+			p->unknown = true;
+			p->shared = false;	/* not modelled: never treated as shared */
+		}
+		p->prot = vi.prot;
+		p->locked = vi.locked;
+	}
+}
+
+/* Compare @n bytes read at @off of page @i with the model (updating maybe_zero). */
+static void check_bytes(struct fmm *m, unsigned int i, unsigned int off, const uint8_t *got,
+			size_t n, const char *what)
+{
+	struct mpage *p = &m->pg[i];
+	const uint8_t *want = mpage_bytes(p);
+
+	if (p->unknown)
+		return;
+	if (!memcmp(got, (want ? want : zero_page) + off, n))
+		return;
+	if (p->maybe_zero && !memcmp(got, zero_page, n)) {
+		/* it was zapped: from now on it is zeros */
+		if (!p->shared) {
+			free(p->data);
+			p->data = NULL;
+		}
+		p->maybe_zero = false;
+		return;
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (got[k] != (want ? want[off + k] : 0))
+			fail("%s: mm %ld page %u offset %zu: read %#x, model %#x%s%s", what,
+			     (long)(m - F.mms), i, off + k, got[k], want ? want[off + k] : 0,
+			     p->shared ? " (shared)" : "", p->maybe_zero ? " (or zero)" : "");
+	}
+}
+
+static void check_validate(bool final)
+{
+	char msg[256] = "";
+	unsigned int flags = UMM_VALIDATE_RMAP | UMM_VALIDATE_EXACT;
+	int r;
+
+	for (int g = 0; g < NR_GUP; g++)
+		if (F.gup[g].held)
+			flags &= ~UMM_VALIDATE_EXACT;	/* a GUP reference is outstanding */
+	r = umm_validate(F.u, flags, msg, sizeof(msg));
+	if (r)
+		fail("umm_validate%s: %d: %s", final ? " (final)" : "", r, msg);
+}
+
+static void check_recs(void)
+{
+	for (int k = 0; k < NR_MMS; k++) {
+		struct rec *r = F.mms[k].rec;
+
+		if (r && r->active)
+			fail("subscriber of mm %d: %d invalidations started and not ended", k,
+			     r->active);
+	}
+}
+
+/* Read every page of @m and compare. */
+static void check_all(struct fmm *m)
+{
+	for (unsigned int i = 0; i < WIN; i++) {
+		struct mpage *p = &m->pg[i];
+		ssize_t r = umm_read(m->mm, AT(i), F.buf, PS);
+
+		if (!page_readable(p)) {
+			if (r != -EFAULT)
+				fail("read of unreadable page %u: %zd", i, r);
+			continue;
+		}
+		if (r == PS) {
+			check_bytes(m, i, 0, F.buf, PS, "check_all");
+			continue;
+		}
+		if (m->reaped && r == -EFAULT)
+			continue;
+		if (!F.faults_on || (r != -ENOMEM && r != -EIO))
+			fail("read of mm %ld page %u: %zd", (long)(m - F.mms), i, r);
+	}
+}
+
+/* ---- the recording subscriber ---- */
+
+static struct rec *to_rec(struct umm_mmu_notifier *sub)
+{
+	return (struct rec *)sub;
+}
+
+/* Drop the cached translations in [start, end), telling the checker. */
+static void rec_zap(struct rec *r, uint64_t start, uint64_t end)
+{
+	for (int k = 0; k < REC_XLATS; k++)
+		if (r->xvalid[k] && r->xaddr[k] >= start && r->xaddr[k] < end) {
+			umm_mmu_notifier_check_unmap(&r->mn, r->xaddr[k], r->xaddr[k] + PS);
+			r->xvalid[k] = false;
+		}
+}
+
+static void rec_cache(struct rec *r, uint64_t addr, uint64_t pfn)
+{
+	int k = (addr / PS) % REC_XLATS;
+
+	rec_zap(r, r->xaddr[k], r->xaddr[k] + PS);
+	rec_zap(r, addr, addr + PS);
+	r->xaddr[k] = addr;
+	r->xpfn[k] = pfn;
+	r->xvalid[k] = true;
+	umm_mmu_notifier_check_map(&r->mn, addr, pfn);
+}
+
+static int rec_start(struct umm_mmu_notifier *sub, const struct umm_mmu_notifier_range *range)
+{
+	struct rec *r = to_rec(sub);
+
+	if (!r->registered)
+		fail("invalidate_range_start after unregister");
+	if (r->released)
+		fail("invalidate_range_start after release");
+	if (range->start >= range->end)
+		fail("empty invalidation [%#llx, %#llx)", (unsigned long long)range->start,
+		     (unsigned long long)range->end);
+	if (r->fail_nonblock && !(range->flags & UMM_MMU_NOTIFIER_RANGE_BLOCKABLE)) {
+		r->eagain++;
+		return -EAGAIN;
+	}
+	rec_zap(r, range->start, range->end);
+	r->active++;
+	r->starts++;
+	return 0;
+}
+
+static void rec_end(struct umm_mmu_notifier *sub, const struct umm_mmu_notifier_range *range)
+{
+	struct rec *r = to_rec(sub);
+
+	if (!r->registered)
+		fail("invalidate_range_end after unregister");
+	if (--r->active < 0)
+		fail("invalidate_range_end without a start");
+	r->ends++;
+}
+
+static void rec_release(struct umm_mmu_notifier *sub, struct umm_mm *mm)
+{
+	struct rec *r = to_rec(sub);
+
+	if (!r->registered)
+		fail("release after unregister");
+	if (r->released)
+		fail("release twice");
+	rec_zap(r, 0, UINT64_MAX);
+	r->released = true;
+}
+
+static int rec_young(struct umm_mmu_notifier *sub, struct umm_mm *mm, uint64_t start,
+		     uint64_t end)
+{
+	if (!to_rec(sub)->registered)
+		fail("clear_young after unregister");
+	return 0;
+}
+
+static const struct umm_mmu_notifier_ops rec_ops = {
+	.release = rec_release,
+	.invalidate_range_start = rec_start,
+	.invalidate_range_end = rec_end,
+	.clear_flush_young = rec_young,
+	.clear_young = rec_young,
+};
+
+static void rec_unregister(struct fmm *m)
+{
+	struct rec *r = m->rec;
+
+	if (!r->released)
+		rec_zap(r, 0, UINT64_MAX);
+	umm_mmu_notifier_unregister(&r->mn, m->mm);
+	if (r->active)
+		fail("unregister with %d invalidations outstanding", r->active);
+	r->registered = false;
+	free(r);
+	m->rec = NULL;
+}
+
+/* ---- operations ---- */
+
+static struct fmm *pick_mm(void)
+{
+	uint8_t b = in8();
+
+	for (int k = 0; k < NR_MMS; k++) {
+		struct fmm *m = &F.mms[(b + k) % NR_MMS];
+
+		if (m->mm)
+			return m;
+	}
+	return NULL;
+}
+
+/* A page range [*first, *first + *n) inside the window. */
+static void pick_range(unsigned int *first, unsigned int *n)
+{
+	*first = in8() % WIN;
+	*n = 1 + in8() % 8;
+	if (*first + *n > WIN)
+		*n = WIN - *first;
+}
+
+/*
+ * Bad-argument variants shared by the range calls: 0 none, 1 unaligned
+ * start, 2 zero length, 3 a length that wraps, 4 a range past TASK_SIZE.
+ */
+static int pick_bad(uint64_t *addr, uint64_t *len)
+{
+	uint8_t b = in8();
+	int bad = b < 200 ? 0 : 1 + b % 4;
+
+	switch (bad) {
+	case 1: *addr += 1 + b % 100; break;
+	case 2: *len = 0; break;
+	case 3: *len = UINT64_MAX - PS + 1; break;
+	case 4: *addr = UMM_TASK_SIZE - PS; *len = 4 * PS; break;
+	}
+	return bad;
+}
+
+/* The arguments of a range call: pages, then the bytes passed, maybe made bad. */
+struct rargs {
+	unsigned int first, n;
+	uint64_t addr, len;
+	int bad;
+};
+
+static void pick_rargs(struct rargs *a)
+{
+	pick_range(&a->first, &a->n);
+	a->addr = AT(a->first);
+	a->len = (uint64_t)a->n * PS;
+	a->bad = pick_bad(&a->addr, &a->len);
+}
+
+static void expect_err(int r, int bad, const char *what)
+{
+	/* a zero-length range is a no-op for munmap/mprotect/madvise/mlock: 0 or -EINVAL */
+	if (bad == 2 && r == 0)
+		return;
+	if (r != -EINVAL && !(bad == 4 && r == -ENOMEM))
+		fail("%s with bad argument %d returned %d, not -EINVAL", what, bad, r);
+}
+
+/*
+ * A call the model expected to succeed returned @r: only -ENOMEM, and only
+ * while faults are injected; it may have done part of its work (as Linux
+ * can), so the layout is taken from the engine.  Return: whether it failed.
+ */
+static bool failed_under_faults(struct fmm *m, int r, const char *what)
+{
+	if (!r)
+		return false;
+	if (!F.faults_on || r != -ENOMEM)
+		fail("%s: %d", what, r);
+	check_layout(m, true, what);
+	return true;
+}
+
+static bool range_has_hole(struct fmm *m, unsigned int first, unsigned int n)
+{
+	for (unsigned int i = first; i < first + n; i++)
+		if (!m->pg[i].mapped)
+			return true;
+	return false;
+}
+
+static void op_mmap(void)
+{
+	struct fmm *m = pick_mm();
+	unsigned int first, n, i;
+	uint8_t f = in8();
+	int prot = in8() & 7, flags;
+	uint64_t addr, len, out = 0;
+	bool shared = f & 1;
+	int bad, r;
+
+	pick_range(&first, &n);
+	if (!m)
+		return;
+	addr = AT(first);
+	len = (uint64_t)n * PS;
+	flags = (shared ? UMM_MAP_SHARED : UMM_MAP_PRIVATE) | UMM_MAP_ANONYMOUS |
+		(f & 2 ? UMM_MAP_POPULATE : 0) | (f & 4 ? UMM_MAP_LOCKED : 0) |
+		(f & 8 ? UMM_MAP_FIXED_NOREPLACE : UMM_MAP_FIXED);
+	bad = pick_bad(&addr, &len);
+	if (!bad && (f & 0x30) == 0x30) {
+		bad = 5;
+		flags |= f & 0x40 ? 0x400000 : (UMM_MAP_SHARED | UMM_MAP_PRIVATE);
+		if (f & 0x80)
+			flags &= ~(UMM_MAP_SHARED | UMM_MAP_PRIVATE), flags |= f & 0x40 ? 0 : 0x3;
+	}
+	TRACE("mmap mm%ld %#llx +%llu prot %d flags %#x bad %d", (long)(m - F.mms),
+	      (unsigned long long)addr, (unsigned long long)len, prot, flags, bad);
+	r = umm_mmap(m->mm, addr, len, prot, flags, NULL, 0, &out);
+	if (bad) {
+		if (r == 0)
+			fail("mmap with bad argument %d succeeded at %#llx", bad,
+			     (unsigned long long)out);
+		check_layout(m, false, "bad mmap");
+		return;
+	}
+	if (flags & UMM_MAP_FIXED_NOREPLACE) {
+		bool busy = false;
+
+		for (i = first; i < first + n; i++)
+			busy |= m->pg[i].mapped;
+		if (busy) {
+			/* the engine may fail to allocate before it looks: -ENOMEM too */
+			if (r != -EEXIST && !(F.faults_on && r == -ENOMEM))
+				fail("MAP_FIXED_NOREPLACE over a mapping: %d", r);
+			check_layout(m, false, "mmap noreplace");
+			return;
+		}
+	}
+	if (failed_under_faults(m, r, "mmap"))
+		return;
+	if (out != addr)
+		fail("MAP_FIXED at %#llx returned %#llx", (unsigned long long)addr,
+		     (unsigned long long)out);
+	struct sobj *o = shared ? sobj_new(n) : NULL;
+	for (i = first; i < first + n; i++) {
+		struct mpage *p = &m->pg[i];
+
+		mpage_clear(p);
+		p->mapped = true;
+		p->prot = prot;
+		p->locked = flags & UMM_MAP_LOCKED;
+		if (o) {
+			p->shared = true;
+			p->obj = o;
+			p->objpg = i - first;
+			o->refs++;
+		}
+	}
+	check_layout(m, false, "mmap");
+}
+
+static void op_munmap(void)
+{
+	struct fmm *m = pick_mm();
+	struct rargs a;
+	int r;
+
+	pick_rargs(&a);
+	if (!m)
+		return;
+	TRACE("munmap mm%ld page %u +%u bad %d", (long)(m - F.mms), a.first, a.n, a.bad);
+	r = umm_munmap(m->mm, a.addr, a.len);
+	if (a.bad) {
+		expect_err(r, a.bad, "munmap");
+		check_layout(m, false, "bad munmap");
+		return;
+	}
+	if (failed_under_faults(m, r, "munmap"))
+		return;
+	for (unsigned int i = a.first; i < a.first + a.n; i++)
+		mpage_clear(&m->pg[i]);
+	check_layout(m, false, "munmap");
+}
+
+static void op_mprotect(void)
+{
+	struct fmm *m = pick_mm();
+	struct rargs a;
+	int prot = in8();
+	int r;
+
+	pick_rargs(&a);
+	if (!m)
+		return;
+	if (!a.bad && (prot & 0xf8) == 0xf8)
+		a.bad = 5;		/* unknown prot bits */
+	else
+		prot &= 7;
+	TRACE("mprotect mm%ld page %u +%u prot %#x bad %d", (long)(m - F.mms), a.first, a.n, prot, a.bad);
+	r = umm_mprotect(m->mm, a.addr, a.len, prot);
+	if (a.bad) {
+		expect_err(r, a.bad, "mprotect");
+		check_layout(m, false, "bad mprotect");
+		return;
+	}
+	if (range_has_hole(m, a.first, a.n)) {
+		if (r != -ENOMEM)
+			fail("mprotect over a hole: %d, not -ENOMEM", r);
+		check_layout(m, true, "mprotect over a hole");
+		return;
+	}
+	if (failed_under_faults(m, r, "mprotect"))
+		return;
+	for (unsigned int i = a.first; i < a.first + a.n; i++)
+		m->pg[i].prot = prot;
+	check_layout(m, false, "mprotect");
+}
+
+/* Move the model's pages [ofirst, ofirst + n) to [nfirst, ...) of the same mm. */
+static void model_move(struct fmm *m, unsigned int ofirst, unsigned int onum, unsigned int nfirst,
+		       unsigned int nnum, bool dontunmap)
+{
+	struct mpage tmp[WIN];
+	unsigned int keep = onum < nnum ? onum : nnum, i;
+
+	memset(tmp, 0, sizeof(tmp));
+	for (i = 0; i < keep; i++)
+		mpage_copy(&tmp[i], &m->pg[ofirst + i]);
+	for (i = keep; i < nnum; i++) {		/* grown tail: private zeros */
+		tmp[i] = m->pg[ofirst + onum - 1];
+		tmp[i].obj = NULL;
+		tmp[i].data = NULL;
+		tmp[i].maybe_zero = false;
+	}
+	for (i = 0; i < onum; i++) {
+		struct mpage *p = &m->pg[ofirst + i];
+
+		if (dontunmap && i < keep) {
+			/* stays mapped, its pages moved away: zeros again */
+			free(p->data);
+			p->data = NULL;
+			p->maybe_zero = false;
+			p->locked = false;	/* VM_LOCKED moves with the pages */
+		} else {
+			mpage_clear(p);
+		}
+	}
+	for (i = 0; i < nnum; i++) {
+		mpage_clear(&m->pg[nfirst + i]);
+		m->pg[nfirst + i] = tmp[i];
+	}
+}
+
+static void op_mremap(void)
+{
+	struct fmm *m = pick_mm();
+	unsigned int ofirst, onum, nfirst, nnum;
+	uint8_t f = in8();
+	uint64_t oaddr, olen, out = 0;
+	int flags = 0, r, bad;
+	bool any_shared = false;
+
+	pick_range(&ofirst, &onum);
+	nfirst = in8() % WIN;
+	nnum = 1 + in8() % 8;
+	if (!m)
+		return;
+	oaddr = AT(ofirst);
+	olen = (uint64_t)onum * PS;
+	bad = pick_bad(&oaddr, &olen);
+	if (bad == 2) {
+		/* old_len 0 duplicates a shared mapping on Linux: not a bad argument */
+		olen = (uint64_t)onum * PS;
+		oaddr += 1;
+		bad = 1;
+	}
+	switch (f & 3) {
+	case 0: nfirst = ofirst; break;				/* in place */
+	case 1: flags = UMM_MREMAP_MAYMOVE; nfirst = ofirst; break;
+	case 2: flags = UMM_MREMAP_MAYMOVE | UMM_MREMAP_FIXED; break;
+	case 3: flags = UMM_MREMAP_MAYMOVE | UMM_MREMAP_FIXED | UMM_MREMAP_DONTUNMAP;
+		nnum = onum; break;
+	}
+	if (f & 0x80) {
+		bad = bad ? bad : 6;
+		flags = f & 0x40 ? UMM_MREMAP_FIXED : 0x40;	/* FIXED without MAYMOVE; unknown */
+	}
+	if (nfirst + nnum > WIN)
+		nnum = WIN - nfirst;
+	if (!bad) {
+		for (unsigned int i = ofirst; i < ofirst + onum; i++)
+			any_shared |= m->pg[i].shared || m->pg[i].unknown;
+		/* growing a shared object, or DONTUNMAP of one: not modelled */
+		if (any_shared && (nnum > onum || (flags & UMM_MREMAP_DONTUNMAP)))
+			return;
+	}
+	TRACE("mremap mm%ld page %u +%u -> page %u +%u flags %#x bad %d", (long)(m - F.mms),
+	      ofirst, onum, nfirst, nnum, flags, bad);
+	r = umm_mremap(m->mm, oaddr, olen, (uint64_t)nnum * PS, flags, AT(nfirst), &out);
+	if (bad) {
+		if (r == 0)
+			fail("mremap with bad argument %d succeeded", bad);
+		check_layout(m, false, "bad mremap");
+		return;
+	}
+	if (r) {
+		/* the rules (one VMA, room to grow, overlap) are the engine's to apply */
+		check_layout(m, true, "mremap");
+		return;
+	}
+	if (flags & UMM_MREMAP_FIXED) {
+		if (out != AT(nfirst))
+			fail("MREMAP_FIXED to %#llx returned %#llx", (unsigned long long)AT(nfirst),
+			     (unsigned long long)out);
+	} else if (out != oaddr && out >= BASE && out < AT(WIN)) {
+		nfirst = (out - BASE) / PS;
+		if (nfirst + nnum > WIN)
+			fail("mremap moved to %#llx, across the window's end",
+			     (unsigned long long)out);
+	} else if (out != oaddr) {
+		/* moved out of the window: follow it there no further */
+		if (range_has_hole(m, ofirst, onum))
+			fail("mremap of a range with a hole succeeded");
+		for (unsigned int i = ofirst; i < ofirst + onum; i++)
+			mpage_clear(&m->pg[i]);
+		if (umm_munmap(m->mm, out, (uint64_t)nnum * PS))
+			fail("munmap of the moved range failed");
+		check_layout(m, false, "mremap away");
+		return;
+	} else {
+		nfirst = ofirst;
+	}
+	if (range_has_hole(m, ofirst, onum))
+		fail("mremap of a range with a hole succeeded");
+	model_move(m, ofirst, onum, nfirst, nnum, flags & UMM_MREMAP_DONTUNMAP);
+	check_layout(m, false, "mremap");
+}
+
+static const int advices[] = {
+	UMM_MADV_NORMAL, UMM_MADV_WILLNEED, UMM_MADV_DONTNEED, UMM_MADV_MERGEABLE,
+	UMM_MADV_UNMERGEABLE, UMM_MADV_COLD, UMM_MADV_PAGEOUT, UMM_MADV_DONTNEED,
+	UMM_MADV_MERGEABLE, UMM_MADV_PAGEOUT, 1, 2, 99, -1,
+};
+
+static void op_madvise(void)
+{
+	struct fmm *m = pick_mm();
+	struct rargs a;
+	unsigned int i;
+	int advice = advices[in8() % (sizeof(advices) / sizeof(advices[0]))];
+	/* RANDOM (1) and SEQUENTIAL (2) are not in umm's contract: unknown, as 99 and -1 */
+	bool known = advice != 99 && advice != -1 && advice != 1 && advice != 2;
+	int r;
+
+	pick_rargs(&a);
+	if (!m)
+		return;
+	TRACE("madvise mm%ld page %u +%u advice %d bad %d", (long)(m - F.mms), a.first, a.n,
+	      advice, a.bad);
+	r = umm_madvise(m->mm, a.addr, a.len, advice);
+	if (!known) {
+		if (r != -EINVAL)
+			fail("madvise advice %d: %d, not -EINVAL", advice, r);
+		check_layout(m, false, "madvise bad advice");
+		return;
+	}
+	if (a.bad) {
+		expect_err(r, a.bad, "madvise");
+		check_layout(m, false, "bad madvise");
+		return;
+	}
+	if (advice == UMM_MADV_DONTNEED) {
+		for (i = a.first; i < a.first + a.n; i++) {
+			struct mpage *p = &m->pg[i];
+
+			if (!p->mapped || p->shared)
+				continue;
+			if (r == 0 && !p->locked) {
+				free(p->data);
+				p->data = NULL;
+				p->maybe_zero = false;
+			} else {
+				p->maybe_zero = true;
+			}
+		}
+	}
+	if (range_has_hole(m, a.first, a.n)) {
+		bool locked = false;
+
+		/* as Linux: a VMA that refuses the advice (VM_LOCKED) answers a.first */
+		for (i = a.first; i < a.first + a.n; i++)
+			locked |= m->pg[i].mapped && m->pg[i].locked;
+		if (r != -ENOMEM && !(locked && r == -EINVAL))
+			fail("madvise %d over a hole: %d, not -ENOMEM", advice, r);
+	} else if (r && r != -EINVAL && r != -EAGAIN && !(F.faults_on && r == -ENOMEM)) {
+		fail("madvise %d: %d", advice, r);
+	}
+	check_layout(m, false, "madvise");
+}
+
+static void op_mlock(bool lock)
+{
+	struct fmm *m = pick_mm();
+	struct rargs a;
+	int r;
+
+	pick_rargs(&a);
+	if (!m)
+		return;
+	TRACE("%s mm%ld page %u +%u bad %d", lock ? "mlock" : "munlock", (long)(m - F.mms), a.first,
+	      a.n, a.bad);
+	r = lock ? umm_mlock(m->mm, a.addr, a.len) : umm_munlock(m->mm, a.addr, a.len);
+	if (a.bad) {
+		/* mlock(2) rounds an unaligned start down: 0 or -ENOMEM are answers too */
+		if (a.bad != 1 || (r != 0 && r != -ENOMEM))
+			expect_err(r, a.bad, lock ? "mlock" : "munlock");
+		check_layout(m, r == 0, "bad mlock");
+		return;
+	}
+	if (range_has_hole(m, a.first, a.n)) {
+		if (r != -ENOMEM)
+			fail("%s over a hole: %d, not -ENOMEM", lock ? "mlock" : "munlock", r);
+		check_layout(m, true, "mlock over a hole");
+		return;
+	}
+	if (r) {
+		if (!F.faults_on || (r != -ENOMEM && r != -EAGAIN))
+			fail("%s: %d", lock ? "mlock" : "munlock", r);
+		check_layout(m, true, "mlock");
+		return;
+	}
+	for (unsigned int i = a.first; i < a.first + a.n; i++)
+		m->pg[i].locked = lock;
+	check_layout(m, false, lock ? "mlock" : "munlock");
+}
+
+/* How many bytes from page @i offset @off an access of @len can reach. */
+static size_t reachable(struct fmm *m, unsigned int i, unsigned int off, size_t len, bool write)
+{
+	size_t done = 0;
+
+	while (done < len && i < WIN) {
+		struct mpage *p = &m->pg[i];
+		size_t chunk = PS - off;
+
+		if (!p->mapped || !(write ? p->prot & UMM_PROT_WRITE : page_readable(p)))
+			break;
+		if (chunk > len - done)
+			chunk = len - done;
+		done += chunk;
+		off = 0;
+		i++;
+	}
+	return done;
+}
+
+static void op_access(bool write)
+{
+	struct fmm *m = pick_mm();
+	unsigned int i = in8() % WIN, off = in16() % PS;
+	size_t len = 1 + in16() % (PS + 64), reach;
+	uint8_t seed = in8();
+	ssize_t r;
+
+	if (!m)
+		return;
+	if (AT(i) + off + len > AT(WIN))
+		len = AT(WIN) - AT(i) - off;
+	reach = reachable(m, i, off, len, write);
+	TRACE("%s mm%ld page %u off %u len %zu", write ? "write" : "read", (long)(m - F.mms), i,
+	      off, len);
+	if (write) {
+		for (size_t k = 0; k < len; k++)
+			F.buf[k] = (uint8_t)(seed + k * 7 + F.step);
+		r = umm_write(m->mm, AT(i) + off, F.buf, len);
+	} else {
+		r = umm_read(m->mm, AT(i) + off, F.buf, len);
+	}
+	if (m->reaped && r == -EFAULT)
+		return;			/* what the reaper took does not come back */
+	if (reach == 0) {
+		if (r != -EFAULT && !(F.faults_on && (r == -ENOMEM || r == -EIO)))
+			fail("%s with no access: %zd, not -EFAULT", write ? "write" : "read", r);
+		return;
+	}
+	if (r < 0) {
+		if (!F.faults_on || (r != -ENOMEM && r != -EIO))
+			fail("%s of %zu reachable bytes: %zd", write ? "write" : "read", reach, r);
+		return;
+	}
+	if ((size_t)r != reach && !((F.faults_on || m->reaped) && (size_t)r < reach))
+		fail("%s at page %u+%u: %zd bytes, the model says %zu", write ? "write" : "read",
+		     i, off, r, reach);
+	/* apply or check page by page */
+	for (size_t done = 0; done < (size_t)r; ) {
+		unsigned int pg = i + (off + done) / PS, po = (off + done) % PS;
+		size_t chunk = PS - po;
+
+		if (chunk > (size_t)r - done)
+			chunk = (size_t)r - done;
+		if (write) {
+			struct mpage *p = &m->pg[pg];
+
+			if (!p->unknown) {
+				uint8_t *s;
+
+				if (p->maybe_zero) {	/* its state is unknown until read */
+					p->unknown = true;
+				} else {
+					s = mpage_store(p);
+					memcpy(s + po, F.buf + done, chunk);
+					if (F.corrupt)
+						s[po] ^= 0x40;
+				}
+			}
+		} else {
+			check_bytes(m, pg, po, F.buf + done, chunk, "read");
+		}
+		done += chunk;
+	}
+}
+
+static void op_fork(void)
+{
+	struct fmm *parent = pick_mm(), *child = NULL;
+	int r;
+
+	for (int k = 0; k < NR_MMS; k++)
+		if (!F.mms[k].mm) {
+			child = &F.mms[k];
+			break;
+		}
+	if (!parent || !child || parent->reaped)
+		return;		/* a reaped mm is dying: it does not fork */
+	TRACE("fork mm%ld -> mm%ld", (long)(parent - F.mms), (long)(child - F.mms));
+	r = umm_mm_fork(parent->mm, &child->mm);
+	if (r) {
+		if (!F.faults_on || r != -ENOMEM)
+			fail("fork: %d", r);
+		child->mm = NULL;
+		return;
+	}
+	for (unsigned int i = 0; i < WIN; i++) {
+		mpage_copy(&child->pg[i], &parent->pg[i]);
+		child->pg[i].locked = false;		/* mlock is not inherited */
+	}
+	child->merge_any = parent->merge_any;
+	check_layout(child, false, "fork");
+}
+
+static void mm_gone(struct fmm *m)
+{
+	if (m->rec) {
+		if (!m->rec->released)
+			fail("mm exited without ->release");
+		rec_unregister(m);
+	}
+	for (unsigned int i = 0; i < WIN; i++)
+		mpage_clear(&m->pg[i]);
+	m->mm = NULL;
+	m->reaped = false;
+}
+
+static void op_exit(void)
+{
+	struct fmm *m = pick_mm();
+
+	if (!m)
+		return;
+	TRACE("exit mm%ld", (long)(m - F.mms));
+	umm_mm_exit(m->mm);
+	mm_gone(m);
+}
+
+static void op_create(void)
+{
+	int r;
+
+	for (int k = 0; k < NR_MMS; k++) {
+		struct fmm *m = &F.mms[k];
+
+		if (m->mm)
+			continue;
+		TRACE("create mm%d", k);
+		r = umm_mm_create(F.u, &m->mm);
+		if (r && !(F.faults_on && r == -ENOMEM))
+			fail("umm_mm_create: %d", r);
+		if (r)
+			m->mm = NULL;
+		memset(m->pg, 0, sizeof(m->pg));
+		return;
+	}
+}
+
+static void op_gup(void)
+{
+	struct fmm *m = pick_mm();
+	unsigned int i = in8() % WIN;
+	uint8_t f = in8();
+	struct gup *g = &F.gup[f % NR_GUP];
+	unsigned int flags = f & 0x80 ? UMM_GUP_WRITE : 0;
+	struct umm_page *page;
+	struct mpage *p;
+	int r;
+
+	if (g->held) {
+		TRACE("put_page %u", f % NR_GUP);
+		umm_put_page(g->page);
+		g->held = false;
+		return;
+	}
+	if (!m)
+		return;
+	p = &m->pg[i];
+	TRACE("gup mm%ld page %u flags %u", (long)(m - F.mms), i, flags);
+	r = umm_get_user_page(m->mm, AT(i) + (f & 0x40 ? 123 : 0), flags, &page);
+	if (r) {
+		/* GUP wants VM_READ (or VM_WRITE for a write), unlike a CPU access */
+		bool may = !p->mapped || !(p->prot & UMM_PROT_READ) ||
+			   ((flags & UMM_GUP_WRITE) && !(p->prot & UMM_PROT_WRITE));
+		if (r != -EFAULT || !(may || m->reaped)) {
+			if (!F.faults_on || (r != -ENOMEM && r != -EIO))
+				fail("gup of page %u (mapped %d prot %d) flags %u: %d", i, p->mapped,
+				     p->prot, flags, r);
+		}
+		return;
+	}
+	if (!p->mapped || !page_readable(p) ||
+	    ((flags & UMM_GUP_WRITE) && !(p->prot & UMM_PROT_WRITE)))
+		fail("gup of page %u (mapped %d prot %d) flags %u succeeded", i, p->mapped,
+		     p->prot, flags);
+	check_bytes(m, i, 0, umm_page_address(page), PS, "gup");
+	if (m->rec && !m->rec->released)
+		rec_cache(m->rec, AT(i), umm_page_pfn(page));
+	g->page = page;
+	g->held = true;
+}
+
+static void op_pagemap(void)
+{
+	struct fmm *m = pick_mm();
+	unsigned int i = in8() % WIN;
+	struct umm_pageinfo pi;
+	int r;
+
+	if (!m)
+		return;
+	r = umm_pagemap(m->mm, AT(i), &pi);
+	if (m->pg[i].mapped ? r != 0 : r != -EFAULT)
+		fail("pagemap of page %u (mapped %d): %d", i, m->pg[i].mapped, r);
+	if (r == 0 && (pi.flags & UMM_PI_PRESENT) && !(pi.flags & UMM_PI_ZERO) &&
+	    pi.mapcount < 1 && !(pi.flags & UMM_PI_KSM))
+		fail("pagemap: present page %u with mapcount %d", i, pi.mapcount);
+	if (r == 0 && (pi.flags & UMM_PI_PRESENT) && (pi.flags & UMM_PI_MLOCKED) &&
+	    !m->pg[i].locked)
+		fail("pagemap: page %u mlocked in a VMA that is not", i);
+}
+
+static void op_rmap(void)
+{
+	struct fmm *m = pick_mm();
+	unsigned int i = in8() % WIN, which = in8() % 4;
+	int r = 0;
+
+	if (!m)
+		return;
+	TRACE("rmap op %u mm%ld page %u", which, (long)(m - F.mms), i);
+	switch (which) {
+	case 0: r = umm_page_referenced(m->mm, AT(i)); break;
+	case 1: r = umm_page_mkclean(m->mm, AT(i)); break;
+	case 2: r = umm_try_to_unmap(m->mm, AT(i)); break;
+	case 3: r = umm_page_rmap_count(m->mm, AT(i)); break;
+	}
+	if (r < 0 && r != -EFAULT && r != -EBUSY && r != -EAGAIN &&
+	    !(F.faults_on && (r == -ENOMEM || r == -EIO)))
+		fail("rmap op %u on page %u: %d", which, i, r);
+}
+
+static void op_ksm(void)
+{
+	uint8_t b = in8();
+	struct fmm *m;
+	int r;
+
+	switch (b % 4) {
+	case 0:
+	case 1:
+		TRACE("ksm scan %u", 1 + b);
+		r = umm_ksm_scan(F.u, 1 + b);
+		if (r < 0)
+			fail("umm_ksm_scan: %d", r);
+		break;
+	case 2:
+		m = pick_mm();
+		if (!m)
+			return;
+		m->merge_any = !m->merge_any;
+		TRACE("merge_any mm%ld %d", (long)(m - F.mms), m->merge_any);
+		r = umm_mm_set_merge_any(m->mm, m->merge_any);
+		if (r && !(F.faults_on && r == -ENOMEM))
+			fail("umm_mm_set_merge_any: %d", r);
+		if (r)
+			m->merge_any = !m->merge_any;
+		break;
+	case 3:
+		/* unmerge everything, then back to "stopped" (scans stay manual) */
+		TRACE("ksm unmerge all");
+		r = umm_ksm_set_run(F.u, 2);
+		if (r && !(F.faults_on && r == -ENOMEM))
+			fail("umm_ksm_set_run(2): %d", r);
+		umm_ksm_set_run(F.u, 0);
+		break;
+	}
+}
+
+static void op_reclaim(void)
+{
+	unsigned long got = 0;
+	unsigned int n = 1 + in8() % 64;
+	int r;
+
+	TRACE("reclaim %u", n);
+	r = umm_reclaim(F.u, n, &got);
+	/* "up to nr_pages", says vmscan.h; reclaim works in batches of 32 (see RELIABILITY.md) */
+	if (r || got > n + 32)
+		fail("umm_reclaim(%u): %d, %lu reclaimed", n, r, got);
+}
+
+static void op_move_pages(void)
+{
+	struct fmm *m = pick_mm();
+	unsigned int cnt = in8() % 5;
+	uint8_t f = in8();
+	uint64_t addrs[4];
+	int nodes[4], status[4];
+	bool bad_node = false;
+	int r;
+
+	for (unsigned int k = 0; k < 4; k++) {
+		addrs[k] = AT(in8() % WIN);
+		nodes[k] = (f >> k) & 1;
+		if (f == 0xff && k == 0)
+			nodes[k] = 7, bad_node = true;
+	}
+	if (!m)
+		return;
+	TRACE("move_pages mm%ld %u pages", (long)(m - F.mms), cnt);
+	r = umm_move_pages(m->mm, cnt, addrs, f & 0x40 && !bad_node ? NULL : nodes, status);
+	if (bad_node && cnt) {
+		if (r != -ENODEV)
+			fail("move_pages to a node that does not exist: %d", r);
+		return;
+	}
+	if (r && !(cnt == 0 && r == -EINVAL) && !(F.faults_on && r == -ENOMEM))
+		fail("move_pages: %d", r);
+	for (unsigned int k = 0; k < cnt && !r; k++) {
+		int s = status[k];
+
+		if (s != 0 && s != 1 && s != -ENOENT && s != -EFAULT && s != -EBUSY &&
+		    s != -ENOMEM)
+			fail("move_pages: status %d", s);
+		if (s == -EFAULT && m->pg[(addrs[k] - BASE) / PS].mapped)
+			fail("move_pages: -EFAULT for a mapped page");
+	}
+}
+
+/*
+ * The OOM reaper over an mm: private ranges go (their pages then fault with
+ * -EFAULT), shared ones stay; a subscriber refusing the non-blockable start
+ * keeps its range mapped (-EAGAIN).  Bytes still readable must be the
+ * model's.
+ */
+static void op_oom_reap(void)
+{
+	struct fmm *m = pick_mm();
+	int r;
+
+	if (!m)
+		return;
+	TRACE("oom_reap mm%ld", (long)(m - F.mms));
+	r = umm_mm_oom_reap(m->mm);
+	if (r && r != -EAGAIN)
+		fail("umm_mm_oom_reap: %d", r);
+	if (r == -EAGAIN && !(m->rec && m->rec->fail_nonblock) && !F.faults_on)
+		fail("umm_mm_oom_reap: -EAGAIN with no subscriber refusing");
+	m->reaped = true;
+	check_layout(m, false, "oom_reap");
+}
+
+static void op_compact(void)
+{
+	uint64_t start = 0;
+	unsigned int nr = 1u << (in8() % 6);
+	int r;
+
+	TRACE("compact %u", nr);
+	r = umm_compact(F.u, 0, nr, &start);
+	if (r && r != -EBUSY && r != -ENOMEM)
+		fail("umm_compact(%u): %d", nr, r);
+}
+
+static void op_notifier(void)
+{
+	struct fmm *m = pick_mm();
+	uint8_t f = in8();
+	int r;
+
+	if (!m)
+		return;
+	if (m->rec) {
+		if (f & 1) {
+			m->rec->fail_nonblock = !m->rec->fail_nonblock;
+			return;
+		}
+		TRACE("unregister mm%ld", (long)(m - F.mms));
+		rec_unregister(m);
+		return;
+	}
+	TRACE("register mm%ld", (long)(m - F.mms));
+	m->rec = calloc(1, sizeof(*m->rec));
+	m->rec->mn.ops = &rec_ops;
+	m->rec->registered = true;
+	m->rec->fail_nonblock = f & 2;
+	r = umm_mmu_notifier_register(&m->rec->mn, m->mm);
+	if (r) {
+		if (!F.faults_on || r != -ENOMEM)
+			fail("umm_mmu_notifier_register: %d", r);
+		free(m->rec);
+		m->rec = NULL;
+	}
+}
+
+static const unsigned int fault_ppm[] = { 0, 1000, 20000, 200000 };
+
+static void op_fault(void)
+{
+	uint8_t b = in8(), t = in8();
+	int kind = b % UMM_FAULT_NR;
+	unsigned int ppm = fault_ppm[(b >> 4) % 4];
+	bool any = false;
+
+	TRACE("fault kind %d ppm %u times %d", kind, ppm, t % 8 ? t % 8 : -1);
+	if (umm_fault_inject(F.u, kind, ppm, ppm ? (t % 8 ? t % 8 : -1) : 0))
+		fail("umm_fault_inject(%d) refused", kind);
+	if (umm_fault_inject(F.u, UMM_FAULT_NR, 1, 1) != -EINVAL)
+		fail("umm_fault_inject accepted kind UMM_FAULT_NR");
+	/* once on in this run, errors stay allowed (limited counts may be left) */
+	for (int k = 0; k < UMM_FAULT_NR; k++)
+		any |= umm_fault_injected(F.u, k) > 0;
+	F.faults_on |= ppm || any;
+}
+
+static void faults_off(void)
+{
+	for (int k = 0; k < UMM_FAULT_NR; k++)
+		umm_fault_inject(F.u, k, 0, 0);
+}
+
+/* ---- one run ---- */
+
+static void run_setup(void)
+{
+	struct umm_config cfg;
+	struct umm_ksm_params kp;
+
+	umm_config_init(&cfg);
+	cfg.phys_bytes = 4 << 20;
+	cfg.nr_nodes = 2;
+	cfg.swap_path = F.swap_path;
+	cfg.swap_bytes = 256 << 10;
+	cfg.flags = UMM_CONFIG_NOTIFIER_CHECKER;
+	if (umm_create(&cfg, &F.u))
+		fail("umm_create");
+	umm_set_log(F.u, log_hook, NULL);
+	if (umm_ksm_get_params(F.u, &kp) == 0) {
+		kp.max_page_sharing = 3;	/* chains and dups with few pages */
+		kp.use_zero_pages = F.len & 1;
+		umm_ksm_set_params(F.u, &kp);
+	}
+	if (umm_mm_create(F.u, &F.mms[0].mm) || umm_mm_create(F.u, &F.mms[1].mm))
+		fail("umm_mm_create");
+}
+
+static void run_teardown(void)
+{
+	long leaked;
+
+	faults_off();
+	for (int k = 0; k < NR_MMS; k++)
+		if (F.mms[k].mm)
+			check_all(&F.mms[k]);
+	for (int g = 0; g < NR_GUP; g++)
+		if (F.gup[g].held) {
+			umm_put_page(F.gup[g].page);
+			F.gup[g].held = false;
+		}
+	check_validate(true);
+	check_recs();
+	for (int k = 0; k < NR_MMS; k++)
+		if (F.mms[k].mm) {
+			umm_mm_exit(F.mms[k].mm);
+			mm_gone(&F.mms[k]);
+		}
+	umm_ksm_set_run(F.u, 2);	/* KSM's stable pages outlive their mms otherwise */
+	check_validate(true);
+	leaked = umm_leak_check(F.u, NULL, NULL);
+	if (leaked)
+		fail("%ld frames leaked after every mm exited", leaked);
+	umm_destroy(F.u);
+	F.u = NULL;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	snprintf(F.swap_path, sizeof(F.swap_path), "/tmp/umm-fuzz-swap-%d", (int)getpid());
+	F.trace = getenv("UMM_FUZZ_TRACE") != NULL;
+	F.corrupt = getenv("UMM_FUZZ_CORRUPT") != NULL;
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	F.in = data;
+	F.len = size;
+	F.pos = 0;
+	F.faults_on = false;
+	F.step = 0;
+	run_setup();
+	while (F.pos < F.len && F.step < MAX_STEPS) {
+		uint8_t op = in8();
+
+		switch (op % 24) {
+		case 0: case 1: op_mmap(); break;
+		case 2: op_munmap(); break;
+		case 3: op_mprotect(); break;
+		case 4: op_mremap(); break;
+		case 5: case 6: op_madvise(); break;
+		case 7: op_mlock(true); break;
+		case 8: op_mlock(false); break;
+		case 9: case 10: op_access(false); break;
+		case 11: case 12: op_access(true); break;
+		case 13: op_fork(); break;
+		case 14: op_exit(); break;
+		case 15: op_create(); break;
+		case 16: op_gup(); break;
+		case 17: op_pagemap(); break;
+		case 18: op_rmap(); break;
+		case 19: op_ksm(); break;
+		case 20: op_reclaim(); break;
+		case 21: op_move_pages(); break;
+		case 22: op_notifier(); break;
+		case 23:
+			switch (in8() % 5) {
+			case 0: op_compact(); break;
+			case 1: faults_off(); break;
+			case 4: op_oom_reap(); break;
+			default: op_fault(); break;
+			}
+			break;
+		}
+		check_recs();
+		if (++F.step % CHECK_EVERY == 0) {
+			check_validate(false);
+			for (int k = 0; k < NR_MMS; k++)
+				if (F.mms[k].mm)
+					check_all(&F.mms[k]);
+		}
+	}
+	run_teardown();
+	unlink(F.swap_path);
+	return 0;
+}

@@ -1,0 +1,686 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * t_soak.c - every subsystem at once, for a while, with figures.
+ *
+ * One machine of two nodes, with less physical memory than the workers'
+ * address spaces hold (so kswapd and direct reclaim swap all the time), a
+ * swap file, ksmd running with a short sleep, the notifier protocol checker
+ * on, and fault injection of every kind (every enum value below
+ * UMM_FAULT_NR) at a low rate.  Worker threads each own an mm and a window
+ * of pages, and loop over: write a page (its content is a function of a
+ * small "version", so pages across workers are often equal and KSM merges
+ * them), read one back and compare, DONTNEED and PAGEOUT ranges, mprotect
+ * read-only and back, mlock/munlock, move_pages to the other node, GUP,
+ * munmap + mmap again, and fork: the child checks its copy, writes its own,
+ * and exits, and the parent's data must not have moved.  Every mm carries a
+ * recording MMU-notifier subscriber that sometimes sleeps in a blockable
+ * start and refuses a non-blockable one with -EAGAIN.
+ *
+ * Every CHECK_MS the main thread parks the workers, stops ksmd, and checks
+ * umm_validate(EXACT|RMAP); then everything resumes.  After each operation
+ * a worker checks that no invalidation it started is still open; at the
+ * end every start must have had its end, and the protocol checker must
+ * have reported nothing.  At the end
+ * injection goes off, every page of every window is read back, the mms
+ * exit and nothing may leak.
+ *
+ * Violations (must be 0): a read that differs from the model, a failed
+ * validation, an unpaired invalidation, a checker report, a leak, an error
+ * the contract does not allow.  Errors it allows while faults are injected
+ * (-ENOMEM, -EIO, -EAGAIN) are counted, not violations: the data must
+ * still be there once injection stops.
+ *
+ * Run: t_soak [--duration SECONDS] [--threads N] [--fault KIND:PPM] (only
+ * that fault kind, at that rate, instead of every kind at 300 ppm);
+ * UMM_SEED replays each worker's operation sequence (the interleaving is
+ * the host's).  The suite runs it for 3 s (1.5 s short); `make soak
+ * DURATION=600` is the long form.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+
+#include "tap.h"
+#include "fixture.h"
+
+#define WPAGES		192		/* pages in each worker's window */
+#define WSTRIDE		(1ULL << 30)
+#define WBASE(t)	(BASE + (uint64_t)(t) * WSTRIDE)
+#define MAX_THREADS	8
+#define CHECK_MS	250
+#define NVERS		12		/* content versions: few, so KSM finds equal pages */
+
+enum op {
+	OP_WRITE, OP_READ, OP_DONTNEED, OP_PAGEOUT, OP_MPROTECT, OP_MLOCK, OP_MOVE, OP_GUP,
+	OP_REMAP, OP_FORK, OP_MERGEABLE, OP_NR
+};
+static const char *const op_names[OP_NR] = {
+	"write", "read", "dontneed", "pageout", "mprotect", "mlock", "move_pages", "gup",
+	"munmap+mmap", "fork+exit", "mergeable",
+};
+/* How often each runs, in percent. */
+static const unsigned char op_weight[OP_NR] = { 40, 30, 4, 5, 3, 2, 4, 5, 2, 2, 3 };
+static const char *const fault_names[] = {
+	"frame allocation", "swap read", "swap write", "vma allocation",
+	"page-table allocation", "anon_vma allocation", "rmap_item allocation",
+	"notifier -EAGAIN", "notifier delay",
+};
+
+struct rec {
+	struct umm_mmu_notifier mn;
+	atomic_int active;
+	atomic_ulong starts, eagain, sleeps;
+};
+
+struct worker {
+	pthread_t thread;
+	int id;
+	uint64_t rnd;
+	struct umm_mm *mm;
+	struct rec rec;
+	uint8_t ver[WPAGES];		/* version of each page; 0 = zeros */
+	bool unknown[WPAGES];		/* a write that stopped part way: not checked */
+	uint64_t ops[OP_NR];
+	uint64_t errs;			/* allowed errors while faults are injected */
+	uint64_t checked;		/* pages compared */
+};
+
+static struct soak {
+	struct umm *u;
+	int nthreads;
+	double duration;
+	bool corrupt;			/* test_detects: the model lies once */
+	atomic_bool stop, pause;
+	atomic_int parked;
+	atomic_ulong violations;
+	unsigned long validations;
+	unsigned long max_sharing, max_shared;	/* KSM, as seen at meeting points */
+	struct worker w[MAX_THREADS];
+} S;
+
+static void violation(struct worker *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void violation(struct worker *w, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (atomic_fetch_add(&S.violations, 1) < 20)
+		TAP_DIAG("VIOLATION (worker %d): %s", w ? w->id : -1, msg);
+}
+
+static atomic_uint nr_warnings;
+
+/* The engine's errors are violations; its warnings are shown (the first 20). */
+static void log_hook(void *ctx, int level, const char *msg)
+{
+	if (level <= UMM_LOG_ERR)
+		violation(NULL, "engine: %s", msg);
+	else if (level <= UMM_LOG_WARN && atomic_fetch_add(&nr_warnings, 1) < 20)
+		TAP_DIAG("engine warning: %s", msg);
+}
+
+/* ---- page contents ---- */
+
+static void fill(uint64_t *p, unsigned int ver)
+{
+	for (size_t i = 0; i < PS / 8; i++)
+		p[i] = ver ? (uint64_t)ver * 0x9e3779b97f4a7c15ULL + i : 0;
+}
+
+static bool holds(const uint64_t *p, unsigned int ver)
+{
+	for (size_t i = 0; i < PS / 8; i++)
+		if (p[i] != (ver ? (uint64_t)ver * 0x9e3779b97f4a7c15ULL + i : 0))
+			return false;
+	return true;
+}
+
+static bool allowed(ssize_t r)
+{
+	return r == -ENOMEM || r == -EIO || r == -EAGAIN;
+}
+
+/* ---- the recording subscriber ---- */
+
+/*
+ * Starts minus ends on this thread: a start and its end come from the same
+ * thread (the one changing the PTEs), so a worker has none open between
+ * its calls.  kswapd and ksmd are never between calls from here, so for
+ * them the pairing is checked at the end, when every count must be 0.
+ */
+static __thread int tl_open;
+static __thread uint64_t tl_rnd;	/* the callbacks' coin, one per thread */
+
+static int rec_start(struct umm_mmu_notifier *sub, const struct umm_mmu_notifier_range *range)
+{
+	struct rec *r = (struct rec *)sub;
+	uint64_t x;
+
+	if (!tl_rnd)
+		tl_rnd = (uintptr_t)&tl_rnd | 1;
+	x = tap_rand(&tl_rnd);
+
+	if (!(range->flags & UMM_MMU_NOTIFIER_RANGE_BLOCKABLE) && x % 16 == 0) {
+		atomic_fetch_add(&r->eagain, 1);
+		return -EAGAIN;
+	}
+	if ((range->flags & UMM_MMU_NOTIFIER_RANGE_BLOCKABLE) && x % 512 == 0) {
+		atomic_fetch_add(&r->sleeps, 1);
+		usleep(200);		/* a slow secondary MMU */
+	}
+	atomic_fetch_add(&r->active, 1);
+	atomic_fetch_add(&r->starts, 1);
+	tl_open++;
+	return 0;
+}
+
+static void rec_end(struct umm_mmu_notifier *sub, const struct umm_mmu_notifier_range *range)
+{
+	struct rec *r = (struct rec *)sub;
+
+	if (atomic_fetch_sub(&r->active, 1) <= 0)
+		violation(NULL, "invalidate_range_end without a start");
+	tl_open--;
+}
+
+static const struct umm_mmu_notifier_ops rec_ops = {
+	.invalidate_range_start = rec_start,
+	.invalidate_range_end = rec_end,
+};
+
+/* ---- the workers ---- */
+
+static void park_if_asked(void)
+{
+	if (!atomic_load(&S.pause))
+		return;
+	atomic_fetch_add(&S.parked, 1);
+	while (atomic_load(&S.pause))
+		usleep(200);
+	atomic_fetch_sub(&S.parked, 1);
+}
+
+static uint64_t waddr(struct worker *w, unsigned int p)
+{
+	return WBASE(w->id) + PG(p);
+}
+
+/* Read page @p of @mm and compare it with version @ver. */
+static void check_page(struct worker *w, struct umm_mm *mm, unsigned int p, unsigned int ver,
+		       const char *what)
+{
+	uint64_t buf[PS / 8];
+	ssize_t r = umm_read(mm, waddr(w, p), buf, PS);
+
+	if (r != PS) {
+		if (r < 0 && allowed(r))
+			w->errs++;
+		else
+			violation(w, "%s: read of page %u: %zd", what, p, r);
+		return;
+	}
+	w->checked++;
+	if (!w->unknown[p] && !holds(buf, ver))
+		violation(w, "%s: page %u (%#" PRIx64 ") does not hold version %u", what, p,
+			  waddr(w, p), ver);
+}
+
+static void do_write(struct worker *w, unsigned int p)
+{
+	uint64_t buf[PS / 8];
+	unsigned int ver = 1 + tap_rand(&w->rnd) % NVERS;
+	ssize_t r;
+
+	fill(buf, ver);
+	r = umm_write(w->mm, waddr(w, p), buf, PS);
+	if (r == PS) {
+		w->ver[p] = ver;
+		w->unknown[p] = false;
+	} else if (r < 0 && allowed(r)) {
+		w->errs++;
+	} else if (r > 0) {
+		w->unknown[p] = true;	/* part of it went in */
+		w->errs++;
+	} else {
+		violation(w, "write of page %u: %zd", p, r);
+	}
+}
+
+/* @call, again while injected faults make it fail with -ENOMEM, as a program would. */
+#define RETRY_ENOMEM(w, call) ({					\
+	int _r, _tries = 0;						\
+	while ((_r = (call)) == -ENOMEM && ++_tries < 10000)		\
+		(w)->errs++;						\
+	_r;								\
+})
+
+/*
+ * Put the window's pages [@p, @p + @n) back to mapped read-write: mprotect
+ * (@remap false) or mmap over a hole (@remap true).
+ */
+static void restore_rw(struct worker *w, unsigned int p, unsigned int n, bool remap)
+{
+	int r = RETRY_ENOMEM(w, remap ? map_at(w->mm, waddr(w, p), n, RW, PRIV) :
+				      umm_mprotect(w->mm, waddr(w, p), PG(n), RW));
+
+	if (r)
+		violation(w, "%s pages %u+%u back to read-write: %d", remap ? "mmap" : "mprotect",
+			  p, n, r);
+}
+
+static void do_range(struct worker *w, enum op op, unsigned int p, unsigned int n)
+{
+	uint64_t a = waddr(w, p), len = PG(n);
+	int r = 0;
+
+	switch (op) {
+	case OP_DONTNEED:
+		r = umm_madvise(w->mm, a, len, UMM_MADV_DONTNEED);
+		if (r == 0) {
+			memset(w->ver + p, 0, n);
+			memset(w->unknown + p, 0, n);
+		}
+		break;
+	case OP_PAGEOUT:
+		r = umm_madvise(w->mm, a, len, UMM_MADV_PAGEOUT);
+		break;
+	case OP_MERGEABLE:
+		r = umm_madvise(w->mm, a, len, tap_rand(&w->rnd) % 4 ? UMM_MADV_MERGEABLE :
+			       UMM_MADV_UNMERGEABLE);
+		break;
+	case OP_MPROTECT:
+		r = umm_mprotect(w->mm, a, len, RO);
+		if (r == 0) {
+			for (unsigned int i = p; i < p + n; i++)
+				check_page(w, w->mm, i, w->ver[i], "read-only");
+			if (umm_write(w->mm, a, "x", 1) != -EFAULT)
+				violation(w, "write to a read-only page went in");
+		}
+		/* after a failure part of the range may be read-only: undo it too */
+		restore_rw(w, p, n, false);
+		break;
+	case OP_MLOCK:
+		r = umm_mlock(w->mm, a, len);
+		if (r && allowed(r))
+			w->errs++;
+		else if (r)
+			violation(w, "mlock of pages %u+%u: %d", p, n, r);
+		/* part of it may be locked even after a failure: DONTNEED refuses those */
+		r = RETRY_ENOMEM(w, umm_munlock(w->mm, a, len));
+		break;
+	case OP_REMAP:
+		r = umm_munmap(w->mm, a, len);
+		if (r == 0) {
+			memset(w->ver + p, 0, n);
+			memset(w->unknown + p, 0, n);
+			restore_rw(w, p, n, true);
+		}
+		break;
+	default:
+		break;
+	}
+	if (r == 0)
+		return;
+	if (allowed(r))
+		w->errs++;
+	else
+		violation(w, "%s of pages %u+%u: %d", op_names[op], p, n, r);
+}
+
+static void do_move(struct worker *w, unsigned int p)
+{
+	uint64_t addrs[4];
+	int nodes[4], status[4];
+	int r;
+
+	for (int k = 0; k < 4; k++) {
+		addrs[k] = waddr(w, (p + k * 7) % WPAGES);
+		nodes[k] = tap_rand(&w->rnd) & 1;
+	}
+	r = umm_move_pages(w->mm, 4, addrs, nodes, status);
+	if (r)
+		violation(w, "move_pages: %d", r);
+	for (int k = 0; k < 4 && !r; k++)
+		if (status[k] < 0 && status[k] != -ENOENT && status[k] != -EBUSY &&
+		    status[k] != -ENOMEM)
+			violation(w, "move_pages: status %d", status[k]);
+}
+
+static void do_gup(struct worker *w, unsigned int p)
+{
+	struct umm_page *page;
+	int r = umm_get_user_page(w->mm, waddr(w, p), 0, &page);
+
+	if (r) {
+		if (allowed(r))
+			w->errs++;
+		else
+			violation(w, "gup of page %u: %d", p, r);
+		return;
+	}
+	w->checked++;
+	if (!w->unknown[p] && !holds(umm_page_address(page), w->ver[p]))
+		violation(w, "gup: page %u does not hold version %u", p, w->ver[p]);
+	umm_put_page(page);
+}
+
+static void do_fork(struct worker *w)
+{
+	struct umm_mm *child;
+	unsigned int p = tap_rand(&w->rnd) % WPAGES;
+	uint64_t buf[PS / 8];
+	int r = umm_mm_fork(w->mm, &child);
+
+	if (r) {
+		if (allowed(r))
+			w->errs++;
+		else
+			violation(w, "fork: %d", r);
+		return;
+	}
+	for (int k = 0; k < 4; k++) {
+		unsigned int q = (p + k * 13) % WPAGES;
+
+		check_page(w, child, q, w->ver[q], "child");
+	}
+	/* the child writes its own copy; the parent's must not change */
+	fill(buf, NVERS + 1);
+	r = umm_write(child, waddr(w, p), buf, PS);
+	if (r != PS && !(r < 0 && allowed(r)))
+		violation(w, "child write: %zd", (ssize_t)r);
+	check_page(w, w->mm, p, w->ver[p], "parent after the child wrote");
+	umm_mm_exit(child);
+}
+
+static void *worker_fn(void *arg)
+{
+	struct worker *w = arg;
+
+	w->rec.mn.ops = &rec_ops;
+	if (umm_mmu_notifier_register(&w->rec.mn, w->mm))
+		violation(w, "register failed");
+	while (!atomic_load(&S.stop)) {
+		uint64_t x = tap_rand(&w->rnd);
+		unsigned int p = (x >> 8) % WPAGES, n = 1 + (x >> 20) % 16;
+		unsigned int sel = x % 100;
+		enum op op = 0;
+
+		park_if_asked();
+		if (p + n > WPAGES)
+			n = WPAGES - p;
+		while (sel >= op_weight[op])
+			sel -= op_weight[op++];
+		w->ops[op]++;
+		switch (op) {
+		case OP_WRITE:
+			do_write(w, p);
+			if (S.corrupt && w->id == 0 && w->ops[OP_WRITE] >= 50 && !w->unknown[p]) {
+				w->ver[p] = (w->ver[p] % NVERS) + 1;	/* the model lies */
+				check_page(w, w->mm, p, w->ver[p], "after the lie");
+				S.corrupt = false;
+			}
+			break;
+		case OP_READ:
+			check_page(w, w->mm, p, w->ver[p], "read");
+			break;
+		case OP_MOVE:
+			do_move(w, p);
+			break;
+		case OP_GUP:
+			do_gup(w, p);
+			break;
+		case OP_FORK:
+			do_fork(w);
+			break;
+		default:
+			do_range(w, op, p, n);
+			break;
+		}
+		if (tl_open) {
+			violation(w, "%s returned with %d invalidations open", op_names[op],
+				  tl_open);
+			tl_open = 0;
+		}
+	}
+	return NULL;
+}
+
+/* ---- the checks at meeting points ---- */
+
+/* Park the workers (if @running), stop ksmd, check; then resume. */
+static void checkpoint(bool running)
+{
+	struct umm_ksm_stats ks;
+	char msg[256] = "";
+	int r;
+
+	atomic_store(&S.pause, true);
+	while (running && atomic_load(&S.parked) < S.nthreads)
+		usleep(100);
+	umm_ksm_set_run(S.u, 0);
+	umm_ksm_get_stats(S.u, &ks);
+	if (ks.pages_sharing > S.max_sharing)
+		S.max_sharing = ks.pages_sharing;
+	if (ks.pages_shared > S.max_shared)
+		S.max_shared = ks.pages_shared;
+	r = umm_validate(S.u, UMM_VALIDATE_EXACT | UMM_VALIDATE_RMAP, msg, sizeof(msg));
+	S.validations++;
+	if (r)
+		violation(NULL, "umm_validate: %d: %s", r, msg);
+	umm_ksm_set_run(S.u, 1);
+	atomic_store(&S.pause, false);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void report(double secs)
+{
+	struct umm_ksm_stats ks;
+	struct umm_vmscan_stat vs;
+	uint64_t tot = 0, errs = 0, checked = 0, starts = 0, eagain = 0, sleeps = 0;
+
+	for (int o = 0; o < OP_NR; o++) {
+		uint64_t n = 0;
+
+		for (int t = 0; t < S.nthreads; t++)
+			n += S.w[t].ops[o];
+		tot += n;
+		TAP_DIAG("  %-12s %10" PRIu64, op_names[o], n);
+	}
+	for (int t = 0; t < S.nthreads; t++) {
+		errs += S.w[t].errs;
+		checked += S.w[t].checked;
+		starts += atomic_load(&S.w[t].rec.starts);
+		eagain += atomic_load(&S.w[t].rec.eagain);
+		sleeps += atomic_load(&S.w[t].rec.sleeps);
+	}
+	TAP_DIAG("operations: %" PRIu64 " in %.1f s (%.0f/s), %d threads; pages compared %" PRIu64
+		 "; allowed errors under injection %" PRIu64, tot, secs, tot / secs, S.nthreads,
+		 checked, errs);
+	for (int k = 0; k < UMM_FAULT_NR; k++)
+		TAP_DIAG("faults injected: %-18s %" PRIu64,
+			 k < (int)(sizeof(fault_names) / sizeof(fault_names[0])) ? fault_names[k] :
+			 "(kind without a name)", umm_fault_injected(S.u, k));
+	umm_get_vmscan_stat(S.u, &vs);
+	umm_ksm_get_stats(S.u, &ks);
+	TAP_DIAG("swap: pswpout %" PRIu64 " pswpin %" PRIu64 " read errors %" PRIu64
+		 " write errors %" PRIu64 "; kswapd runs %" PRIu64 ", direct reclaims %" PRIu64,
+		 vs.pswpout, vs.pswpin, vs.swap_read_errors, vs.swap_write_errors, vs.kswapd_runs,
+		 vs.direct_reclaims);
+	TAP_DIAG("migration: %" PRIu64 " moved, %" PRIu64 " failed", vs.pgmigrate_success,
+		 vs.pgmigrate_fail);
+	TAP_DIAG("ksm: full scans %lu; pages_shared %lu, pages_sharing %lu at the end, "
+		 "at most %lu and %lu at a meeting point", ks.full_scans, ks.pages_shared,
+		 ks.pages_sharing, S.max_shared, S.max_sharing);
+	TAP_DIAG("notifiers: %" PRIu64 " starts, %" PRIu64 " refused with -EAGAIN, %" PRIu64
+		 " slow; checker violations %lu", starts, eagain, sleeps,
+		 umm_mmu_notifier_checker_violations(S.u));
+	TAP_DIAG("invariant checks: %lu; violations: %lu", S.validations,
+		 atomic_load(&S.violations));
+}
+
+static int opt_fault_kind = -1;
+static unsigned int opt_fault_ppm;
+
+/* One soak of @secs seconds; return the violations it counted. */
+static unsigned long soak(uint64_t seed, double secs, int nthreads, bool corrupt)
+{
+	struct umm_config cfg;
+	struct umm_ksm_params kp;
+	double t0, next;
+	long leaked;
+
+	memset(&S, 0, sizeof(S));
+	S.nthreads = nthreads;
+	S.corrupt = corrupt;
+	umm_config_init(&cfg);
+	/* less memory than the windows: reclaim and swap never rest */
+	cfg.phys_bytes = (size_t)nthreads * WPAGES * PS * 3 / 4;
+	if (cfg.phys_bytes < (1 << 20))
+		cfg.phys_bytes = 1 << 20;
+	cfg.nr_nodes = 2;
+	cfg.swap_path = tmp_path("swap");
+	cfg.swap_bytes = (size_t)nthreads * WPAGES * PS * 2;
+	cfg.flags = UMM_CONFIG_NOTIFIER_CHECKER;
+	if (umm_create(&cfg, &S.u)) {
+		violation(NULL, "umm_create");
+		return S.violations;
+	}
+	umm_set_log(S.u, log_hook, NULL);
+	if (umm_ksm_get_params(S.u, &kp) == 0) {
+		kp.sleep_millisecs = 5;
+		kp.pages_to_scan = 256;
+		kp.max_page_sharing = 4;
+		kp.use_zero_pages = true;
+		umm_ksm_set_params(S.u, &kp);
+	}
+	for (int k = 0; k < UMM_FAULT_NR; k++)	/* 300 ppm of each kind, or --fault's */
+		if (opt_fault_kind < 0 || k == opt_fault_kind)
+			umm_fault_inject(S.u, k, opt_fault_kind < 0 ? 300 : opt_fault_ppm, -1);
+	for (int t = 0; t < nthreads; t++) {
+		struct worker *w = &S.w[t];
+
+		w->id = t;
+		w->rnd = seed + t * 0x100000001ULL;
+		if (umm_mm_create(S.u, &w->mm) || map_at(w->mm, WBASE(t), WPAGES, RW, PRIV) ||
+		    umm_mm_set_merge_any(w->mm, t & 1))
+			violation(w, "set-up");
+	}
+	umm_ksm_set_run(S.u, 1);
+	t0 = now();
+	next = t0 + CHECK_MS / 1000.0;
+	for (int t = 0; t < nthreads; t++)
+		pthread_create(&S.w[t].thread, NULL, worker_fn, &S.w[t]);
+	while (now() - t0 < secs) {
+		usleep(10000);
+		if (now() >= next) {
+			checkpoint(true);
+			next = now() + CHECK_MS / 1000.0;
+		}
+	}
+	atomic_store(&S.stop, true);
+	for (int t = 0; t < nthreads; t++)
+		pthread_join(S.w[t].thread, NULL);
+	umm_ksm_set_run(S.u, 0);
+	secs = now() - t0;
+
+	/* injection off: everything must still be there */
+	for (int k = 0; k < UMM_FAULT_NR; k++)
+		umm_fault_inject(S.u, k, 0, 0);
+	for (int t = 0; t < nthreads; t++)
+		for (unsigned int p = 0; p < WPAGES; p++)
+			check_page(&S.w[t], S.w[t].mm, p, S.w[t].ver[p], "final");
+	checkpoint(false);
+	umm_ksm_set_run(S.u, 0);
+	report(secs);
+	for (int t = 0; t < nthreads; t++) {
+		struct worker *w = &S.w[t];
+
+		/*
+		 * kswapd may be between a start and its end on this mm right now;
+		 * give it a second.  (After unregister an end may never come:
+		 * that is allowed, so the count is checked before.)
+		 */
+		for (int ms = 0; atomic_load(&w->rec.active) && ms < 1000; ms++)
+			usleep(1000);
+		if (atomic_load(&w->rec.active))
+			violation(w, "%d invalidations never ended", atomic_load(&w->rec.active));
+		umm_mmu_notifier_unregister(&w->rec.mn, w->mm);
+		umm_mm_exit(w->mm);
+	}
+	umm_ksm_set_run(S.u, 2);
+	/*
+	 * kswapd may still hold a batch it isolated before the mms exited
+	 * (refcount 1, on no list) and free it a moment later: a leak is
+	 * what is still there after a second.
+	 */
+	for (int ms = 0; umm_leak_check(S.u, NULL, NULL) && ms < 1000; ms += 10)
+		usleep(10000);
+	leaked = umm_leak_check(S.u, leak_diag, NULL);
+	if (leaked)
+		violation(NULL, "%ld frames leaked", leaked);
+	if (umm_mmu_notifier_checker_violations(S.u))
+		violation(NULL, "the notifier protocol checker reported %lu",
+			  umm_mmu_notifier_checker_violations(S.u));
+	umm_destroy(S.u);
+	return atomic_load(&S.violations);
+}
+
+static double opt_duration = -1;
+static int opt_threads;
+static uint64_t seed;
+
+static bool test_soak(void)
+{
+	double secs = opt_duration >= 0 ? opt_duration : tap_long() ? 120 : tap_short() ? 1.5 : 3;
+	int threads = opt_threads ? opt_threads : tap_short() ? 2 : 3;
+
+	ASSERT_EQ(soak(seed, secs, threads, false), 0);
+	return true;
+}
+
+/* The soak's checks check: a model that lies once must be caught. */
+static bool test_detects(void)
+{
+	unsigned long v;
+
+	if (opt_duration >= 0)
+		return true;		/* a long run by hand: just the soak */
+	v = soak(seed, 1.0, 1, true);
+	TAP_DIAG("with a lying model: %lu violations (expected > 0)", v);
+	ASSERT_TRUE(v > 0);
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--duration") && i + 1 < argc)
+			opt_duration = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+			opt_threads = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--fault") && i + 1 < argc &&
+			 sscanf(argv[++i], "%d:%u", &opt_fault_kind, &opt_fault_ppm) != 2)
+			opt_fault_kind = -1;
+	}
+	if (opt_threads > MAX_THREADS)
+		opt_threads = MAX_THREADS;
+	seed = tap_seed();
+	if (!tmp_init("soak"))
+		return 1;
+	RUN_TEST(test_soak);
+	RUN_TEST(test_detects);
+	tmp_cleanup();
+	return tap_done();
+}
