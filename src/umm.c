@@ -445,13 +445,14 @@ int umm_validate(struct umm *u, unsigned int flags, char *msg, size_t msglen)
 		c.err = swap_census_check(u, c.swap_ptes, msg, msglen);
 	if (!c.err)
 		c.err = lru_census_check(u, msg, msglen);
+	/* kswapd's invalidations too: they must not look unpaired */
+	if (!c.err)
+		c.err = mn_check_validate(u, msg, msglen);
 	pthread_rwlock_unlock(&u->reclaim_lock);
 	free(c.maps);
 	free(c.cache);
 	free(c.swap_ptes);
 	free(is_free);
-	if (!c.err)
-		c.err = mn_check_validate(u, msg, msglen);
 	return c.err;
 }
 
@@ -473,6 +474,7 @@ long umm_leak_check(struct umm *u, umm_leak_fn cb, void *ctx)
 		return -ENOMEM;
 	}
 	c.cache = held;
+	pthread_rwlock_wrlock(&u->reclaim_lock);	/* no batch isolated by kswapd */
 	pthread_mutex_lock(&u->mm_lock);
 	mms = !list_empty(&u->mm_list);
 	pthread_mutex_unlock(&u->mm_lock);
@@ -488,6 +490,7 @@ long umm_leak_check(struct umm *u, umm_leak_fn cb, void *ctx)
 		if (cb)
 			cb(ctx, pfn, page_count(p), page_mapcount(p), atomic_load(&p->flags));
 	}
+	pthread_rwlock_unlock(&u->reclaim_lock);
 	free(is_free);
 	free(held);
 	return leaked;

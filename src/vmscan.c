@@ -429,8 +429,10 @@ static void shrink_inactive_list(struct umm *u, struct lruvec *lv, enum lru_list
 	struct umm_page *pages[SWAP_CLUSTER_MAX];
 
 	while (nr && sc->nr_reclaimed < sc->nr_to_reclaim) {
-		unsigned long got = isolate_lru_pages(u, lv, lru, min_t(unsigned long, nr,
-									SWAP_CLUSTER_MAX), pages);
+		/* no more than is still wanted: umm_reclaim(u, 1) frees one page */
+		unsigned long want = min_t(unsigned long, min_t(unsigned long, nr, SWAP_CLUSTER_MAX),
+					   sc->nr_to_reclaim - sc->nr_reclaimed);
+		unsigned long got = isolate_lru_pages(u, lv, lru, want, pages);
 
 		if (!got)
 			break;
