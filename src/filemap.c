@@ -222,6 +222,8 @@ static void grab_cached_page(uint64_t index, void *item, void *arg)
 {
 	struct page_vec *v = arg;
 
+	if (radix_is_swap(item))
+		return;
 	if (v->nr == v->cap) {
 		size_t cap = v->cap ? v->cap * 2 : 64;
 		struct umm_page **p = realloc(v->pages, cap * sizeof(*p));
@@ -241,6 +243,51 @@ static void grab_cached_page(uint64_t index, void *item, void *arg)
  * cache), so each page is taken out under its lock, as truncate does.
  * Return: how many pages were left (memory ran short collecting them).
  */
+struct swap_vec {
+	uint64_t *index;
+	size_t nr, cap;
+};
+
+static void grab_swap_entry(uint64_t index, void *item, void *arg)
+{
+	struct swap_vec *v = arg;
+
+	if (!radix_is_swap(item))
+		return;
+	if (v->nr == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 64;
+		uint64_t *p = realloc(v->index, cap * sizeof(*p));
+
+		if (!p)
+			return;
+		v->index = p;
+		v->cap = cap;
+	}
+	v->index[v->nr++] = index;
+}
+
+/* A dead shmem object's pages in swap: their slots are free again. */
+static size_t truncate_swap(struct address_space *as)
+{
+	struct swap_vec v = { 0 };
+	size_t left;
+
+	pthread_mutex_lock(&as->i_pages_lock);
+	radix_for_each(&as->i_pages, grab_swap_entry, &v);
+	for (size_t i = 0; i < v.nr; i++) {
+		void *item = radix_delete(&as->i_pages, v.index[i]);
+
+		v.index[i] = radix_swap_slot(item);
+		as->nrswapped--;
+	}
+	left = as->nrswapped;
+	pthread_mutex_unlock(&as->i_pages_lock);
+	for (size_t i = 0; i < v.nr; i++)
+		free_swap_and_cache(as->u, v.index[i]);
+	free(v.index);
+	return left;
+}
+
 static size_t truncate_cache(struct address_space *as)
 {
 	struct page_vec v = { 0 };
@@ -303,7 +350,7 @@ void mapping_put(struct address_space *as)
 	pthread_mutex_lock(&u->as_lock);
 	list_del_init(&as->as_list);
 	pthread_mutex_unlock(&u->as_lock);
-	while (truncate_cache(as))
+	while (truncate_cache(as) + truncate_swap(as))
 		;
 	radix_free(&as->i_pages);
 	if (as->fd >= 0)
@@ -347,6 +394,71 @@ static int read_page(struct address_space *as, struct umm_page *page, uint64_t i
 }
 
 /*
+ * shmem_swapin - bring the shmem page at @index, which is in swap slot
+ * @slot, back into the page cache.  As do_swap_page: only the caller that
+ * claims the slot's cache token reads it; a racer finds it in the swap
+ * cache and waits on its lock.  Once in the page cache the page leaves the
+ * swap cache and the slot is free: shmem keeps no copy in swap.
+ * Return: 0 (look again), -ENOMEM, -EIO (the read failed; the entry stays).
+ * Context: no locks held.
+ */
+static int shmem_swapin(struct address_space *as, uint64_t index, uint64_t slot)
+{
+	struct umm *u = as->u;
+	struct umm_page *page = lookup_swap_cache(u, slot);
+	bool moved = false;
+	int err;
+
+	if (page) {
+		lock_page(page);
+	} else {
+		err = swapcache_prepare(u, slot);
+		if (err) {
+			sched_yield();		/* being read by someone else, or gone */
+			return 0;
+		}
+		page = alloc_page(u, -1, 0);
+		if (!page) {
+			swapcache_clear(u, slot);
+			return -ENOMEM;
+		}
+		trylock_page(page);
+		add_to_swap_cache(u, page, slot);
+		err = swap_readpage(u, page, slot);
+		if (err) {
+			delete_from_swap_cache(u, page);
+			put_page(u, page);
+			unlock_page(page);
+			put_page(u, page);
+			return err;
+		}
+	}
+	pthread_mutex_lock(&as->i_pages_lock);
+	if (radix_lookup(&as->i_pages, index) == swap_radix_entry(slot) &&
+	    TestPageFlag(page, PG_swapcache) && page->private == slot) {
+		radix_replace(&as->i_pages, index, page);
+		as->nrswapped--;
+		as->nrpages++;
+		get_page(page);			/* the page cache's reference */
+		page->index = index;
+		atomic_store_explicit(&page->mapping, (uintptr_t)as, memory_order_release);
+		SetPageFlag(page, PG_swapbacked | PG_dirty);
+		moved = true;
+	}
+	pthread_mutex_unlock(&as->i_pages_lock);
+	if (moved) {
+		swap_free(u, slot);		/* the page cache's claim on the slot */
+		delete_from_swap_cache(u, page);
+		put_page(u, page);		/* the swap cache's reference */
+		if (!TestPageFlag(page, PG_lru))
+			lru_cache_add(u, page);
+	}
+	unlock_page(page);
+	put_page(u, page);
+	return 0;
+}
+
+/*
  * filemap_get_page - the page at @index of @as: from the cache, or a new
  * frame (zeroed for shmem, read from the file otherwise) added to it.
  * Return: 0 and *@pagep with a reference the caller owns; -ENOMEM, -EIO.
@@ -360,6 +472,18 @@ int filemap_get_page(struct address_space *as, uint64_t index, struct umm_page *
 	for (;;) {
 		pthread_mutex_lock(&as->i_pages_lock);
 		page = radix_lookup(&as->i_pages, index);
+		if (page && radix_is_swap(page)) {
+			uint64_t slot = radix_swap_slot(page);
+
+			pthread_mutex_unlock(&as->i_pages_lock);
+			if (new)
+				put_page(u, new);
+			new = NULL;
+			err = shmem_swapin(as, index, slot);
+			if (err)
+				return err;
+			continue;	/* look again: the page is in the cache now */
+		}
 		if (page) {
 			get_page(page);
 			pthread_mutex_unlock(&as->i_pages_lock);
@@ -379,11 +503,11 @@ int filemap_get_page(struct address_space *as, uint64_t index, struct umm_page *
 			get_page(new);		/* the cache's reference */
 			pthread_mutex_unlock(&as->i_pages_lock);
 			/*
-			 * File pages can be dropped; shmem pages cannot go
-			 * anywhere (umm does not swap shmem) but sit on the
-			 * unevictable list, where migration finds them.
+			 * File pages can be dropped, shmem pages swapped; with
+			 * no swap, shmem pages sit on the unevictable list,
+			 * where migration still finds them.
 			 */
-			if (mapping_is_shmem(as))
+			if (mapping_is_shmem(as) && !u->swap)
 				SetPageFlag(new, PG_unevictable);
 			lru_cache_add(u, new);
 			*pagep = new;

@@ -669,6 +669,14 @@ void *radix_lookup(struct radix_root *r, uint64_t index);
 int radix_insert(struct radix_root *r, uint64_t index, void *item);
 void *radix_delete(struct radix_root *r, uint64_t index);
 void *radix_replace(struct radix_root *r, uint64_t index, void *item);
+
+/*
+ * A shmem page in swap leaves its slot in i_pages in its place, tagged in
+ * the low bits (pages are aligned), as the kernel's xarray value entries.
+ */
+static inline bool radix_is_swap(const void *item) { return (uintptr_t)item & 2; }
+static inline void *swap_radix_entry(uint64_t slot) { return (void *)(uintptr_t)((slot << 2) | 2); }
+static inline uint64_t radix_swap_slot(const void *item) { return (uintptr_t)item >> 2; }
 typedef void (*radix_fn)(uint64_t index, void *item, void *arg);
 void radix_for_each(struct radix_root *r, radix_fn fn, void *arg);
 void radix_free(struct radix_root *r);
@@ -678,7 +686,8 @@ struct address_space {
 	_Atomic int refcount;
 	pthread_mutex_t i_pages_lock;
 	struct radix_root i_pages;
-	uint64_t nrpages;
+	uint64_t nrpages;			/* pages in i_pages */
+	uint64_t nrswapped;			/* shmem: swap entries in i_pages */
 	struct list_head as_list;		/* in umm->as_list */
 	pthread_rwlock_t i_mmap_rwsem;
 	struct rb_root i_mmap;			/* interval tree of vma->shared */

@@ -306,6 +306,11 @@ static void census_cache(uint64_t index, void *item, void *arg)
 {
 	struct census *c = arg;
 
+	if (radix_is_swap(item)) {		/* a shmem page in swap names its slot */
+		if (c->swap_ptes && c->u->swap && radix_swap_slot(item) < c->u->swap->nr_slots)
+			c->swap_ptes[radix_swap_slot(item)]++;
+		return;
+	}
 	c->cache[page_to_pfn(c->u, item)]++;
 }
 

@@ -6,8 +6,10 @@
  * LRU lists.  Pages that reclaim may take (anonymous pages, and page-cache
  * pages of real files) sit on one of four lists - inactive/active x
  * anon/file - or on the unevictable list once found mlocked.  Shared
- * anonymous (shmem) pages live on the unevictable list: umm does not swap
- * shmem, but migration and compaction move them.
+ * anonymous (shmem) pages are on the anon lists and swap like anonymous
+ * pages (their slot takes their place in the object's page cache); on a
+ * machine without swap they live on the unevictable list, where migration
+ * and compaction still move them.
  * The lists are sharded per (node, CPU slot), each shard with its own
  * lock, so a fault adds its page under a lock no other CPU wants (the
  * kernel gets the same effect with per-CPU folio batches); reclaim of a
@@ -269,7 +271,31 @@ static bool remove_mapping(struct umm *u, struct umm_page *page)
 {
 	int32_t two = 2;
 
-	if (TestPageFlag(page, PG_swapcache)) {
+	if (TestPageFlag(page, PG_swapcache) && !PageAnon(page)) {
+		/*
+		 * shmem: the page cache and the swap cache both hold it; its
+		 * slot takes its place in the page cache, with a swap count.
+		 */
+		struct address_space *as = (struct address_space *)
+			atomic_load_explicit(&page->mapping, memory_order_relaxed);
+		int32_t three = 3;
+
+		if (!as)
+			return false;
+		pthread_mutex_lock(&as->i_pages_lock);
+		if (radix_lookup(&as->i_pages, page->index) != page ||
+		    !atomic_compare_exchange_strong(&page->_refcount, &three, 0)) {
+			pthread_mutex_unlock(&as->i_pages_lock);
+			return false;
+		}
+		swap_duplicate(u, page->private);
+		radix_replace(&as->i_pages, page->index, swap_radix_entry(page->private));
+		as->nrpages--;
+		as->nrswapped++;
+		pthread_mutex_unlock(&as->i_pages_lock);
+		delete_from_swap_cache(u, page);
+		atomic_store_explicit(&page->mapping, 0, memory_order_relaxed);
+	} else if (TestPageFlag(page, PG_swapcache)) {
 		/* a lookup takes its reference only from a non-zero count */
 		if (!atomic_compare_exchange_strong(&page->_refcount, &two, 0))
 			return false;
@@ -329,8 +355,8 @@ static enum page_outcome shrink_page(struct umm *u, struct umm_page *page,
 		}
 	}
 	if (anon && !TestPageFlag(page, PG_swapcache)) {
-		if (!PageAnon(page)) {
-			ret = PAGE_CULL;	/* shmem: nowhere to go */
+		if (!PageAnon(page) && !u->swap) {
+			ret = PAGE_CULL;	/* shmem with no swap: nowhere to go */
 			goto unlock;
 		}
 		if (!u->swap || !(slot = get_swap_slot(u))) {
