@@ -1374,6 +1374,14 @@ static void ksm_merge_entry(struct ksm *k, struct ksm_scan_entry *e)
 	atomic_fetch_add_explicit(&k->pages_scanned, 1, memory_order_relaxed);
 	if (!e->pfn)
 		return;
+	/*
+	 * A KSM page (a fork's, or one merged since it was checksummed) is
+	 * worked on under the lock of the shard its stable node lives in,
+	 * which need not be the one its checksum chose.
+	 */
+	page = get_mergeable_page(item);
+	if (page && page_stable_node(page))
+		shard = page_stable_node(page)->shard;
 	/* out of another shard's tree first: never two shard locks at once */
 	old = item->shard;
 	if (old && old != shard)
@@ -1385,7 +1393,6 @@ static void ksm_merge_entry(struct ksm *k, struct ksm_scan_entry *e)
 		item->domain = e->domain;
 		item->nid = e->nid;
 	}
-	page = get_mergeable_page(item);
 	if (page) {
 		cmp_and_merge_page(k, shard, page, item, e->checksum);
 		put_page(k->u, page);

@@ -255,7 +255,7 @@ void add_to_swap_cache(struct umm *u, struct umm_page *page, uint64_t slot)
 {
 	VM_BUG_ON(!(atomic_load(&u->swap->map[slot]) & SWAP_HAS_CACHE));
 	get_page(page);				/* the cache's reference */
-	page->private = slot;
+	__atomic_store_n(&page->private, slot, __ATOMIC_RELAXED);
 	SetPageFlag(page, PG_swapcache | PG_swapbacked);
 	atomic_store_explicit(&u->swap->cache[slot], page, memory_order_release);
 	atomic_fetch_add(&u->swap->nr_swapcache, 1);
@@ -273,7 +273,7 @@ void delete_from_swap_cache(struct umm *u, struct umm_page *page)
 	VM_BUG_ON(!TestPageFlag(page, PG_swapcache));
 	atomic_store_explicit(&u->swap->cache[slot], NULL, memory_order_release);
 	ClearPageFlag(page, PG_swapcache);
-	page->private = 0;
+	__atomic_store_n(&page->private, 0, __ATOMIC_RELAXED);
 	atomic_fetch_sub(&u->swap->nr_swapcache, 1);
 	swapcache_clear(u, slot);
 }
@@ -305,7 +305,9 @@ struct umm_page *lookup_swap_cache(struct umm *u, uint64_t slot)
 			return NULL;
 		if (!get_page_unless_zero(page))
 			continue;	/* being freed: the entry goes in a moment */
-		if (TestPageFlag(page, PG_swapcache) && page->private == slot &&
+		/* the page may be leaving the cache under its lock: checked, not trusted */
+		if (TestPageFlag(page, PG_swapcache) &&
+		    __atomic_load_n(&page->private, __ATOMIC_RELAXED) == slot &&
 		    atomic_load_explicit(&u->swap->cache[slot], memory_order_acquire) == page)
 			return page;
 		put_page(u, page);
