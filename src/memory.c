@@ -466,15 +466,6 @@ static int migration_entry_wait(struct umm *u, struct pt_page *pt, pte_t orig)
 }
 
 /*
- * Wait out a migration entry met by a path that must not copy or move one
- * (fork, mremap).  Context: PTE lock held, dropped.
- */
-static void wait_migration_entry(struct umm *u, struct pt_page *pt, pte_t orig)
-{
-	migration_entry_wait(u, pt, orig);
-}
-
-/*
  * handle_mm_fault - resolve a fault at @addr for the access @flags describes.
  * Return: 0 (the access should retry), -ENOMEM.
  * Context: mmap_lock held for read; the VMA permits the access.
@@ -1013,7 +1004,7 @@ int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src)
 				 * to finish and copy what it leaves.
 				 */
 				spin_unlock(pte_lockptr(dpt));
-				wait_migration_entry(u, spt, pte);
+				migration_entry_wait(u, spt, pte);
 				waited = true;
 				break;
 			}
@@ -1149,7 +1140,7 @@ int move_page_tables(struct vm_area_struct *vma, uint64_t old_addr, struct vm_ar
 		pte = atomic_load_explicit(optep, memory_order_relaxed);
 		if (is_migration_pte(pte)) {
 			/* the migration's walk could miss it at either address: wait */
-			wait_migration_entry(mm->u, opt, pte);
+			migration_entry_wait(mm->u, opt, pte);
 			off -= PAGE_SIZE;
 			continue;
 		}

@@ -17,9 +17,9 @@
  *
  * The anonymous page's anon_vma is pinned before the PTEs go, so the
  * restoring walk can find the VMAs even while nothing maps the page; a
- * KSM page is walked through its stable node, which learns the new frame.  Fork
- * and mremap wait out migration entries rather than copying or moving
- * them, so the restoring walk cannot miss one.
+ * KSM page is walked through its stable node, which learns the new frame.
+ * Fork and mremap wait out migration entries rather than copying or
+ * moving them, so the restoring walk cannot miss one.
  */
 #include <sched.h>
 
