@@ -16,11 +16,16 @@
  * Drop-in protocol: wait until ms_range_active is zero (no invalidation of
  * the mm is running), snapshot ms_range_seq, GUP the page and drop the
  * reference at once, then install under tlb_lock only if still no
- * invalidation is active and none started since the snapshot.  Any change
- * of the PTE that GUP saw (unmap, COW, write-protect, merge, migration)
- * starts with invalidate_range_start, which bumps the seq under tlb_lock:
- * so the frame is still the PTE's when the entry goes in, and the entry is
- * flushed before it stops being so.
+ * invalidation is active and the seq has not moved since the snapshot.
+ * Any change of the PTE that GUP saw (unmap, COW, write-protect, merge,
+ * migration) happens between an invalidate_range_start and its end, and
+ * both bump the seq: the start under tlb_lock, the end before it drops
+ * ms_range_active.  The end's bump matters: an invalidation may start
+ * between the wait and the snapshot, so the snapshot already counts its
+ * start while GUP still sees the old PTE; only the seq moving again at its
+ * end tells the drop-in that the PTE changed after all.  So the frame is
+ * still the PTE's when the entry goes in, and the entry is flushed before
+ * it stops being so.
  *
  * Lock order: tlb_lock, then wait_lock.  No umm call is made under either.
  */
@@ -56,7 +61,7 @@ struct tlb_dev {
 	atomic_bool released;
 
 	_Atomic long ms_range_active;	/* invalidations between start and end */
-	_Atomic unsigned long ms_range_seq; /* bumped by every start, under tlb_lock */
+	_Atomic unsigned long ms_range_seq; /* bumped by every start and end */
 	pthread_mutex_t wait_lock;	/* ends wake drop-ins waiting for active == 0 */
 	pthread_cond_t wait_cond;
 
@@ -283,6 +288,8 @@ static void tlb_invalidate_range_end(struct umm_mmu_notifier *mn,
 	struct tlb_dev *dev = to_dev(mn);
 
 	pthread_mutex_lock(&dev->wait_lock);
+	/* the seq first: a drop-in that sees active drop sees it moved */
+	atomic_fetch_add(&dev->ms_range_seq, 1);
 	if (atomic_load(&dev->ms_range_active) <= 0)
 		stat_inc(dev, unpaired);
 	else if (atomic_fetch_sub(&dev->ms_range_active, 1) == 1)

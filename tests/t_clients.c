@@ -1167,16 +1167,7 @@ static bool stress_run(unsigned int paths)
 			ASSERT_OK(shadow_vcpu_create(s->vm, &o->a.vcpu));
 	}
 	/* the engine's optional subsystems, each probed once */
-	/*
-	 * Open bug: with KSM running, the GRU-style tlb client has been seen
-	 * (rarely, under load) installing a translation to a frame the PTE no
-	 * longer maps - the checker says "translation to a frame the mm does
-	 * not map there" and a device read differs from the model.  Until that
-	 * is understood its stresses run without KSM; UMM_CLIENTS_KSM=1 puts
-	 * KSM back to reproduce it.
-	 */
-	s->have_ksm = (!(paths & (1u << P_DEV)) || getenv("UMM_CLIENTS_KSM")) &&
-		      umm_ksm_scan(s->f.u, 1) != -ENOSYS;
+	s->have_ksm = umm_ksm_scan(s->f.u, 1) != -ENOSYS;
 	if (s->have_ksm)
 		ASSERT_OK(umm_madvise(s->f.mm, AT(0), PG(s->nr_pages), UMM_MADV_MERGEABLE));
 	s->have_reclaim = umm_reclaim(s->f.u, 0, &(unsigned long){ 0 }) != -ENOSYS;
