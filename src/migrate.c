@@ -213,7 +213,7 @@ static int migrate_one(struct umm *u, struct umm_page *page, int nid, void *owne
 	if (av)
 		put_anon_vma(av);
 	/* the old frame: nobody can reach it; wake the faults waiting on it */
-	atomic_store_explicit(&page->mapping, 0, memory_order_relaxed);
+	atomic_store_explicit(&page->mapping, 0, memory_order_release);
 	atomic_fetch_and(&page->flags, ~PAGE_STATE_FLAGS);
 	unlock_page(page);
 	atomic_fetch_sub(&u->vmstat[VMS_ISOLATED], 1);

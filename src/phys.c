@@ -342,7 +342,13 @@ void free_unref_page(struct umm *u, struct umm_page *p)
 	VM_BUG_ON(PageReserved(p));
 	VM_BUG_ON(atomic_load(&p->_mapcount) != -1);
 	mn_check_frame_free(u, pfn);
-	atomic_store_explicit(&p->mapping, 0, memory_order_relaxed);
+	/*
+	 * Release: whoever sees the mapping gone (get_ksm_page() deciding a
+	 * stable node is stale, a speculative lookup) also sees everything
+	 * done under the page before it was freed - an rmap walk of the
+	 * node's items, in particular, is over before the node is torn down.
+	 */
+	atomic_store_explicit(&p->mapping, 0, memory_order_release);
 	p->index = 0;
 	p->private = 0;
 	atomic_store_explicit(&p->flags, PG_buddy, memory_order_release);
