@@ -65,6 +65,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "internal.h"
@@ -179,6 +180,7 @@ struct ksm {
 	struct umm *u;
 	pthread_mutex_t thread_mutex;
 	spinlock_t mmlist_lock;
+	_Atomic int thread_mutex_waiters;	/* callers other than ksmd queued on it */
 	struct ksm_mm_slot mm_head;		/* list head; the cursor's "between scans" */
 	struct {
 		struct ksm_mm_slot *mm_slot;
@@ -1859,6 +1861,20 @@ static void advisor_stop_scan(struct ksm *k)
 
 /* ---- ksmd ---- */
 
+/*
+ * thread_mutex for a caller other than ksmd (the knobs, umm_ksm_scan(),
+ * validate).  glibc's mutex is not fair: ksmd at sleep_millisecs 0 takes it
+ * again the moment it lets go, and a waiter could starve for as long as ksmd
+ * runs.  So waiters announce themselves and ksmd stands back for them (as
+ * the kernel's mutex hands off to a starving waiter).
+ */
+static void ksm_thread_lock(struct ksm *k)
+{
+	atomic_fetch_add(&k->thread_mutex_waiters, 1);
+	pthread_mutex_lock(&k->thread_mutex);
+	atomic_fetch_sub(&k->thread_mutex_waiters, 1);
+}
+
 static void *ksmd_fn(void *arg)
 {
 	struct ksm *k = arg;
@@ -1867,6 +1883,8 @@ static void *ksmd_fn(void *arg)
 		unsigned int sleep_ms;
 		struct timespec ts;
 
+		while (atomic_load(&k->thread_mutex_waiters))
+			usleep(50);
 		pthread_mutex_lock(&k->thread_mutex);
 		if (k->run == 1)
 			ksm_do_scan(k, k->p.pages_to_scan);
@@ -2231,7 +2249,7 @@ int umm_ksm_set_run(struct umm *u, int run)
 
 	if (!k || run < 0 || run > 2)
 		return -EINVAL;
-	pthread_mutex_lock(&k->thread_mutex);
+	ksm_thread_lock(k);
 	if (k->run != run) {
 		k->run = run;
 		if (run == 2) {
@@ -2259,7 +2277,7 @@ int umm_ksm_scan(struct umm *u, unsigned long nr_pages)
 
 	if (!k)
 		return -EINVAL;
-	pthread_mutex_lock(&k->thread_mutex);
+	ksm_thread_lock(k);
 	ksm_pool_resize(k);
 	ksm_do_scan(k, nr_pages);
 	pthread_mutex_unlock(&k->thread_mutex);
@@ -2273,7 +2291,7 @@ int umm_ksm_full_scans(struct umm *u, unsigned long nr)
 
 	if (!k)
 		return -EINVAL;
-	pthread_mutex_lock(&k->thread_mutex);
+	ksm_thread_lock(k);
 	ksm_pool_resize(k);
 	target = k->scan.seqnr + nr;
 	while (k->scan.seqnr < target) {
@@ -2294,7 +2312,7 @@ int umm_ksm_get_params(struct umm *u, struct umm_ksm_params *p)
 
 	if (!k || !p)
 		return -EINVAL;
-	pthread_mutex_lock(&k->thread_mutex);
+	ksm_thread_lock(k);
 	*p = k->p;
 	pthread_mutex_unlock(&k->thread_mutex);
 	return 0;
@@ -2314,7 +2332,7 @@ int umm_ksm_set_params(struct umm *u, const struct umm_ksm_params *p)
 
 	if (!k || !p)
 		return -EINVAL;
-	pthread_mutex_lock(&k->thread_mutex);
+	ksm_thread_lock(k);
 	n = *p;
 	if (n.max_page_sharing < 2 || !n.nr_threads || n.nr_threads > UMM_KSM_MAX_THREADS ||
 	    n.advisor_mode > UMM_KSM_ADVISOR_SCAN_TIME || !n.advisor_target_scan_time) {
@@ -2553,7 +2571,7 @@ void ksm_census(struct umm *u, ksm_census_fail_fn fail, void *ctx)
 	struct ksm_mm_slot *slot;
 	char msg[256];
 
-	pthread_mutex_lock(&k->thread_mutex);
+	ksm_thread_lock(k);
 	spin_lock(&k->mmlist_lock);
 	list_for_each_entry(slot, &k->mm_head.mm_node, mm_node)
 		slot->mm->ksm_census[0] = slot->mm->ksm_census[1] = 0;

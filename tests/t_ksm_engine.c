@@ -6,6 +6,9 @@
  * of a KSM page (forks included), the stable node holds no reference, and
  * validate's census agrees with the figures at every step.
  */
+#include <signal.h>
+#include <unistd.h>
+
 #include <umm/umm.h>
 
 #define FIX_VALIDATE	VALIDATE_ALL
@@ -337,6 +340,53 @@ static bool test_ksmd_threads(void)
 	return fix_fini(&f);
 }
 
+static void starved(int sig)
+{
+	static const char msg[] = "# a knob or umm_ksm_scan() waited 60 s for a busy ksmd\n";
+
+	(void)sig;
+	if (write(STDOUT_FILENO, msg, sizeof(msg) - 1) < 0)
+		_exit(2);
+	_exit(1);
+}
+
+/*
+ * While ksmd scans back to back (sleep_millisecs 0, a long pages_to_scan),
+ * the knobs and umm_ksm_scan() still get their turn: ksmd stands back for a
+ * waiter instead of retaking its mutex the moment it lets go.
+ */
+static bool test_knobs_while_ksmd_busy(void)
+{
+	uint8_t c[64];
+	struct umm_ksm_params p;
+	struct fix f;
+	unsigned long n = 4096;
+
+	for (unsigned int i = 0; i < 64; i++)
+		c[i] = (uint8_t)(i + 1);
+	ASSERT_TRUE(kmachine(&f.u, 1, 256));
+	ASSERT_OK(umm_mm_create(f.u, &f.mm));
+	ASSERT_TRUE(map_contents(f.mm, n, c, 64));
+	ASSERT_OK(umm_ksm_get_params(f.u, &p));
+	p.pages_to_scan = 4 * n;
+	p.sleep_millisecs = 0;
+	ASSERT_OK(umm_ksm_set_params(f.u, &p));
+	ASSERT_OK(umm_ksm_set_run(f.u, 1));
+	signal(SIGALRM, starved);
+	alarm(60);
+	for (int i = 0; i < 20; i++) {
+		usleep(2000);
+		p.pages_to_scan = 4 * n + (unsigned int)(i & 1);
+		ASSERT_OK(umm_ksm_set_params(f.u, &p));
+		ASSERT_OK(umm_ksm_scan(f.u, 1));
+	}
+	ASSERT_OK(umm_ksm_set_run(f.u, 0));
+	alarm(0);
+	signal(SIGALRM, SIG_DFL);
+	ASSERT_TRUE(machine_valid(f.u));
+	return fix_fini(&f);
+}
+
 /*
  * As on Linux, the figures count rmap_items, not PTEs: a page shared with a
  * fork child that becomes a KSM page after the child's slot was visited in
@@ -426,6 +476,7 @@ int main(void)
 	RUN_TEST(test_rmap_walk_ksm);
 	RUN_TEST(test_advisor);
 	RUN_TEST(test_ksmd_threads);
+	RUN_TEST(test_knobs_while_ksmd_busy);
 	RUN_TEST(test_fork_child_counted_next_scan);
 	RUN_TEST(test_domain_fork_shared);
 	return tap_done();
