@@ -516,8 +516,14 @@ static bool zero_node(struct umm *u, struct umm_node *n)
 	unsigned int nr = 0;
 
 	pthread_mutex_lock(&n->lock);
-	/* resident free memory stays bounded: warm_high at most is kept cleared */
-	while (nr < 64 && n->warm_count && n->warm_count + n->zeroed_count <= n->warm_high)
+	/*
+	 * resident free memory stays bounded: warm_high at most is kept
+	 * cleared; and zeroed_high at most, so that a burst of frees (a KSM
+	 * merge, an munmap) is not followed by a burst of clearing that only
+	 * competes for memory bandwidth: beyond it, faults clear their own.
+	 */
+	while (nr < 64 && n->warm_count && n->warm_count + n->zeroed_count <= n->warm_high &&
+	       n->zeroed_count + nr < n->zeroed_high)
 		batch[nr++] = warm_pop_head(n);
 	memcpy(n->inflight, batch, nr * sizeof(uint32_t));
 	n->nr_inflight = nr;
@@ -540,9 +546,24 @@ static bool zero_node(struct umm *u, struct umm_node *n)
 	return true;
 }
 
+/*
+ * Clearing is for idle CPUs only (SCHED_IDLE): it saves a later fault the
+ * work but must not take a CPU from anyone now.  Trimming keeps the
+ * process's RSS honest and runs at normal priority.
+ */
+static void trim_thread_set_idle(bool *idle, bool want)
+{
+	struct sched_param sp = { 0 };
+
+	if (*idle != want && !pthread_setschedparam(pthread_self(),
+						    want ? SCHED_IDLE : SCHED_OTHER, &sp))
+		*idle = want;
+}
+
 static void *trim_thread_fn(void *arg)
 {
 	struct umm *u = arg;
+	bool idle = false;
 
 	pthread_mutex_lock(&u->trim_lock);
 	while (!u->trim_stop) {
@@ -555,6 +576,7 @@ static void *trim_thread_fn(void *arg)
 			pthread_mutex_lock(&u->nodes[i].lock);
 			over = u->nodes[i].warm_count > u->nodes[i].warm_high;
 			pthread_mutex_unlock(&u->nodes[i].lock);
+			trim_thread_set_idle(&idle, !over);
 			if (over)
 				while (trim_node(u, &u->nodes[i]))
 					worked = true;
@@ -652,6 +674,7 @@ int phys_init(struct umm *u)
 		/* keep free host memory bounded: 1/32 of the node, at least 1 MiB */
 		n->warm_high = u->prefault ? UINT64_MAX : max_t(uint64_t, frames / 32, 256);
 		n->warm_low = u->prefault ? UINT64_MAX : n->warm_high / 2;
+		n->zeroed_high = max_t(uint64_t, frames / 32, 256);
 		n->wmark_min = max_t(uint64_t, frames / 256, 4);
 		n->wmark_low = n->wmark_min * 5 / 4;
 		n->wmark_high = n->wmark_min * 3 / 2;
