@@ -37,12 +37,16 @@
  * calling thread gathers a batch of rmap_items from the cursor (the only
  * phase that creates, frees or reaps items and slots, and that touches the
  * trees without shard locks); all threads checksum the batch's pages (no
- * page references: see ksm_checksum_entry()); all threads merge, one shard
+ * page references: see ksm_checksum_chunk()); all threads merge, one shard
  * at a time each, a shard's items in scan order; then the full-scan
  * bookkeeping runs.  Phases never overlap, and within a shard the merges
  * happen in the order one thread would do them, so the result - which
  * pages merge, and every count - is the one a single thread produces
- * whenever it does not depend on the timing of racing writes.  (3) The rmap
+ * whenever it does not depend on the timing of racing writes.  Two things
+ * keep it so: smart scan's skip decisions are taken in the merge phase
+ * (whether a page is shared may change with the merges before it), and a
+ * batch in which an item leaves a stable node of another shard merges in
+ * scan order on one thread (ksm_batch_leaves_shard()).  (3) The rmap
  * walk of a KSM page is exact, fork families included (rmap_walk_ksm()).
  *
  * Locking (outermost first):
@@ -72,7 +76,8 @@
 
 #define KSM_NR_SHARDS		64
 #define STABLE_NODE_CHAIN	(-1024)
-#define KSM_BATCH_PER_THREAD	64
+#define KSM_BATCH_PER_THREAD	512	/* long phases: a helper's wakeup is amortized */
+#define KSM_CHUNK		16	/* checksum phase: items per unit of work */
 
 enum { ITEM_NONE, ITEM_UNSTABLE, ITEM_STABLE };
 
@@ -158,13 +163,14 @@ struct ksm_scan_entry {
 	unsigned int domain;
 	int nid;
 	unsigned int shard;
+	bool skipped;				/* by smart scan: not counted as scanned */
 };
 
 /*
- * A batch runs in two parallel phases: checksums (one unit per entry), then
- * merges (one unit per shard: a shard's entries in scan order, so that the
- * order of the merges in a shard, and hence their outcome, is the one a
- * single thread would produce).
+ * A batch runs in two parallel phases: checksums (one unit per KSM_CHUNK
+ * entries), then merges (one unit per shard: a shard's entries in scan
+ * order, so that the order of the merges in a shard, and hence their
+ * outcome, is the one a single thread would produce).
  */
 struct ksm_batch {
 	struct ksm_scan_entry *e;
@@ -575,8 +581,10 @@ static uint64_t ksm_follow_pfn(struct umm_mm *mm, uint64_t addr, bool get)
 
 	if (!ptep)
 		return 0;
-	spin_lock(pte_lockptr(pt));
-	pte = atomic_load_explicit(ptep, memory_order_relaxed);
+	/* a peek without a reference needs no lock: the PTE is read whole */
+	if (get)
+		spin_lock(pte_lockptr(pt));
+	pte = atomic_load_explicit(ptep, get ? memory_order_relaxed : memory_order_acquire);
 	if (pte_present(pte) && !pte_special(pte)) {
 		struct umm_page *page = pfn_to_page(mm->u, pte_pfn(pte));
 
@@ -586,7 +594,8 @@ static uint64_t ksm_follow_pfn(struct umm_mm *mm, uint64_t addr, bool get)
 				get_page(page);
 		}
 	}
-	spin_unlock(pte_lockptr(pt));
+	if (get)
+		spin_unlock(pte_lockptr(pt));
 	return pfn;
 }
 
@@ -1337,30 +1346,93 @@ static void cmp_and_merge_page(struct ksm *k, struct ksm_shard *shard, struct um
 }
 
 /*
- * ksm_checksum_entry - the first phase for one gathered item: find its page
- * and checksum it, which decides the shard.  No page reference is taken: a
- * reference held outside the shard lock could make another thread's
- * write_protect_page() of the same page fail, and the outcome depend on
- * timing.  (Reading a frame that is freed meanwhile only gives a checksum
- * that will not match anything.)
+ * ksm_checksum_chunk - the first phase for KSM_CHUNK gathered items: find
+ * each one's page and checksum it, which decides the shard.  A chunk holds
+ * one mm's mmap_lock across its run of that mm's items, and reads PTEs
+ * without their lock: the scanner threads would otherwise bounce those
+ * locks' cache lines between them for every page.  No page reference is
+ * taken: a reference held outside the shard lock could make another
+ * thread's write_protect_page() of the same page fail, and the outcome
+ * depend on timing.  (Reading a frame that is freed meanwhile only gives a
+ * checksum that will not match anything.)
  */
-static void ksm_checksum_entry(struct ksm *k, struct ksm_batch *b, unsigned long i)
+static void ksm_checksum_chunk(struct ksm *k, struct ksm_batch *b, unsigned long chunk)
 {
-	struct ksm_scan_entry *e = &b->e[i];
-	struct umm_mm *mm = e->item->mm;
+	unsigned long i = chunk * KSM_CHUNK, end = min_t(unsigned long, i + KSM_CHUNK, b->nr);
+	struct vm_area_struct *vma = NULL;
+	struct umm_mm *locked = NULL;
 	struct umm *u = k->u;
 
-	pthread_rwlock_rdlock(&mm->mmap_lock);
-	e->pfn = find_mergeable_vma(mm, e->item->address) ?
-		 ksm_follow_pfn(mm, e->item->address, false) : 0;
-	e->domain = mm->ksm_domain;
-	pthread_rwlock_unlock(&mm->mmap_lock);
-	e->shard = 0;
-	if (!e->pfn)
-		return;
-	e->nid = page_key_nid(k, pfn_to_page(u, e->pfn));
-	e->checksum = calc_checksum(u, pfn_to_page(u, e->pfn));
-	e->shard = (unsigned int)(shard_of(k, e->checksum) - k->shards);
+	for (; i < end; i++) {
+		struct ksm_scan_entry *e = &b->e[i];
+		struct ksm_stable_node *node;
+		struct umm_page *page;
+		struct umm_mm *mm = e->item->mm;
+		uint64_t addr = e->item->address;
+
+		if (mm != locked) {
+			if (locked)
+				pthread_rwlock_unlock(&locked->mmap_lock);
+			pthread_rwlock_rdlock(&mm->mmap_lock);
+			locked = mm;
+			vma = NULL;
+		}
+		if (!vma || addr < vma->vm_start || addr >= vma->vm_end)
+			vma = find_mergeable_vma(mm, addr);
+		e->pfn = vma ? ksm_follow_pfn(mm, addr, false) : 0;
+		e->domain = mm->ksm_domain;
+		e->shard = 0;
+		if (!e->pfn)
+			continue;
+		page = pfn_to_page(u, e->pfn);
+		e->nid = page_key_nid(k, page);
+		e->checksum = calc_checksum(u, page);
+		/* as in ksm_merge_entry(): a KSM page goes to its node's shard
+		 * (nodes are freed only by the merge and gather phases) */
+		node = page_stable_node(page);
+		e->shard = (unsigned int)((node ? node->shard : shard_of(k, e->checksum)) - k->shards);
+	}
+	if (locked)
+		pthread_rwlock_unlock(&locked->mmap_lock);
+}
+
+static unsigned int skip_age(uint8_t age)
+{
+	if (age <= 3)
+		return 1;
+	if (age <= 5)
+		return 2;
+	if (age <= 8)
+		return 4;
+	return 8;
+}
+
+/*
+ * should_skip_rmap_item - smart scan: a page that did not merge for a few
+ * scans is looked at only every 2nd, 4th, 8th scan.  umm never skips a page
+ * mapped more than once (a fork's): another mapping's item may turn it into
+ * a KSM page in place at any time, and this mapping should join the node at
+ * its next visit.  Context: @item's shard (if any) locked; merge phase.
+ */
+static bool should_skip_rmap_item(struct ksm *k, struct umm_page *page, struct ksm_rmap_item *item)
+{
+	uint8_t age;
+
+	if (!k->p.smart_scan || PageKsm(page) || page_mapcount(page) > 1)
+		return false;
+	age = item->age;
+	if (age != UINT8_MAX)
+		item->age++;
+	if (age < 3)
+		return false;
+	if (!item->remaining_skips) {
+		item->remaining_skips = (uint8_t)skip_age(age);
+		return false;
+	}
+	atomic_fetch_add_explicit(&k->pages_skipped, 1, memory_order_relaxed);
+	item->remaining_skips--;
+	remove_rmap_item_from_tree(k, item);
+	return true;
 }
 
 /*
@@ -1373,9 +1445,11 @@ static void ksm_merge_entry(struct ksm *k, struct ksm_scan_entry *e)
 	struct ksm_shard *shard = &k->shards[e->shard], *old;
 	struct umm_page *page;
 
-	atomic_fetch_add_explicit(&k->pages_scanned, 1, memory_order_relaxed);
-	if (!e->pfn)
+	e->skipped = false;
+	if (!e->pfn) {
+		atomic_fetch_add_explicit(&k->pages_scanned, 1, memory_order_relaxed);
 		return;
+	}
 	/*
 	 * A KSM page (a fork's, or one merged since it was checksummed) is
 	 * worked on under the lock of the shard its stable node lives in,
@@ -1395,6 +1469,19 @@ static void ksm_merge_entry(struct ksm *k, struct ksm_scan_entry *e)
 		item->domain = e->domain;
 		item->nid = e->nid;
 	}
+	/*
+	 * Smart scan decides here, not when the batch is gathered: whether the
+	 * page is a KSM page or shared with a fork's mapping may have changed
+	 * with the merges before it - in its shard, in scan order, as one
+	 * thread would see it.
+	 */
+	if (page && should_skip_rmap_item(k, page, item)) {
+		e->skipped = true;
+		put_page(k->u, page);
+		pthread_mutex_unlock(&shard->lock);
+		return;
+	}
+	atomic_fetch_add_explicit(&k->pages_scanned, 1, memory_order_relaxed);
 	if (page) {
 		cmp_and_merge_page(k, shard, page, item, e->checksum);
 		put_page(k->u, page);
@@ -1406,6 +1493,33 @@ static void ksm_merge_shard(struct ksm *k, struct ksm_batch *b, unsigned long sh
 {
 	for (unsigned int i = b->start[shard]; i < b->start[shard + 1]; i++)
 		ksm_merge_entry(k, &b->e[b->order[i]]);
+}
+
+/* The whole batch's merges in scan order, on one thread. */
+static void ksm_merge_serial(struct ksm *k, struct ksm_batch *b, unsigned long unit)
+{
+	for (unsigned long i = 0; i < b->nr; i++)
+		ksm_merge_entry(k, &b->e[i]);
+}
+
+/*
+ * Does an item of @b leave a stable node of another shard than the one it
+ * merges in?  Its node then loses a mapping at its place in scan order,
+ * which the node's shard must see at that very place (a full node may take
+ * a page again after it, not before): such a batch merges in scan order on
+ * one thread.  (Unstable-tree places need no care: an item's place there
+ * is from an earlier scan, whose tree is gone.)
+ */
+static bool ksm_batch_leaves_shard(struct ksm *k, struct ksm_batch *b)
+{
+	for (unsigned long i = 0; i < b->nr; i++) {
+		struct ksm_rmap_item *item = b->e[i].item;
+		struct ksm_shard *shard = atomic_load_explicit(&item->shard, memory_order_relaxed);
+
+		if (b->e[i].pfn && item->state == ITEM_STABLE && shard != &k->shards[b->e[i].shard])
+			return true;
+	}
+	return false;
 }
 
 /* ---- the scan: slots, cursor, passes ---- */
@@ -1436,46 +1550,6 @@ static struct ksm_rmap_item *get_next_rmap_item(struct ksm *k, struct ksm_mm_slo
 	atomic_fetch_add(&k->rmap_items, 1);
 	atomic_fetch_add(&slot->mm->ksm_rmap_items, 1);
 	return item;
-}
-
-static unsigned int skip_age(uint8_t age)
-{
-	if (age <= 3)
-		return 1;
-	if (age <= 5)
-		return 2;
-	if (age <= 8)
-		return 4;
-	return 8;
-}
-
-/*
- * should_skip_rmap_item - smart scan: a page that did not merge for a few
- * scans is looked at only every 2nd, 4th, 8th scan.  umm never skips a page
- * mapped more than once (a fork's): another mapping's item may turn it into
- * a KSM page in place at any time, and this mapping should join the node at
- * its next visit - which also keeps the decision, taken when a batch is
- * gathered, the one a single thread takes after the pages before it merged.
- */
-static bool should_skip_rmap_item(struct ksm *k, struct umm_page *page, struct ksm_rmap_item *item)
-{
-	uint8_t age;
-
-	if (!k->p.smart_scan || PageKsm(page) || page_mapcount(page) > 1)
-		return false;
-	age = item->age;
-	if (age != UINT8_MAX)
-		item->age++;
-	if (age < 3)
-		return false;
-	if (!item->remaining_skips) {
-		item->remaining_skips = (uint8_t)skip_age(age);
-		return false;
-	}
-	atomic_fetch_add_explicit(&k->pages_skipped, 1, memory_order_relaxed);
-	item->remaining_skips--;
-	remove_rmap_item_from_tree(k, item);
-	return true;
 }
 
 /*
@@ -1588,7 +1662,6 @@ next_mm:
 		while (k->scan.address < vma->vm_end) {
 			uint64_t addr = k->scan.address;
 			struct ksm_rmap_item *item;
-			struct umm_page *page;
 			struct pt_page *pt;
 
 			if (!pte_offset(mm, addr, false, &pt)) {
@@ -1597,17 +1670,10 @@ next_mm:
 							vma->vm_end);
 				continue;
 			}
-			page = ksm_follow_page(mm, addr);
 			k->scan.address += PAGE_SIZE;
-			if (!page)
+			if (!ksm_follow_pfn(mm, addr, false))
 				continue;
 			item = get_next_rmap_item(k, slot, k->scan.rmap_list, addr);
-			if (item && should_skip_rmap_item(k, page, item)) {
-				k->scan.rmap_list = &item->rmap_list;
-				put_page(k->u, page);
-				continue;
-			}
-			put_page(k->u, page);
 			if (item) {
 				k->scan.rmap_list = &item->rmap_list;
 				slot->batch_gen = k->scan.batch_gen;
@@ -1744,11 +1810,11 @@ static void ksm_run_batch(struct ksm *k, struct ksm_batch *b)
 	unsigned int count[KSM_NR_SHARDS] = { 0 };
 
 	if (b->nr == 1) {
-		ksm_checksum_entry(k, b, 0);
+		ksm_checksum_chunk(k, b, 0);
 		ksm_merge_entry(k, &b->e[0]);
 		return;
 	}
-	ksm_run_phase(k, b, ksm_checksum_entry, b->nr);
+	ksm_run_phase(k, b, ksm_checksum_chunk, (b->nr + KSM_CHUNK - 1) / KSM_CHUNK);
 	for (unsigned long i = 0; i < b->nr; i++)
 		count[b->e[i].shard]++;
 	b->start[0] = 0;
@@ -1758,12 +1824,16 @@ static void ksm_run_batch(struct ksm *k, struct ksm_batch *b)
 	}
 	for (unsigned long i = 0; i < b->nr; i++)
 		b->order[count[b->e[i].shard]++] = (unsigned int)i;
-	ksm_run_phase(k, b, ksm_merge_shard, KSM_NR_SHARDS);
+	if (ksm_batch_leaves_shard(k, b))
+		ksm_run_phase(k, b, ksm_merge_serial, 1);
+	else
+		ksm_run_phase(k, b, ksm_merge_shard, KSM_NR_SHARDS);
 }
 
 /*
  * ksm_do_scan - scan up to @nr pages, stopping early at the end of a full
- * scan.  With helpers, pages are gathered in batches of 64 per thread.
+ * scan.  With helpers, pages are gathered in batches of
+ * KSM_BATCH_PER_THREAD per thread.
  * Context: thread_mutex held.
  */
 static void ksm_do_scan(struct ksm *k, unsigned long nr)
@@ -1801,7 +1871,9 @@ static void ksm_do_scan(struct ksm *k, unsigned long nr)
 		}
 		if (b.nr)
 			ksm_run_batch(k, &b);
-		nr -= b.nr;
+		/* skipped pages do not count against pages_to_scan, as on Linux */
+		for (unsigned long i = 0; i < b.nr; i++)
+			nr -= !b.e[i].skipped;
 		if (k->scan.pass_done) {
 			k->scan.pass_done = false;
 			advisor_stop_scan(k);
