@@ -136,6 +136,7 @@ struct ksm_rmap_item {
 	struct list_head hlist;			/* stable: in head->hlist */
 	unsigned long seqnr;			/* unstable: the scan that inserted it */
 	uint64_t oldchecksum;
+	uint64_t prefix;			/* unstable: page_prefix() when inserted */
 	unsigned int domain;			/* unstable key */
 	int nid;
 	uint8_t state;				/* ITEM_* */
@@ -295,6 +296,23 @@ static int memcmp_pages(struct umm *u, struct umm_page *a, struct umm_page *b)
 	return memcmp(page_address(u, a), page_address(u, b), PAGE_SIZE);
 }
 #endif
+
+/*
+ * The first 8 bytes of @page as a number that orders as memcmp() orders
+ * them.  The unstable tree keeps each item's, taken when it was inserted,
+ * and steers by it: a page whose first bytes differ goes left or right
+ * without the tree page being looked up or read (Linux reads every page on
+ * the way).  Only an equal prefix leads to the full compare.
+ */
+#if defined(__SANITIZE_THREAD__)
+__attribute__((no_sanitize("thread")))
+#endif
+static uint64_t page_prefix(struct umm *u, struct umm_page *page)
+{
+	const volatile uint64_t *p = page_address(u, page);
+
+	return __builtin_bswap64(*p);
+}
 
 static inline bool pages_identical(struct umm *u, struct umm_page *a, struct umm_page *b)
 {
@@ -604,6 +622,37 @@ static struct umm_page *ksm_follow_page(struct umm_mm *mm, uint64_t addr)
 	uint64_t pfn = ksm_follow_pfn(mm, addr, true);
 
 	return pfn ? pfn_to_page(mm->u, pfn) : NULL;
+}
+
+/*
+ * ksm_peek_pfn - the anonymous page mapped at @item's address now, found
+ * as GUP-fast finds it: no mmap_lock, no PTE lock, no reference.  Inside
+ * the caller's access section in @item's mm, the tables walked and the
+ * frame found cannot be freed (the flush before that waits for the
+ * section), so the frame can be read; its contents may change meanwhile.
+ * Used to steer through the unstable tree, where every step would
+ * otherwise take and drop some mm's mmap_lock and a PTE lock - cache lines
+ * that scanner threads bounce between them.  Return: the pfn, or 0 (none,
+ * or the mm is exiting).  Context: cpu_access_begin(cpu, @item->mm).
+ */
+static uint64_t ksm_peek_pfn(struct ksm *k, struct ksm_rmap_item *item)
+{
+	struct umm_mm *mm = item->mm;
+	struct pt_page *pgd = __atomic_load_n(&mm->pgd, __ATOMIC_ACQUIRE);
+	_Atomic pte_t *ptep;
+	struct umm_page *page;
+	pte_t pte;
+
+	if (!pgd || __atomic_load_n(&mm->dead, __ATOMIC_ACQUIRE))
+		return 0;
+	ptep = pte_offset_lockless(pgd, item->address);
+	if (!ptep)
+		return 0;
+	pte = atomic_load_explicit(ptep, memory_order_acquire);
+	if (!pte_present(pte) || pte_special(pte) || pte_pfn(pte) >= k->u->nr_frames)
+		return 0;
+	page = pfn_to_page(k->u, pte_pfn(pte));
+	return PageAnon(page) && !PageReserved(page) ? pte_pfn(pte) : 0;
 }
 
 /* The mergeable anonymous page of @item's address now, with a reference. */
@@ -1223,30 +1272,42 @@ static struct ksm_rmap_item *unstable_tree_search_insert(struct ksm *k, struct k
 							 struct umm_page **tree_pagep)
 {
 	struct rb_node **link = &shard->unstable.node, *parent = NULL;
+	uint64_t pfn = page_to_pfn(k->u, page), prefix = page_prefix(k->u, page);
+	struct umm_cpu *cpu = this_cpu();
 
 	while (*link) {
 		struct ksm_rmap_item *tree_item = rb_entry(*link, struct ksm_rmap_item, node);
 		struct umm_page *tree_page;
+		uint64_t tree_pfn;
 		int ret = key_cmp(item->domain, item->nid, tree_item->domain, tree_item->nid);
 
 		parent = *link;
+		if (!ret && tree_item->prefix != prefix)
+			ret = prefix < tree_item->prefix ? -1 : 1;
 		if (ret) {
 			link = ret < 0 ? &parent->left : &parent->right;
 			continue;
 		}
+		cpu_access_begin(cpu, tree_item->mm);
+		tree_pfn = ksm_peek_pfn(k, tree_item);
+		/* none there: give up; the same page (a fork's other mapping): no merge */
+		if (!tree_pfn || tree_pfn == pfn) {
+			cpu_access_end(cpu);
+			return NULL;
+		}
+		ret = memcmp_pages(k->u, page, pfn_to_page(k->u, tree_pfn));
+		cpu_access_end(cpu);
+		if (ret) {
+			link = ret < 0 ? &parent->left : &parent->right;
+			continue;
+		}
+		/* a twin: take it as a merge needs it, and look again */
 		tree_page = get_mergeable_page(tree_item);
 		if (!tree_page)
 			return NULL;
-		/* don't merge a page with itself (a fork's other mapping) */
-		if (page == tree_page) {
+		if (tree_page == page || !pages_identical(k->u, page, tree_page)) {
 			put_page(k->u, tree_page);
 			return NULL;
-		}
-		ret = memcmp_pages(k->u, page, tree_page);
-		if (ret) {
-			put_page(k->u, tree_page);
-			link = ret < 0 ? &parent->left : &parent->right;
-			continue;
 		}
 		*tree_pagep = tree_page;
 		return tree_item;
@@ -1254,6 +1315,7 @@ static struct ksm_rmap_item *unstable_tree_search_insert(struct ksm *k, struct k
 	item->state = ITEM_UNSTABLE;
 	item->shard = shard;
 	item->seqnr = k->scan.seqnr;
+	item->prefix = prefix;
 	rb_link_node(&item->node, parent, link);
 	rb_insert_color(&item->node, &shard->unstable);
 	atomic_fetch_add(&k->pages_unshared, 1);
