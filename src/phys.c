@@ -584,8 +584,11 @@ static void *trim_thread_fn(void *arg)
 				worked = true;
 		}
 		pthread_mutex_lock(&u->trim_lock);
-		if (!worked && !u->trim_stop)
+		if (!worked && !u->trim_stop) {
+			/* a kick must find it at normal priority, however busy the CPUs */
+			trim_thread_set_idle(&idle, false);
 			pthread_cond_wait(&u->trim_cond, &u->trim_lock);
+		}
 	}
 	pthread_mutex_unlock(&u->trim_lock);
 	return NULL;
