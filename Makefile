@@ -55,6 +55,11 @@ $(BUILD)/obj/%.o: src/%.c $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# KSM's page checksum, also built for AVX2 (chosen at run time: src/checksum_avx2.c)
+ifeq ($(shell uname -m),x86_64)
+$(BUILD)/obj/checksum_avx2.o: ALL_CFLAGS += -mavx2
+endif
+
 $(BUILD)/libumm.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^

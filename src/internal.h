@@ -889,4 +889,12 @@ int filemap_write_page(struct umm_page *page);
 void page_add_anon_rmap(struct umm_page *page, struct vm_area_struct *vma, uint64_t addr,
 			bool exclusive);
 
+/* KSM's page checksum built for AVX2 (checksum_avx2.c); use it only where the CPU has it. */
+#if defined(__x86_64__) && !defined(UMM_SANITIZE)
+#define KSM_CHECKSUM_AVX2 1
+uint64_t ksm_checksum_avx2(const void *data, size_t len);
+#else
+#define KSM_CHECKSUM_AVX2 0
+#endif
+
 #endif /* UMM_INTERNAL_H */

@@ -271,8 +271,16 @@ static inline bool is_stable_node_chain(const struct ksm_stable_node *n)
  * page whose contents were changing anyway.  The merge itself compares
  * again after write protection.  Hidden from TSan for that reason.
  */
+#if KSM_CHECKSUM_AVX2
+static _Atomic bool cpu_has_avx2;	/* set by ksm_init() */
+#endif
+
 static uint64_t calc_checksum(struct umm *u, struct umm_page *page)
 {
+#if KSM_CHECKSUM_AVX2
+	if (atomic_load_explicit(&cpu_has_avx2, memory_order_relaxed))
+		return ksm_checksum_avx2(page_address(u, page), PAGE_SIZE);
+#endif
 	return XXH3_64bits(page_address(u, page), PAGE_SIZE);
 }
 
@@ -2769,6 +2777,10 @@ int ksm_init(struct umm *u)
 
 	if (!k)
 		return -ENOMEM;
+#if KSM_CHECKSUM_AVX2
+	if (__builtin_cpu_supports("avx2"))
+		atomic_store_explicit(&cpu_has_avx2, true, memory_order_relaxed);
+#endif
 	k->u = u;
 	pthread_mutex_init(&k->thread_mutex, NULL);
 	spin_lock_init(&k->mmlist_lock);
