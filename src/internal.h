@@ -166,7 +166,6 @@ struct umm_node {
 	uint32_t inflight[1024];	/* frames being punched or cleared: free, on no list */
 	unsigned int nr_inflight;
 	uint64_t warm_high, warm_low;	/* trim above high, down to low */
-	uint64_t zeroed_high;		/* clear in the background up to this many */
 	uint64_t wmark_min, wmark_low, wmark_high;	/* for reclaim */
 	_Atomic uint64_t nr_free;
 	/* compaction: free frames of [iso_start, iso_end) are held back */

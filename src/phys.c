@@ -516,14 +516,8 @@ static bool zero_node(struct umm *u, struct umm_node *n)
 	unsigned int nr = 0;
 
 	pthread_mutex_lock(&n->lock);
-	/*
-	 * resident free memory stays bounded: warm_high at most is kept
-	 * cleared; and zeroed_high at most, so that a burst of frees (a KSM
-	 * merge, an munmap) is not followed by a burst of clearing that only
-	 * competes for memory bandwidth: beyond it, faults clear their own.
-	 */
-	while (nr < 64 && n->warm_count && n->warm_count + n->zeroed_count <= n->warm_high &&
-	       n->zeroed_count + nr < n->zeroed_high)
+	/* resident free memory stays bounded: warm_high at most is kept cleared */
+	while (nr < 64 && n->warm_count && n->warm_count + n->zeroed_count <= n->warm_high)
 		batch[nr++] = warm_pop_head(n);
 	memcpy(n->inflight, batch, nr * sizeof(uint32_t));
 	n->nr_inflight = nr;
@@ -677,7 +671,6 @@ int phys_init(struct umm *u)
 		/* keep free host memory bounded: 1/32 of the node, at least 1 MiB */
 		n->warm_high = u->prefault ? UINT64_MAX : max_t(uint64_t, frames / 32, 256);
 		n->warm_low = u->prefault ? UINT64_MAX : n->warm_high / 2;
-		n->zeroed_high = max_t(uint64_t, frames / 32, 256);
 		n->wmark_min = max_t(uint64_t, frames / 256, 4);
 		n->wmark_low = n->wmark_min * 5 / 4;
 		n->wmark_high = n->wmark_min * 3 / 2;
