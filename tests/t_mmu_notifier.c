@@ -59,38 +59,6 @@ static int tid(void)
 	return my_tid;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* The run's time budget in seconds: short (sanitizers), normal, long. */
-static double budget_s(double normal)
-{
-	return tap_long() ? 10 * normal : tap_short() ? normal / 3 : normal;
-}
-
-/* Wait until *@flag is set; false after 10 s. */
-static bool wait_flag(atomic_int *flag)
-{
-	for (int i = 0; i < 10000; i++) {
-		if (atomic_load(flag))
-			return true;
-		sleep_ms(1);
-	}
-	return false;
-}
-
 /* ---- the recording subscriber ---- */
 
 enum kind { K_START, K_END, K_RELEASE, K_CFY, K_CY, K_TY, K_CHANGE_PTE, K_SECTLB };
