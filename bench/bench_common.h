@@ -210,6 +210,24 @@ static inline void common_opt(const char *a, bool *quick, bool *json, void (*usa
 }
 
 /*
+ * The command line of a bench whose only option of its own is --reps N
+ * (1 to @max_reps, into *@reps); the others go to common_opt().  --quick
+ * caps *@reps at 3, so that a smoke test stays short.
+ */
+static inline void reps_opts(int argc, char **argv, int *reps, long max_reps, bool *quick,
+			     bool *json, void (*usage)(FILE *))
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--reps"))
+			*reps = (int)parse_num(opt_arg(argc, argv, &i), "--reps", 1, max_reps);
+		else
+			common_opt(argv[i], quick, json, usage);
+	}
+	if (*quick && *reps > 3)
+		*reps = 3;
+}
+
+/*
  * The end of main(): the figures as JSON or as tables (with the seconds
  * since @t0), then library errors; returns the exit status of the bench.
  */

@@ -368,6 +368,31 @@ static void umm_check_fault_pages(struct umm_mm *mm, uint64_t base, size_t npage
 
 static const char G_WFAULT[] = "write fault, first touch";
 
+/*
+ * Write @npages pages at @base (generation @gen), then check: one anonymous
+ * fault each, the pages' contents, the machine (validate, no leak; it is
+ * torn down).  @what names the case in messages.  Return: elapsed ns.
+ */
+static uint64_t timed_write_faults(struct umm *u, struct umm_mm *mm, uint64_t base,
+				   size_t npages, unsigned int gen, const char *what)
+{
+	struct umm_stat s0, s1;
+	char when[64];
+	uint64_t t;
+
+	umm_get_stat(u, &s0);
+	t = umm_write_pages(mm, base, npages, gen);
+	umm_get_stat(u, &s1);
+	CHECK(s1.pgfault_anon - s0.pgfault_anon == npages,
+	      "%s: %" PRIu64 " anonymous faults for %zu pages",
+	      what, s1.pgfault_anon - s0.pgfault_anon, npages);
+	umm_check_fault_pages(mm, base, npages, gen, what);
+	snprintf(when, sizeof(when), "%s write faults", what);
+	machine_validate(u, when);
+	machine_teardown(u, mm);
+	return t;
+}
+
 static void bench_write_fault(void)
 {
 	size_t len = opt.fault_bytes, npages = len >> PAGE_SHIFT;
@@ -438,15 +463,7 @@ static void bench_write_fault(void)
 			machine_teardown(u, mm);
 			break;
 		}
-		umm_get_stat(u, &s0);
-		t = umm_write_pages(mm, base, npages, 2);
-		umm_get_stat(u, &s1);
-		CHECK(s1.pgfault_anon - s0.pgfault_anon == npages,
-		      "recycled: %" PRIu64 " anonymous faults for %zu pages",
-		      s1.pgfault_anon - s0.pgfault_anon, npages);
-		umm_check_fault_pages(mm, base, npages, 2, "recycled");
-		machine_validate(u, "recycled write faults");
-		machine_teardown(u, mm);
+		t = timed_write_faults(u, mm, base, npages, 2, "recycled");
 		if (rep >= 0)
 			recycled[rep] = (double)t / npages;
 		ok_recycled &= cur_ok;
@@ -456,7 +473,6 @@ static void bench_write_fault(void)
 	for (int rep = -1; rep < opt.reps; rep++) {
 		struct umm *u;
 		struct umm_mm *mm = NULL;
-		struct umm_stat s0, s1;
 		uint64_t base, t;
 
 		cur_ok = true;
@@ -467,15 +483,7 @@ static void bench_write_fault(void)
 			machine_teardown(u, mm);
 			break;
 		}
-		umm_get_stat(u, &s0);
-		t = umm_write_pages(mm, base, npages, 3);
-		umm_get_stat(u, &s1);
-		CHECK(s1.pgfault_anon - s0.pgfault_anon == npages,
-		      "lazy: %" PRIu64 " anonymous faults for %zu pages",
-		      s1.pgfault_anon - s0.pgfault_anon, npages);
-		umm_check_fault_pages(mm, base, npages, 3, "lazy");
-		machine_validate(u, "lazy write faults");
-		machine_teardown(u, mm);
+		t = timed_write_faults(u, mm, base, npages, 3, "lazy");
 		if (rep >= 0)
 			lazy[rep] = (double)t / npages;
 		ok_lazy &= cur_ok;

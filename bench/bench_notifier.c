@@ -660,14 +660,7 @@ int main(int argc, char **argv)
 {
 	uint64_t t0 = now_ns();
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--reps"))
-			opt.reps = parse_num(opt_arg(argc, argv, &i), argv[i], 1, 64);
-		else
-			common_opt(argv[i], &opt.quick, &opt.json, usage);
-	}
-	if (opt.quick && opt.reps > 3)
-		opt.reps = 3;
+	reps_opts(argc, argv, &opt.reps, 64, &opt.quick, &opt.json, usage);
 	probe_machine();
 	bench_pairs();
 	bench_paths();

@@ -444,14 +444,7 @@ int main(int argc, char **argv)
 
 	if (argc == 4 && !strcmp(argv[1], ROLE))
 		return importer_main(atoi(argv[2]), atoi(argv[3]));
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--reps"))
-			reps = (int)parse_num(opt_arg(argc, argv, &i), "--reps", 1, 16);
-		else
-			common_opt(argv[i], &quick, &json, usage);
-	}
-	if (quick && reps > 3)
-		reps = 3;
+	reps_opts(argc, argv, &reps, 16, &quick, &json, usage);
 	probe_machine();
 	if (setup()) {
 		fprintf(stderr, BENCH_NAME ": setup failed\n");

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client_common.h"
 #include "shadow.h"
 
 #define PAGE_SIZE	((uint64_t)UMM_PAGE_SIZE)
@@ -117,23 +118,6 @@ static bool mmu_invalidate_retry(struct shadow_vm *vm, uint64_t gpa, unsigned lo
 }
 
 /* ---- the vCPU side ---- */
-
-/*
- * Copy between a frame and the caller's buffer.  Word-sized accesses, the
- * common case of a guest access, are one load and one store: gcc's inline
- * expansion of a variable-length memcpy (rep movsq) costs tens of ns.
- */
-static inline void frame_copy(void *dst, const void *src, size_t n)
-{
-	if (n == 8) {
-		uint64_t v;
-
-		memcpy(&v, src, 8);
-		memcpy(dst, &v, 8);
-	} else {
-		memcpy(dst, src, n);
-	}
-}
 
 /*
  * Enter guest mode.  The seq_cst store orders the later spte loads after it
@@ -249,11 +233,9 @@ static ssize_t vcpu_access(struct shadow_vcpu *vcpu, uint64_t gpa, void *buf, si
 
 	while (done < len) {
 		uint64_t addr = gpa + done;
-		size_t off = addr & ~PAGE_MASK, n = len - done;
+		size_t off, n = page_chunk(addr, len - done, &off);
 		char *frame;
 
-		if (n > PAGE_SIZE - off)
-			n = PAGE_SIZE - off;
 		if (addr < vm->base || addr >= vm->base + vm->size || addr < gpa) {
 			err = -EFAULT;
 			break;
@@ -261,10 +243,7 @@ static ssize_t vcpu_access(struct shadow_vcpu *vcpu, uint64_t gpa, void *buf, si
 		guest_enter(vcpu);
 		frame = spte_use(&vm->sptes[gpa_to_gfn(vm, addr)], write);
 		if (frame) {
-			if (write)
-				frame_copy(frame + off, (const char *)buf + done, n);
-			else
-				frame_copy((char *)buf + done, frame + off, n);
+			frame_io(frame + off, (char *)buf + done, n, write);
 			guest_exit(vcpu);
 			done += n;
 			continue;

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client_common.h"
 #include "tlb.h"
 
 #define PAGE_SIZE	((uint64_t)UMM_PAGE_SIZE)
@@ -93,23 +94,6 @@ static struct tlb_entry *tlb_find(struct tlb_dev *dev, uint64_t vaddr)
 }
 
 /* ---- the driver ---- */
-
-/*
- * Copy between a frame and the caller's buffer.  Word-sized accesses, the
- * common case of a device access, are one load and one store: gcc's inline
- * expansion of a variable-length memcpy (rep movsq) costs tens of ns.
- */
-static inline void frame_copy(void *dst, const void *src, size_t n)
-{
-	if (n == 8) {
-		uint64_t v;
-
-		memcpy(&v, src, 8);
-		memcpy(dst, &v, 8);
-	} else {
-		memcpy(dst, src, n);
-	}
-}
 
 /* Sleep until no invalidation is active.  Return: whether it had to. */
 static bool wait_range_inactive(struct tlb_dev *dev)
@@ -197,11 +181,9 @@ static ssize_t dev_access(struct tlb_dev *dev, uint64_t addr, void *buf, size_t 
 
 	while (done < len) {
 		uint64_t va = addr + done;
-		size_t off = va & ~PAGE_MASK, n = len - done;
+		size_t off, n = page_chunk(va, len - done, &off);
 		struct tlb_entry *e;
 
-		if (n > PAGE_SIZE - off)
-			n = PAGE_SIZE - off;
 		if (va < addr || va >= UMM_TASK_SIZE) {
 			err = -EFAULT;
 			break;
@@ -209,10 +191,7 @@ static ssize_t dev_access(struct tlb_dev *dev, uint64_t addr, void *buf, size_t 
 		pthread_rwlock_rdlock(&dev->tlb_lock);
 		e = tlb_find(dev, va & PAGE_MASK);
 		if (e && (!write || e->writable)) {
-			if (write)
-				frame_copy(e->frame + off, (const char *)buf + done, n);
-			else
-				frame_copy((char *)buf + done, e->frame + off, n);
+			frame_io(e->frame + off, (char *)buf + done, n, write);
 			pthread_rwlock_unlock(&dev->tlb_lock);
 			stat_inc(dev, hits);
 			done += n;

@@ -4,7 +4,8 @@
  * machine and an mm to test in (struct fix), umm_validate() with its
  * message, the leak check at teardown, pattern pages written and checked
  * through the CPU path, byte, stat and pagemap helpers, layouts drawn in
- * ASCII, and a temporary directory for host files.
+ * ASCII, a temporary directory for host files, and the clock, sleep and
+ * flag-wait helpers of the concurrent tests.
  *
  * Addresses: tests map with MAP_FIXED from BASE (8 GiB, far from where the
  * engine picks), so layouts are known.  A layout is drawn one character per
@@ -19,6 +20,7 @@
 #define UMM_TESTS_FIXTURE_H
 
 #include <ftw.h>
+#include <stdatomic.h>
 
 #include <umm/umm.h>
 
@@ -403,6 +405,41 @@ static inline int tmp_rm_one(const char *path, const struct stat *st, int type,
 static inline void tmp_cleanup(void)
 {
 	nftw(tmp_dir(), tmp_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- time, for the concurrent tests ---- */
+
+static inline void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* CLOCK_MONOTONIC in seconds. */
+static inline double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A run's time budget in seconds: short (sanitizers), normal, long. */
+static inline double budget_s(double normal)
+{
+	return tap_long() ? 10 * normal : tap_short() ? normal / 3 : normal;
+}
+
+/* Wait (politely) until *@flag is set; false after about 10 s. */
+static inline bool wait_flag(atomic_int *flag)
+{
+	for (int i = 0; i < 10000; i++) {
+		if (atomic_load(flag))
+			return true;
+		sleep_ms(1);
+	}
+	return false;
 }
 
 #endif /* UMM_TESTS_FIXTURE_H */

@@ -45,24 +45,6 @@ struct mirror {
 	atomic_ulong installs, retries;
 };
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
-/* Spin (politely) until *flag is set; false after ~10 s. */
-static bool wait_flag(atomic_int *flag)
-{
-	for (int i = 0; i < 10000; i++) {
-		if (atomic_load(flag))
-			return true;
-		sleep_ms(1);
-	}
-	return false;
-}
-
 static bool mirror_invalidate(struct umm_mmu_interval_notifier *in,
 			      const struct umm_mmu_notifier_range *r, unsigned long cur_seq)
 {

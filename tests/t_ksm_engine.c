@@ -38,6 +38,15 @@ static struct umm_ksm_stats kstats(struct umm *u)
 	return s;
 }
 
+/* Validate, exit the @n mms of @mm, then machine_done(). */
+static bool mms_done(struct umm *u, struct umm_mm **mm, int n)
+{
+	ASSERT_TRUE(machine_valid(u));
+	for (int i = 0; i < n; i++)
+		umm_mm_exit(mm[i]);
+	return machine_done(u);
+}
+
 /* @n pages at BASE: page i holds byte content[i % nc]; MADV_MERGEABLE. */
 static bool map_contents(struct umm_mm *mm, uint64_t n, const uint8_t *content, unsigned int nc)
 {
@@ -49,6 +58,48 @@ static bool map_contents(struct umm_mm *mm, uint64_t n, const uint8_t *content, 
 		ASSERT_EQ(umm_write(mm, AT(i), buf, PS), PS);
 	}
 	ASSERT_OK(umm_madvise(mm, AT(0), PG(n), UMM_MADV_MERGEABLE));
+	return true;
+}
+
+/* kmachine(), one mm, and map_contents() in it. */
+static bool kfix_init(struct fix *f, unsigned int threads, unsigned int max_sharing, uint64_t n,
+		      const uint8_t *content, unsigned int nc)
+{
+	f->mm = NULL;
+	ASSERT_TRUE(kmachine(&f->u, threads, max_sharing));
+	ASSERT_OK(umm_mm_create(f->u, &f->mm));
+	return map_contents(f->mm, n, content, nc);
+}
+
+/* kmachine(1, 256) and two mms, @x then @y, each with one page of byte @c. */
+static bool kpair(struct umm **u, uint8_t c, struct umm_mm **x, struct umm_mm **y)
+{
+	ASSERT_TRUE(kmachine(u, 1, 256));
+	ASSERT_OK(umm_mm_create(*u, x));
+	ASSERT_OK(umm_mm_create(*u, y));
+	ASSERT_TRUE(map_contents(*x, 1, &c, 1));
+	return map_contents(*y, 1, &c, 1);
+}
+
+/* Do the KSM figures of @u read @shared pages shared and @sharing sharing? */
+static bool ksm_merged(struct umm *u, unsigned long shared, unsigned long sharing)
+{
+	ASSERT_EQ(kstats(u).pages_shared, shared);
+	ASSERT_EQ(kstats(u).pages_sharing, sharing);
+	return true;
+}
+
+/*
+ * Start ksmd, with no sleep between batches of @pages_to_scan pages; the
+ * parameters set are left in @p.
+ */
+static bool ksmd_start(struct umm *u, unsigned long pages_to_scan, struct umm_ksm_params *p)
+{
+	ASSERT_OK(umm_ksm_get_params(u, p));
+	p->pages_to_scan = pages_to_scan;
+	p->sleep_millisecs = 0;
+	ASSERT_OK(umm_ksm_set_params(u, p));
+	ASSERT_OK(umm_ksm_set_run(u, 1));
 	return true;
 }
 
@@ -68,27 +119,18 @@ static bool map_mixed(struct umm *u, struct umm_mm **mm, int i, unsigned long n)
 	return map_contents(*mm, n, c, 12);
 }
 
-struct outcome { unsigned long shared, sharing, unshared, chains, dups; };
-
 /* Four mixed mms (chains with max_page_sharing 16): two full scans with @threads threads. */
-static bool mixed_run(unsigned int threads, struct outcome *o)
+static bool mixed_run(unsigned int threads, struct umm_ksm_stats *out)
 {
 	struct umm_mm *mm[4];
 	struct umm *u;
-	struct umm_ksm_stats s;
 
 	ASSERT_TRUE(kmachine(&u, threads, 16));
 	for (int i = 0; i < 4; i++)
 		ASSERT_TRUE(map_mixed(u, &mm[i], i, tap_short() ? 96 : 480));
 	ASSERT_OK(umm_ksm_full_scans(u, 2));
-	s = kstats(u);
-	*o = (struct outcome){ s.pages_shared, s.pages_sharing, s.pages_unshared,
-			       s.stable_node_chains, s.stable_node_dups };
-	ASSERT_TRUE(machine_valid(u));
-	for (int i = 0; i < 4; i++)
-		umm_mm_exit(mm[i]);
-	ASSERT_TRUE(machine_done(u));
-	return true;
+	umm_ksm_get_stats(u, out);
+	return mms_done(u, mm, 4);
 }
 
 /*
@@ -128,13 +170,21 @@ static bool family_run(unsigned int threads, struct umm_ksm_stats *out)
 	}
 	ASSERT_OK(umm_ksm_full_scans(u, 6));
 	umm_ksm_get_stats(u, out);
-	ASSERT_TRUE(machine_valid(u));
-	for (int i = 0; i < 6; i++)
-		umm_mm_exit(mm[i]);
-	ASSERT_TRUE(machine_done(u));
+	return mms_done(u, mm, 6);
+}
+
+/* Does a run with several threads give the merge figures of the run with one? */
+static bool same_merges(const struct umm_ksm_stats *many, const struct umm_ksm_stats *one)
+{
+	ASSERT_EQ(many->pages_shared, one->pages_shared);
+	ASSERT_EQ(many->pages_sharing, one->pages_sharing);
+	ASSERT_EQ(many->pages_unshared, one->pages_unshared);
+	ASSERT_EQ(many->stable_node_chains, one->stable_node_chains);
+	ASSERT_EQ(many->stable_node_dups, one->stable_node_dups);
 	return true;
 }
 
+/* nr_threads 1, 3 with smart scan, forks and changing pages: the same figures. */
 static bool test_threads_same_counts_family(void)
 {
 	struct umm_ksm_stats one, many;
@@ -142,33 +192,38 @@ static bool test_threads_same_counts_family(void)
 	ASSERT_TRUE(family_run(1, &one));
 	ASSERT_GE(one.pages_skipped, 1);
 	ASSERT_TRUE(family_run(3, &many));
-	ASSERT_EQ(many.pages_shared, one.pages_shared);
-	ASSERT_EQ(many.pages_sharing, one.pages_sharing);
-	ASSERT_EQ(many.pages_unshared, one.pages_unshared);
+	ASSERT_TRUE(same_merges(&many, &one));
 	ASSERT_EQ(many.pages_volatile, one.pages_volatile);
 	ASSERT_EQ(many.pages_skipped, one.pages_skipped);
 	ASSERT_EQ(many.pages_scanned, one.pages_scanned);
-	ASSERT_EQ(many.stable_node_chains, one.stable_node_chains);
-	ASSERT_EQ(many.stable_node_dups, one.stable_node_dups);
 	return true;
 }
 
 /* nr_threads 1, 2, 4: the same figures. */
 static bool test_threads_same_counts(void)
 {
-	struct outcome one, many;
+	struct umm_ksm_stats one, many;
 
 	ASSERT_TRUE(mixed_run(1, &one));
-	ASSERT_GE(one.shared, 4);
-	ASSERT_GE(one.chains, 1);
+	ASSERT_GE(one.pages_shared, 4);
+	ASSERT_GE(one.stable_node_chains, 1);
 	for (unsigned int t = 2; t <= 4; t += 2) {
 		ASSERT_TRUE(mixed_run(t, &many));
-		ASSERT_EQ(many.shared, one.shared);
-		ASSERT_EQ(many.sharing, one.sharing);
-		ASSERT_EQ(many.unshared, one.unshared);
-		ASSERT_EQ(many.chains, one.chains);
-		ASSERT_EQ(many.dups, one.dups);
+		ASSERT_TRUE(same_merges(&many, &one));
 	}
+	return true;
+}
+
+/* Do @u's figures read @shared, @sharing, @chains chains and @dups dups? */
+static bool chained(struct umm *u, unsigned long shared, unsigned long sharing,
+		    unsigned long chains, unsigned long dups)
+{
+	struct umm_ksm_stats s = kstats(u);
+
+	ASSERT_EQ(s.pages_shared, shared);
+	ASSERT_EQ(s.pages_sharing, sharing);
+	ASSERT_EQ(s.stable_node_chains, chains);
+	ASSERT_EQ(s.stable_node_dups, dups);
 	return true;
 }
 
@@ -181,19 +236,12 @@ static bool test_chain_collapse(void)
 {
 	static const uint8_t c = 0x42;
 	struct umm_ksm_params p;
-	struct umm_ksm_stats s;
 	struct fix f;
 	uint8_t one;
 
-	ASSERT_TRUE(kmachine(&f.u, 1, 2));
-	ASSERT_OK(umm_mm_create(f.u, &f.mm));
-	ASSERT_TRUE(map_contents(f.mm, 6, &c, 1));
+	ASSERT_TRUE(kfix_init(&f, 1, 2, 6, &c, 1));
 	ASSERT_OK(umm_ksm_full_scans(f.u, 2));
-	s = kstats(f.u);
-	ASSERT_EQ(s.pages_shared, 3);
-	ASSERT_EQ(s.pages_sharing, 3);
-	ASSERT_EQ(s.stable_node_chains, 1);
-	ASSERT_EQ(s.stable_node_dups, 3);
+	ASSERT_TRUE(chained(f.u, 3, 3, 1, 3));
 	ASSERT_TRUE(machine_valid(f.u));
 
 	/* keep only page 0 mapped to the content: the other dups go stale */
@@ -206,11 +254,7 @@ static bool test_chain_collapse(void)
 	ASSERT_OK(umm_ksm_set_params(f.u, &p));
 	/* one scan drops the changed pages' items, the next one's prune collapses */
 	ASSERT_OK(umm_ksm_full_scans(f.u, 2));
-	s = kstats(f.u);
-	ASSERT_EQ(s.pages_shared, 1);
-	ASSERT_EQ(s.pages_sharing, 0);
-	ASSERT_EQ(s.stable_node_chains, 0);
-	ASSERT_EQ(s.stable_node_dups, 0);
+	ASSERT_TRUE(chained(f.u, 1, 0, 0, 0));
 	ASSERT_TRUE(machine_valid(f.u));
 	return fix_fini(&f);
 }
@@ -229,14 +273,9 @@ static bool test_rmap_walk_ksm(void)
 	struct umm *u;
 	static const uint8_t c = 0x77;
 
-	ASSERT_TRUE(kmachine(&u, 1, 256));
-	ASSERT_OK(umm_mm_create(u, &a));
-	ASSERT_OK(umm_mm_create(u, &b));
-	ASSERT_TRUE(map_contents(a, 1, &c, 1));
-	ASSERT_TRUE(map_contents(b, 1, &c, 1));
+	ASSERT_TRUE(kpair(&u, c, &a, &b));
 	ASSERT_OK(umm_ksm_full_scans(u, 2));
-	ASSERT_EQ(kstats(u).pages_shared, 1);
-	ASSERT_EQ(kstats(u).pages_sharing, 1);
+	ASSERT_TRUE(ksm_merged(u, 1, 1));
 	ASSERT_OK(umm_mm_fork(a, &ca));
 	ASSERT_OK(umm_mm_fork(b, &cb));
 	umm_mm_get_ksm_stat(ca, &st);
@@ -263,12 +302,7 @@ static bool test_rmap_walk_ksm(void)
 	ASSERT_OK(umm_ksm_full_scans(u, 1));
 	ASSERT_EQ(kstats(u).pages_sharing, 2);
 	ASSERT_EQ(umm_page_rmap_count(ca, AT(0)), 3);
-	ASSERT_TRUE(machine_valid(u));
-	umm_mm_exit(b);
-	umm_mm_exit(ca);
-	umm_mm_exit(cb);
-	ASSERT_TRUE(machine_done(u));
-	return true;
+	return mms_done(u, (struct umm_mm *[]){ b, ca, cb }, 3);
 }
 
 /* The advisor owns pages_to_scan; its bounds hold after a scan. */
@@ -278,9 +312,7 @@ static bool test_advisor(void)
 	struct umm_ksm_params p;
 	struct fix f;
 
-	ASSERT_TRUE(kmachine(&f.u, 1, 256));
-	ASSERT_OK(umm_mm_create(f.u, &f.mm));
-	ASSERT_TRUE(map_contents(f.mm, 64, c, 2));
+	ASSERT_TRUE(kfix_init(&f, 1, 256, 64, c, 2));
 	ASSERT_OK(umm_ksm_get_params(f.u, &p));
 	p.advisor_mode = UMM_KSM_ADVISOR_SCAN_TIME;
 	p.advisor_min_pages_to_scan = 50;
@@ -312,14 +344,8 @@ static bool test_ksmd_threads(void)
 	struct fix f;
 	unsigned long n = tap_short() ? 64 : 1024;
 
-	ASSERT_TRUE(kmachine(&f.u, 3, 256));
-	ASSERT_OK(umm_mm_create(f.u, &f.mm));
-	ASSERT_TRUE(map_contents(f.mm, n, &c, 1));
-	ASSERT_OK(umm_ksm_get_params(f.u, &p));
-	p.pages_to_scan = n;
-	p.sleep_millisecs = 0;
-	ASSERT_OK(umm_ksm_set_params(f.u, &p));
-	ASSERT_OK(umm_ksm_set_run(f.u, 1));
+	ASSERT_TRUE(kfix_init(&f, 3, 256, n, &c, 1));
+	ASSERT_TRUE(ksmd_start(f.u, n, &p));
 	for (int i = 0; i < 100000; i++) {
 		s = kstats(f.u);
 		if (s.pages_shared + s.pages_sharing == n)
@@ -364,14 +390,8 @@ static bool test_knobs_while_ksmd_busy(void)
 
 	for (unsigned int i = 0; i < 64; i++)
 		c[i] = (uint8_t)(i + 1);
-	ASSERT_TRUE(kmachine(&f.u, 1, 256));
-	ASSERT_OK(umm_mm_create(f.u, &f.mm));
-	ASSERT_TRUE(map_contents(f.mm, n, c, 64));
-	ASSERT_OK(umm_ksm_get_params(f.u, &p));
-	p.pages_to_scan = 4 * n;
-	p.sleep_millisecs = 0;
-	ASSERT_OK(umm_ksm_set_params(f.u, &p));
-	ASSERT_OK(umm_ksm_set_run(f.u, 1));
+	ASSERT_TRUE(kfix_init(&f, 1, 256, n, c, 64));
+	ASSERT_TRUE(ksmd_start(f.u, 4 * n, &p));
 	signal(SIGALRM, starved);
 	alarm(60);
 	for (int i = 0; i < 20; i++) {
@@ -403,17 +423,12 @@ static bool test_fork_child_counted_next_scan(void)
 	struct umm_pageinfo pi;
 	struct umm *u;
 
-	ASSERT_TRUE(kmachine(&u, 1, 256));
-	ASSERT_OK(umm_mm_create(u, &q));
-	ASSERT_OK(umm_mm_create(u, &a));
-	ASSERT_TRUE(map_contents(q, 1, &c, 1));
-	ASSERT_TRUE(map_contents(a, 1, &c, 1));
+	ASSERT_TRUE(kpair(&u, c, &q, &a));
 	ASSERT_OK(umm_ksm_scan(u, 1));		/* the cursor is in Q */
 	ASSERT_OK(umm_mm_fork(a, &b));
 	ASSERT_OK(umm_ksm_full_scans(u, 1));	/* ends scan 1 */
 	ASSERT_OK(umm_ksm_full_scans(u, 1));	/* scan 2: B, Q, A */
-	ASSERT_EQ(kstats(u).pages_shared, 1);
-	ASSERT_EQ(kstats(u).pages_sharing, 1);
+	ASSERT_TRUE(ksm_merged(u, 1, 1));
 	ASSERT_OK(umm_pagemap(b, AT(0), &pi));
 	ASSERT_TRUE(pi.flags & UMM_PI_KSM);
 	umm_mm_get_ksm_stat(b, &st);
@@ -423,12 +438,7 @@ static bool test_fork_child_counted_next_scan(void)
 	umm_mm_get_ksm_stat(b, &st);
 	ASSERT_EQ(st.ksm_merging_pages, 1);
 	ASSERT_EQ(kstats(u).pages_sharing, 2);
-	ASSERT_TRUE(machine_valid(u));
-	umm_mm_exit(q);
-	umm_mm_exit(a);
-	umm_mm_exit(b);
-	ASSERT_TRUE(machine_done(u));
-	return true;
+	return mms_done(u, (struct umm_mm *[]){ q, a, b }, 3);
 }
 
 /*
@@ -444,28 +454,18 @@ static bool test_domain_fork_shared(void)
 	struct umm_pageinfo pa, pb, pq;
 	struct umm *u;
 
-	ASSERT_TRUE(kmachine(&u, 1, 256));
-	ASSERT_OK(umm_mm_create(u, &q));
-	ASSERT_OK(umm_mm_create(u, &a));
-	ASSERT_TRUE(map_contents(q, 1, &c, 1));
-	ASSERT_TRUE(map_contents(a, 1, &c, 1));
+	ASSERT_TRUE(kpair(&u, c, &q, &a));
 	ASSERT_OK(umm_mm_fork(a, &b));
 	ASSERT_OK(umm_mm_set_ksm_domain(b, 1));
 	ASSERT_OK(umm_ksm_full_scans(u, 2));
-	ASSERT_EQ(kstats(u).pages_shared, 1);
-	ASSERT_EQ(kstats(u).pages_sharing, 1);
+	ASSERT_TRUE(ksm_merged(u, 1, 1));
 	ASSERT_OK(umm_pagemap(q, AT(0), &pq));
 	ASSERT_OK(umm_pagemap(a, AT(0), &pa));
 	ASSERT_OK(umm_pagemap(b, AT(0), &pb));
 	ASSERT_EQ(pa.pfn, pq.pfn);
 	ASSERT_NE(pb.pfn, pa.pfn);
 	ASSERT_FALSE(pb.flags & UMM_PI_KSM);
-	ASSERT_TRUE(machine_valid(u));
-	umm_mm_exit(q);
-	umm_mm_exit(a);
-	umm_mm_exit(b);
-	ASSERT_TRUE(machine_done(u));
-	return true;
+	return mms_done(u, (struct umm_mm *[]){ q, a, b }, 3);
 }
 
 int main(void)

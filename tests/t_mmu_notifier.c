@@ -59,38 +59,6 @@ static int tid(void)
 	return my_tid;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* The run's time budget in seconds: short (sanitizers), normal, long. */
-static double budget_s(double normal)
-{
-	return tap_long() ? 10 * normal : tap_short() ? normal / 3 : normal;
-}
-
-/* Wait until *@flag is set; false after 10 s. */
-static bool wait_flag(atomic_int *flag)
-{
-	for (int i = 0; i < 10000; i++) {
-		if (atomic_load(flag))
-			return true;
-		sleep_ms(1);
-	}
-	return false;
-}
-
 /* ---- the recording subscriber ---- */
 
 enum kind { K_START, K_END, K_RELEASE, K_CFY, K_CY, K_TY, K_CHANGE_PTE, K_SECTLB };
@@ -649,6 +617,9 @@ static bool fix_rec_done(struct fix *f, struct rec *r)
 	return fix_done(f);
 }
 
+/* The recorders' names of file_mm()'s mms in the rmap tests. */
+static const char *const mm_name[] = { "m0", "m1", "m2" };
+
 /* A file @name of @npages (make_file()), a machine, the file opened on it. */
 static bool file_machine(const char *name, int npages, struct umm **u, struct umm_file **file)
 {
@@ -668,6 +639,20 @@ static bool mms_put(struct umm *u, struct umm_file *file, struct umm_mm **mm, st
 		umm_mm_exit(mm[i]);
 	}
 	umm_file_put(file);
+	return true;
+}
+
+/*
+ * A new mm in @u mapping 2 pages of @file at @addr, and a recorder @name
+ * registered on it.
+ */
+static bool file_mm(struct umm *u, struct umm_file *file, uint64_t addr, int prot, int flags,
+		    const char *name, struct umm_mm **mm, struct rec **r)
+{
+	ASSERT_OK(umm_mm_create(u, mm));
+	ASSERT_OK(map_file(*mm, addr, 2, prot, flags, file, 0));
+	*r = rec_reg(name, *mm);
+	ASSERT_TRUE(*r);
 	return true;
 }
 
@@ -1140,13 +1125,9 @@ static bool test_page_mkclean(void)
 	size_t m[3];
 
 	ASSERT_TRUE(file_machine("mkclean", 2, &u, &file));
-	for (int i = 0; i < 3; i++) {
-		ASSERT_OK(umm_mm_create(u, &mm[i]));
-		ASSERT_OK(map_file(mm[i], AT(10 * i), 2, RW,
-				   i < 2 ? UMM_MAP_SHARED : UMM_MAP_PRIVATE, file, 0));
-		r[i] = rec_reg(i == 0 ? "m0" : i == 1 ? "m1" : "m2", mm[i]);
-		ASSERT_TRUE(r[i]);
-	}
+	for (int i = 0; i < 3; i++)
+		ASSERT_TRUE(file_mm(u, file, AT(10 * i), RW, i < 2 ? UMM_MAP_SHARED : UMM_MAP_PRIVATE,
+				    mm_name[i], &mm[i], &r[i]));
 	ASSERT_TRUE(put_byte(mm[0], AT(0) + 5, 0xee));
 	ASSERT_EQ(byte_at(mm[1], AT(10) + 5), 0xee);
 	ASSERT_EQ(byte_at(mm[2], AT(20) + 5), 0xee);
@@ -1194,12 +1175,9 @@ static bool test_msync_clean_sends_nothing(void)
 	bool ok;
 
 	ASSERT_TRUE(file_machine("msclean", 2, &u, &file));
-	for (int i = 0; i < 2; i++) {
-		ASSERT_OK(umm_mm_create(u, &mm[i]));
-		ASSERT_OK(map_file(mm[i], AT(10 * i), 2, RW, UMM_MAP_SHARED, file, 0));
-		r[i] = rec_reg(i ? "m1" : "m0", mm[i]);
-		ASSERT_TRUE(r[i]);
-	}
+	for (int i = 0; i < 2; i++)
+		ASSERT_TRUE(file_mm(u, file, AT(10 * i), RW, UMM_MAP_SHARED, mm_name[i], &mm[i],
+				    &r[i]));
 	ASSERT_TRUE(put_byte(mm[0], AT(0), 0x42));
 	ASSERT_EQ(byte_at(mm[1], AT(10)), 0x42);
 	ASSERT_EQ(byte_at(mm[1], AT(11)), fbyte(PG(1)));	/* read, never written */
@@ -1233,12 +1211,10 @@ static bool test_try_to_unmap(void)
 
 	ASSERT_TRUE(file_machine("ttu", 2, &u, &file));
 	for (int i = 0; i < 3; i++) {
-		ASSERT_OK(umm_mm_create(u, &mm[i]));
-		ASSERT_OK(map_file(mm[i], AT(10 * i + 3), 2, i == 2 ? RO : RW,
-				   i == 1 ? UMM_MAP_PRIVATE : UMM_MAP_SHARED, file, 0));
+		ASSERT_TRUE(file_mm(u, file, AT(10 * i + 3), i == 2 ? RO : RW,
+				    i == 1 ? UMM_MAP_PRIVATE : UMM_MAP_SHARED, mm_name[i], &mm[i],
+				    &r[i]));
 		ASSERT_EQ(byte_at(mm[i], AT(10 * i + 4)), fbyte(PG(1)));
-		r[i] = rec_reg(i == 0 ? "m0" : i == 1 ? "m1" : "m2", mm[i]);
-		ASSERT_TRUE(r[i]);
 		m[i] = rec_mark(r[i]);
 	}
 	ASSERT_TRUE(put_byte(mm[0], AT(4) + 1, 0x77));		/* dirty: no event */
@@ -1700,6 +1676,35 @@ static void *unregister_thread(void *arg)
 	return NULL;
 }
 
+/* fix_init(), 4 pattern pages at AT(0), the flags reset, blk_rec registered with block_hook. */
+static bool blk_fix(struct fix *f)
+{
+	ASSERT_TRUE(fix_init(f));
+	ASSERT_TRUE(map_pat(f->mm, AT(0), 4, RW, PRIV, 1));
+	atomic_store(&blk_in, 0);
+	atomic_store(&blk_go, 0);
+	atomic_store(&blk_done, 0);
+	atomic_store(&reg_done, 0);
+	blk_rec = rec_reg("blocker", f->mm);
+	ASSERT_TRUE(blk_rec);
+	blk_rec->start_hook = block_hook;
+	return true;
+}
+
+/*
+ * Start munmap_thread (t1) on @f's mm; once blk_rec's start callback is
+ * blocked in it, start @fn(@arg) (t2) and give it 100 ms to run into the
+ * invalidation in flight.
+ */
+static bool blk_race(struct fix *f, pthread_t *t1, pthread_t *t2, void *(*fn)(void *), void *arg)
+{
+	ASSERT_EQ(pthread_create(t1, NULL, munmap_thread, f->mm), 0);
+	ASSERT_TRUE(wait_flag(&blk_in));
+	ASSERT_EQ(pthread_create(t2, NULL, fn, arg), 0);
+	sleep_ms(100);
+	return true;
+}
+
 /*
  * A subscriber registered while an invalidation is in flight never sees
  * its end without its start.
@@ -1709,20 +1714,10 @@ static bool test_register_during_invalidation(void)
 	pthread_t t1, t2;
 	struct fix f;
 
-	ASSERT_TRUE(fix_init(&f));
-	ASSERT_TRUE(map_pat(f.mm, AT(0), 4, RW, PRIV, 1));
-	atomic_store(&blk_in, 0);
-	atomic_store(&blk_go, 0);
-	atomic_store(&blk_done, 0);
-	atomic_store(&reg_done, 0);
-	blk_rec = rec_reg("blocker", f.mm);
+	ASSERT_TRUE(blk_fix(&f));
 	late_rec = rec_new("late", f.mm);
-	ASSERT_TRUE(blk_rec && late_rec);
-	blk_rec->start_hook = block_hook;
-	ASSERT_EQ(pthread_create(&t1, NULL, munmap_thread, f.mm), 0);
-	ASSERT_TRUE(wait_flag(&blk_in));
-	ASSERT_EQ(pthread_create(&t2, NULL, register_thread, f.mm), 0);
-	sleep_ms(100);
+	ASSERT_TRUE(late_rec);
+	ASSERT_TRUE(blk_race(&f, &t1, &t2, register_thread, f.mm));
 	if (atomic_load(&reg_done))
 		TAP_DIAG("register returned while an invalidation was in flight");
 	atomic_store(&blk_go, 1);
@@ -1756,19 +1751,8 @@ static bool test_unregister_during_callback(void)
 	pthread_t t1, t2;
 	struct fix f;
 
-	ASSERT_TRUE(fix_init(&f));
-	ASSERT_TRUE(map_pat(f.mm, AT(0), 4, RW, PRIV, 1));
-	atomic_store(&blk_in, 0);
-	atomic_store(&blk_go, 0);
-	atomic_store(&blk_done, 0);
-	atomic_store(&reg_done, 0);
-	blk_rec = rec_reg("blocker", f.mm);
-	ASSERT_TRUE(blk_rec);
-	blk_rec->start_hook = block_hook;
-	ASSERT_EQ(pthread_create(&t1, NULL, munmap_thread, f.mm), 0);
-	ASSERT_TRUE(wait_flag(&blk_in));
-	ASSERT_EQ(pthread_create(&t2, NULL, unregister_thread, NULL), 0);
-	sleep_ms(100);
+	ASSERT_TRUE(blk_fix(&f));
+	ASSERT_TRUE(blk_race(&f, &t1, &t2, unregister_thread, NULL));
 	atomic_store(&blk_go, 1);
 	pthread_join(t1, NULL);
 	pthread_join(t2, NULL);

@@ -89,20 +89,6 @@ struct client {
 	atomic_int unblock;
 };
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)ms * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
-static bool wait_flag(atomic_int *flag)
-{
-	for (int i = 0; i < 10000 && !atomic_load(flag); i++)
-		sleep_ms(1);
-	return atomic_load(flag);
-}
-
 static int client_start(struct umm_mmu_notifier *mn, const struct umm_mmu_notifier_range *r)
 {
 	struct client *c = (struct client *)mn;

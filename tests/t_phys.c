@@ -47,13 +47,6 @@ static long long rss_shmem(void)
 	return kb < 0 ? -1 : kb * 1024;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 /* ---- concurrency ---- */
 
 struct worker {

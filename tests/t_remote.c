@@ -207,14 +207,6 @@ static inline bool zappable(const struct layout *l, uint64_t p)
 	return p >= l->npages - l->nzap;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void sleep_us(long us)
 {
 	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
@@ -1273,11 +1265,6 @@ static bool stress_run(unsigned int nexp, unsigned int nimp, uint64_t npages, do
 	ASSERT_TRUE(machine_valid(r.u));
 	free(ctr);
 	return rig_down(&r);
-}
-
-static double budget_s(double normal)
-{
-	return tap_long() ? 10 * normal : tap_short() ? normal / 3 : normal;
 }
 
 static bool test_stress(void)
