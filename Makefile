@@ -86,11 +86,13 @@ $(BUILD)/umm-uninstalled.pc: Makefile
 	  'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -lumm' \
 	  'Libs.private: -pthread' > $@
 
-$(BUILD)/tests/%: tests/%.c tests/tap.h tests/fixture.h $(BUILD)/libumm.a $(CLIENT_SRCS)
+CLIENT_HDRS := $(wildcard clients/*.h)
+
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libumm.a $(CLIENT_SRCS) $(CLIENT_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -Iclients -o $@ $< $(CLIENT_SRCS) $(BUILD)/libumm.a $(LIBS) -lm
 
-$(BUILD)/bench/%: bench/%.c bench/bench_common.h $(BUILD)/libumm.a $(CLIENT_SRCS)
+$(BUILD)/bench/%: bench/%.c bench/bench_common.h $(BUILD)/libumm.a $(CLIENT_SRCS) $(CLIENT_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Ibench -Iclients -o $@ $< $(CLIENT_SRCS) $(BUILD)/libumm.a $(LIBS) -lm
 
