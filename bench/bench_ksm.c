@@ -450,6 +450,13 @@ static void kernel_run(size_t bytes, enum shape shape, int merge_fig, bool cpu, 
 	if (!kernel_ok)
 		return;
 	shape_expect(npages, shape, mps, &want_shared, &want_sharing);
+	/*
+	 * The counts are global: pages another process has merged would move
+	 * them while ksmd runs, and the expected deltas never appear.  Unmerge
+	 * everything first (as after every run below; untimed).
+	 */
+	knob_write("run", "2");
+	knob_write("run", "0");
 	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) {
 		fprintf(stderr, BENCH_NAME ": kernel: mmap %zu MiB: %s\n", bytes / MiB,
