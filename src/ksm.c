@@ -193,6 +193,7 @@ struct ksm_batch {
 	unsigned long nr;
 	unsigned int *order;			/* entries sorted by shard, stable */
 	unsigned int start[KSM_NR_SHARDS + 1];	/* each shard's run in order[] */
+	unsigned int busy[KSM_NR_SHARDS];	/* the shards with entries: merge units */
 	void (*fn)(struct ksm *k, struct ksm_batch *b, unsigned long unit);
 	unsigned long units;
 	_Atomic unsigned long next;
@@ -1609,8 +1610,10 @@ static void ksm_merge_entry(struct ksm *k, struct ksm_scan_entry *e)
 	pthread_mutex_unlock(&shard->lock);
 }
 
-static void ksm_merge_shard(struct ksm *k, struct ksm_batch *b, unsigned long shard)
+static void ksm_merge_shard(struct ksm *k, struct ksm_batch *b, unsigned long unit)
 {
+	unsigned int shard = b->busy[unit];
+
 	for (unsigned int i = b->start[shard]; i < b->start[shard + 1]; i++)
 		ksm_merge_entry(k, &b->e[b->order[i]]);
 }
@@ -1950,7 +1953,7 @@ static void ksm_run_phase(struct ksm *k, struct ksm_batch *b,
 /* Process a gathered batch: checksums, then each shard's merges in scan order. */
 static void ksm_run_batch(struct ksm *k, struct ksm_batch *b)
 {
-	unsigned int count[KSM_NR_SHARDS] = { 0 };
+	unsigned int count[KSM_NR_SHARDS] = { 0 }, nr_busy = 0;
 
 	if (b->nr == 1) {
 		ksm_checksum_chunk(k, b, 0);
@@ -1967,10 +1970,15 @@ static void ksm_run_batch(struct ksm *k, struct ksm_batch *b)
 	}
 	for (unsigned long i = 0; i < b->nr; i++)
 		b->order[count[b->e[i].shard]++] = (unsigned int)i;
-	if (ksm_batch_leaves_shard(k, b))
+	if (ksm_batch_leaves_shard(k, b)) {
 		ksm_run_phase(k, b, ksm_merge_serial, 1);
-	else
-		ksm_run_phase(k, b, ksm_merge_shard, KSM_NR_SHARDS);
+		return;
+	}
+	/* one unit per shard with work: identical pages (one shard) run inline */
+	for (unsigned int s = 0; s < KSM_NR_SHARDS; s++)
+		if (b->start[s + 1] > b->start[s])
+			b->busy[nr_busy++] = s;
+	ksm_run_phase(k, b, ksm_merge_shard, nr_busy);
 }
 
 /*
