@@ -237,9 +237,9 @@ struct ksm {
 	pthread_cond_t pool_go, pool_done;
 	pthread_t helpers[UMM_KSM_MAX_THREADS];
 	unsigned int nr_helpers;
-	_Atomic unsigned long pool_gen;		/* changed under pool_lock; */
-	_Atomic unsigned int pool_busy;		/* spinners read them without */
-	_Atomic bool pool_stop;
+	unsigned long pool_gen;
+	unsigned int pool_busy;
+	bool pool_stop;
 	struct ksm_batch *pool_batch;
 	_Atomic uint64_t scan_cpu_ns;		/* CPU the helpers spent (advisor) */
 
@@ -1851,48 +1851,27 @@ static void ksm_process_batch(struct ksm *k, struct ksm_batch *b)
 		b->fn(k, b, i);
 }
 
-/*
- * Phases follow each other every few hundred microseconds, and a sleep on
- * a condition variable and its wakeup cost tens of them: a scanner thread
- * that finished its part spins for about as long as one futex round trip
- * before it sleeps.
- */
-#define KSM_SPIN	2000
-
-static inline void ksm_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
-
 static void *ksm_helper_fn(void *arg)
 {
 	struct ksm *k = arg;
 	unsigned long gen = 0;
 
+	pthread_mutex_lock(&k->pool_lock);
 	for (;;) {
-		for (int i = 0; i < KSM_SPIN && atomic_load(&k->pool_gen) == gen &&
-				!atomic_load(&k->pool_stop); i++)
-			ksm_cpu_relax();
-		pthread_mutex_lock(&k->pool_lock);
 		while (!k->pool_stop && k->pool_gen == gen)
 			pthread_cond_wait(&k->pool_go, &k->pool_lock);
-		if (k->pool_stop) {
-			pthread_mutex_unlock(&k->pool_lock);
+		if (k->pool_stop)
 			break;
-		}
 		gen = k->pool_gen;
 		pthread_mutex_unlock(&k->pool_lock);
 		uint64_t t0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
 		ksm_process_batch(k, k->pool_batch);
 		atomic_fetch_add(&k->scan_cpu_ns, now_ns(CLOCK_THREAD_CPUTIME_ID) - t0);
-		if (atomic_fetch_sub(&k->pool_busy, 1) == 1) {
-			pthread_mutex_lock(&k->pool_lock);
+		pthread_mutex_lock(&k->pool_lock);
+		if (--k->pool_busy == 0)
 			pthread_cond_broadcast(&k->pool_done);
-			pthread_mutex_unlock(&k->pool_lock);
-		}
 	}
+	pthread_mutex_unlock(&k->pool_lock);
 	return NULL;
 }
 
@@ -1942,10 +1921,8 @@ static void ksm_run_phase(struct ksm *k, struct ksm_batch *b,
 	pthread_cond_broadcast(&k->pool_go);
 	pthread_mutex_unlock(&k->pool_lock);
 	ksm_process_batch(k, b);
-	for (int i = 0; i < KSM_SPIN && atomic_load(&k->pool_busy); i++)
-		ksm_cpu_relax();
 	pthread_mutex_lock(&k->pool_lock);
-	while (atomic_load(&k->pool_busy))
+	while (k->pool_busy)
 		pthread_cond_wait(&k->pool_done, &k->pool_lock);
 	pthread_mutex_unlock(&k->pool_lock);
 }
