@@ -649,30 +649,33 @@ static struct vm_area_struct *find_mergeable_vma(struct umm_mm *mm, uint64_t add
  * the zero frame does not.  Return: the pfn, 0 for none.
  * Context: mmap_lock held.
  */
+/* The frame @pte maps if it is an anonymous page KSM may merge, else 0. */
+static uint64_t ksm_pte_pfn(struct umm *u, pte_t pte)
+{
+	struct umm_page *page;
+
+	if (!pte_present(pte) || pte_special(pte) || pte_pfn(pte) >= u->nr_frames)
+		return 0;
+	page = pfn_to_page(u, pte_pfn(pte));
+	return PageAnon(page) && !PageReserved(page) ? pte_pfn(pte) : 0;
+}
+
 static uint64_t ksm_follow_pfn(struct umm_mm *mm, uint64_t addr, bool get)
 {
 	struct pt_page *pt;
 	_Atomic pte_t *ptep = pte_offset(mm, addr, false, &pt);
-	uint64_t pfn = 0;
-	pte_t pte;
+	uint64_t pfn;
 
 	if (!ptep)
 		return 0;
 	/* a peek without a reference needs no lock: the PTE is read whole */
-	if (get)
-		spin_lock(pte_lockptr(pt));
-	pte = atomic_load_explicit(ptep, get ? memory_order_relaxed : memory_order_acquire);
-	if (pte_present(pte) && !pte_special(pte)) {
-		struct umm_page *page = pfn_to_page(mm->u, pte_pfn(pte));
-
-		if (PageAnon(page) && !PageReserved(page)) {
-			pfn = pte_pfn(pte);
-			if (get)
-				get_page(page);
-		}
-	}
-	if (get)
-		spin_unlock(pte_lockptr(pt));
+	if (!get)
+		return ksm_pte_pfn(mm->u, atomic_load_explicit(ptep, memory_order_acquire));
+	spin_lock(pte_lockptr(pt));
+	pfn = ksm_pte_pfn(mm->u, atomic_load_explicit(ptep, memory_order_relaxed));
+	if (pfn)
+		get_page(pfn_to_page(mm->u, pfn));
+	spin_unlock(pte_lockptr(pt));
 	return pfn;
 }
 
@@ -699,19 +702,13 @@ static uint64_t ksm_peek_pfn(struct ksm *k, struct ksm_rmap_item *item)
 	struct umm_mm *mm = item->mm;
 	struct pt_page *pgd = __atomic_load_n(&mm->pgd, __ATOMIC_ACQUIRE);
 	_Atomic pte_t *ptep;
-	struct umm_page *page;
-	pte_t pte;
 
 	if (!pgd || __atomic_load_n(&mm->dead, __ATOMIC_ACQUIRE))
 		return 0;
 	ptep = pte_offset_lockless(pgd, item->address);
 	if (!ptep)
 		return 0;
-	pte = atomic_load_explicit(ptep, memory_order_acquire);
-	if (!pte_present(pte) || pte_special(pte) || pte_pfn(pte) >= k->u->nr_frames)
-		return 0;
-	page = pfn_to_page(k->u, pte_pfn(pte));
-	return PageAnon(page) && !PageReserved(page) ? pte_pfn(pte) : 0;
+	return ksm_pte_pfn(k->u, atomic_load_explicit(ptep, memory_order_acquire));
 }
 
 /* The mergeable anonymous page of @item's address now, with a reference. */
