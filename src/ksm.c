@@ -1357,11 +1357,15 @@ static struct ksm_rmap_item *unstable_tree_search_insert(struct ksm *k, struct k
 			link = ret < 0 ? &parent->left : &parent->right;
 			continue;
 		}
-		/* a twin: take it as a merge needs it, and look again */
+		/*
+		 * A twin: take it as a merge needs it - the frame just compared,
+		 * or none.  No second compare: the merge compares again once
+		 * both pages are write-protected.
+		 */
 		tree_page = get_mergeable_page(tree_item);
 		if (!tree_page)
 			return NULL;
-		if (tree_page == page || !pages_identical(k->u, page, tree_page)) {
+		if (page_to_pfn(k->u, tree_page) != tree_pfn) {
 			put_page(k->u, tree_page);
 			return NULL;
 		}
@@ -1613,13 +1617,6 @@ static void ksm_merge_shard(struct ksm *k, struct ksm_batch *b, unsigned long un
 
 	for (unsigned int i = b->start[shard]; i < b->start[shard + 1]; i++)
 		ksm_merge_entry(k, &b->e[b->order[i]]);
-}
-
-/* The whole batch's merges in scan order, on one thread. */
-static void ksm_merge_serial(struct ksm *k, struct ksm_batch *b, unsigned long unit)
-{
-	for (unsigned long i = 0; i < b->nr; i++)
-		ksm_merge_entry(k, &b->e[i]);
 }
 
 /*
@@ -1945,7 +1942,8 @@ static void ksm_run_batch(struct ksm *k, struct ksm_batch *b)
 	for (unsigned long i = 0; i < b->nr; i++)
 		b->order[count[b->e[i].shard]++] = (unsigned int)i;
 	if (ksm_batch_leaves_shard(k, b)) {
-		ksm_run_phase(k, b, ksm_merge_serial, 1);
+		for (unsigned long i = 0; i < b->nr; i++)
+			ksm_merge_entry(k, &b->e[i]);	/* in scan order, on this thread */
 		return;
 	}
 	/* one unit per shard with work: identical pages (one shard) run inline */
