@@ -15,7 +15,10 @@
 
 #include "internal.h"
 
-#if defined(__x86_64__) && defined(__AVX2__) && !defined(UMM_SANITIZE)
+#if KSM_CHECKSUM_AVX2
+#ifndef __AVX2__
+#error "checksum_avx2.c is compiled with -mavx2 (see the Makefile)"
+#endif
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
