@@ -540,24 +540,9 @@ static bool zero_node(struct umm *u, struct umm_node *n)
 	return true;
 }
 
-/*
- * Clearing is for idle CPUs only (SCHED_IDLE): it saves a later fault the
- * work but must not take a CPU from anyone now.  Trimming keeps the
- * process's RSS honest and runs at normal priority.
- */
-static void trim_thread_set_idle(bool *idle, bool want)
-{
-	struct sched_param sp = { 0 };
-
-	if (*idle != want && !pthread_setschedparam(pthread_self(),
-						    want ? SCHED_IDLE : SCHED_OTHER, &sp))
-		*idle = want;
-}
-
 static void *trim_thread_fn(void *arg)
 {
 	struct umm *u = arg;
-	bool idle = false;
 
 	pthread_mutex_lock(&u->trim_lock);
 	while (!u->trim_stop) {
@@ -570,7 +555,6 @@ static void *trim_thread_fn(void *arg)
 			pthread_mutex_lock(&u->nodes[i].lock);
 			over = u->nodes[i].warm_count > u->nodes[i].warm_high;
 			pthread_mutex_unlock(&u->nodes[i].lock);
-			trim_thread_set_idle(&idle, !over);
 			if (over)
 				while (trim_node(u, &u->nodes[i]))
 					worked = true;
@@ -578,11 +562,8 @@ static void *trim_thread_fn(void *arg)
 				worked = true;
 		}
 		pthread_mutex_lock(&u->trim_lock);
-		if (!worked && !u->trim_stop) {
-			/* a kick must find it at normal priority, however busy the CPUs */
-			trim_thread_set_idle(&idle, false);
+		if (!worked && !u->trim_stop)
 			pthread_cond_wait(&u->trim_cond, &u->trim_lock);
-		}
 	}
 	pthread_mutex_unlock(&u->trim_lock);
 	return NULL;
