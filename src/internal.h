@@ -864,12 +864,13 @@ struct swap_info {
 	uint64_t cursor;
 	_Atomic uint64_t nr_free;
 	_Atomic uint64_t nr_swapcache;
+	uint32_t count_max;			/* most PTEs one slot may count */
 };
 int swap_init(struct umm *u);
 void swap_exit(struct umm *u);
 uint64_t nr_swap_free(struct umm *u);
 uint64_t get_swap_slot(struct umm *u);
-void swap_duplicate(struct umm *u, uint64_t slot);
+int swap_duplicate(struct umm *u, uint64_t slot);
 unsigned int swap_count(struct umm *u, uint64_t slot);
 unsigned int swap_free(struct umm *u, uint64_t slot);
 int swapcache_prepare(struct umm *u, uint64_t slot);

@@ -780,6 +780,12 @@ static bool try_to_unmap_one(struct umm_page *page, struct vm_area_struct *vma,
 		SetPageFlag(page, PG_mlocked);	/* reclaim culls it to the unevictable list */
 		return false;
 	}
+	if (ptep && PageAnon(page) && swap_duplicate(mm->u, page->private)) {
+		/* the slot's count is full: this mapping stays, and the walk stops */
+		spin_unlock(pte_lockptr(pt));
+		mmu_notifier_invalidate_range_end(&range);
+		return false;
+	}
 	if (ptep) {
 		bool anon = PageAnon(page);
 
@@ -790,8 +796,7 @@ static bool try_to_unmap_one(struct umm_page *page, struct vm_area_struct *vma,
 		if (old & _PAGE_DIRTY)
 			SetPageFlag(page, PG_dirty);
 		if (anon) {
-			/* leave the page's swap slot behind, for the fault to find */
-			swap_duplicate(mm->u, page->private);
+			/* leave the page's swap slot (counted above) for the fault to find */
 			atomic_store_explicit(ptep, swp_entry_pte(SWP_SWAPFILE, page->private),
 					      memory_order_release);
 			add_mm_counter(mm, MM_SWAPENTS, 1);
@@ -813,8 +818,9 @@ static bool page_not_mapped(struct umm_page *page)
 
 /*
  * try_to_unmap - remove every mapping of @page.  Anonymous pages need a
- * swap entry to leave behind, which reclaim provides; without one they
- * stay mapped.  Return: true if the page is no longer mapped.
+ * swap entry to leave behind, which reclaim provides; without one, or when
+ * its slot cannot count one more PTE, they stay mapped.
+ * Return: true if the page is no longer mapped.
  * Context: page locked; the caller holds a reference.
  */
 bool try_to_unmap(struct umm_page *page)

@@ -288,7 +288,11 @@ static bool remove_mapping(struct umm *u, struct umm_page *page)
 			pthread_mutex_unlock(&as->i_pages_lock);
 			return false;
 		}
-		swap_duplicate(u, page->private);
+		if (swap_duplicate(u, page->private)) {
+			atomic_store(&page->_refcount, 3);	/* unfreeze: it stays */
+			pthread_mutex_unlock(&as->i_pages_lock);
+			return false;
+		}
 		radix_replace(&as->i_pages, page->index, swap_radix_entry(page->private));
 		as->nrpages--;
 		as->nrswapped++;

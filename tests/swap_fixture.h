@@ -127,6 +127,27 @@ static inline bool settled_fini(struct fix *f)
 	return fix_fini(f);
 }
 
+/* A machine of @phys bytes (one node) with @swap bytes of swap, and an mm. */
+static inline bool swap_fix_init(struct fix *f, size_t phys, size_t swap)
+{
+	f->mm = NULL;
+	ASSERT_OK(make_swap_machine(phys, 1, swap, UMM_CONFIG_NOTIFIER_CHECKER, &f->u));
+	ASSERT_OK(umm_mm_create(f->u, &f->mm));
+	return true;
+}
+
+/* fix_fini(), and every swap slot back first. */
+static inline bool swap_fix_fini(struct fix *f)
+{
+	ASSERT_TRUE(settled_valid(f->u));
+	if (f->mm)
+		umm_mm_exit(f->mm);
+	f->mm = NULL;
+	ASSERT_TRUE(swap_all_free(f->u));
+	ASSERT_EQ(umm_mmu_notifier_checker_violations(f->u), 0);
+	return settled_fini(f);
+}
+
 /* ---- a secondary MMU ---- */
 
 /*
