@@ -893,6 +893,17 @@ int umm_pagemap(struct umm_mm *mm, uint64_t addr, struct umm_pageinfo *info)
 		}
 		spin_unlock(pte_lockptr(pt));
 	}
+	if (!info->flags && vma->vm_mapping && mapping_is_shmem(vma->vm_mapping)) {
+		/* a shmem page in swap leaves its slot in the object, not in the PTE */
+		struct address_space *as = vma->vm_mapping;
+		void *item;
+
+		pthread_mutex_lock(&as->i_pages_lock);
+		item = radix_lookup(&as->i_pages, linear_page_index(vma, addr));
+		if (item && radix_is_swap(item))
+			info->flags = UMM_PI_SWAPPED;
+		pthread_mutex_unlock(&as->i_pages_lock);
+	}
 out:
 	pthread_rwlock_unlock(&mm->mmap_lock);
 	return err;

@@ -292,7 +292,11 @@ int umm_arena_fd(struct umm *u, uint64_t *bytes);
 #define UMM_PI_WRITE	0x080
 #define UMM_PI_MLOCKED	0x100
 struct umm_pageinfo { uint64_t pfn; unsigned int flags; int mapcount; int refcount; };
-/* Return: 0 (flags 0 if nothing is mapped there yet), -EFAULT without a VMA. */
+/*
+ * SWAPPED: the PTE holds a swap (or migration) entry, or - shared anonymous
+ * memory - the PTE is empty and the object keeps the page in swap.
+ * Return: 0 (flags 0 if nothing is mapped there yet), -EFAULT without a VMA.
+ */
 int umm_pagemap(struct umm_mm *mm, uint64_t addr, struct umm_pageinfo *info);
 
 #ifdef __cplusplus
