@@ -675,15 +675,15 @@ static bool want_private(struct umm_page *page, _Atomic pte_t *ptep)
 
 static void madv_collect(struct vm_area_struct *vma, uint64_t start, uint64_t end, void *arg)
 {
-	if (!(vma->vm_flags & VM_LOCKED))
-		collect_pages(vma->vm_mm, start, end, want_private, arg);
+	collect_pages(vma->vm_mm, start, end, want_private, arg);
 }
 
 /*
  * madvise_cold_or_pageout - MADV_COLD moves the range's private pages to
  * the tail of their inactive list; MADV_PAGEOUT reclaims them now (swap
  * for anonymous pages, writeback for file pages), references or not.
- * Return: 0 or -ENOMEM for a hole.  Context: mmap_lock held for read.
+ * Return: 0 or -ENOMEM for a hole.  Context: mmap_lock held for read; the
+ * caller has refused ranges with mlocked VMAs.
  */
 int madvise_cold_or_pageout(struct umm_mm *mm, uint64_t start, uint64_t end, bool pageout)
 {

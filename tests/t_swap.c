@@ -10,7 +10,8 @@
  *    (pswpout, SWAPPED in pagemap, swap_ents, rss_anon), reading brings
  *    them back (pswpin); MADV_COLD puts a range first in line for reclaim,
  *    and from several threads at once leaves the LRU lists consistent;
- *  - mlocked pages (umm_mlock or MAP_LOCKED) never leave memory;
+ *  - mlocked pages (umm_mlock or MAP_LOCKED) never leave memory, and COLD
+ *    and PAGEOUT over them are refused with -EINVAL, as madvise(2) says;
  *  - reclaim asks secondary MMUs whether a page was used (clear_flush_young)
  *    and invalidates their translations before a frame goes (the protocol
  *    checker is on in every machine here);
@@ -435,8 +436,14 @@ static bool test_mlock_stays(void)
 	ASSERT_TRUE(map_pat(f.mm, AT(32), 8, RW, PRIV | UMM_MAP_LOCKED, 2));
 	ASSERT_EQ(mstat(f.mm).locked_vm, 16);
 
-	ASSERT_OK(umm_madvise(f.mm, AT(0), PG(16), UMM_MADV_PAGEOUT));
-	ASSERT_OK(umm_madvise(f.mm, AT(32), PG(8), UMM_MADV_PAGEOUT));
+	/* madvise(2): COLD and PAGEOUT refuse mlocked memory, and touch nothing */
+	ASSERT_ERR(umm_madvise(f.mm, AT(0), PG(16), UMM_MADV_PAGEOUT), EINVAL);
+	ASSERT_ERR(umm_madvise(f.mm, AT(32), PG(8), UMM_MADV_PAGEOUT), EINVAL);
+	ASSERT_ERR(umm_madvise(f.mm, AT(32), PG(8), UMM_MADV_COLD), EINVAL);
+	ASSERT_TRUE(all_present(f.mm, AT(0), 16));
+	ASSERT_EQ(vstat(f.u).pswpout, 0);
+	ASSERT_OK(umm_madvise(f.mm, AT(0), PG(4), UMM_MADV_PAGEOUT));
+	ASSERT_OK(umm_madvise(f.mm, AT(12), PG(4), UMM_MADV_PAGEOUT));
 	ASSERT_TRUE(all_swapped(f.mm, AT(0), 4));
 	ASSERT_TRUE(all_present(f.mm, AT(4), 8));
 	ASSERT_EQ(nr_with(f.mm, AT(4), 8, UMM_PI_MLOCKED), 8);

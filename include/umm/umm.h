@@ -178,6 +178,11 @@ int umm_mremap(struct umm_mm *mm, uint64_t old_addr, uint64_t old_len, uint64_t 
 #define UMM_MADV_UNMERGEABLE	13
 #define UMM_MADV_COLD		20
 #define UMM_MADV_PAGEOUT	21
+/*
+ * madvise(2).  Return: 0; -EINVAL for bad arguments or unknown advice, and
+ * for DONTNEED, COLD or PAGEOUT over an mlocked mapping (nothing of the
+ * range is touched); -ENOMEM if part of the range is not mapped.
+ */
 int umm_madvise(struct umm_mm *mm, uint64_t addr, uint64_t len, int advice);
 
 /* mlock(2)/munlock(2): populate and mark VM_LOCKED; -ENOMEM over holes. */
