@@ -642,6 +642,7 @@ void page_add_new_anon_rmap(struct umm_page *page, struct vm_area_struct *vma, u
 void page_move_anon_rmap(struct umm_page *page, struct vm_area_struct *vma);
 int rmap_walk(struct umm_page *page, struct rmap_walk_control *rwc);
 int page_referenced(struct umm_page *page, bool locked);
+int page_clear_young(struct umm_page *page);
 int page_mkclean(struct umm_page *page);
 bool try_to_unmap(struct umm_page *page);
 int page_rmap_count(struct umm_page *page);
@@ -802,6 +803,11 @@ static inline void mmu_notifier_invalidate_range_end(struct mmu_notifier_range *
 static inline int mmu_notifier_clear_flush_young(struct umm_mm *mm, uint64_t start, uint64_t end)
 {
 	return mm_has_notifiers(mm) ? __mmu_notifier_clear_flush_young(mm, start, end) : 0;
+}
+
+static inline int mmu_notifier_clear_young(struct umm_mm *mm, uint64_t start, uint64_t end)
+{
+	return mm_has_notifiers(mm) ? __mmu_notifier_clear_young(mm, start, end) : 0;
 }
 
 static inline void mmu_notifier_invalidate_secondary_tlbs(struct umm_mm *mm, uint64_t start,

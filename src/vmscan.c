@@ -25,7 +25,8 @@
  * Second chance.  page_referenced() (accessed bits, and secondary MMUs'
  * clear_flush_young) decides: a referenced anonymous page, or a file page
  * referenced twice, goes back to the active list; the active lists are
- * aged into the inactive ones when they outgrow them.
+ * aged into the inactive ones when they outgrow them, their accessed bits
+ * cleared by page_clear_young() (secondary MMUs' clear_young).
  *
  * Freeing.  An anonymous page gets a swap slot and enters the swap cache,
  * try_to_unmap() leaves a swap entry in every PTE that mapped it, it is
@@ -443,9 +444,12 @@ static void shrink_active_list(struct umm *u, struct lruvec *lv, enum lru_list l
 			break;
 		nr -= min_t(unsigned long, nr, got);
 		for (unsigned long i = 0; i < got; i++) {
-			/* the accessed bits start over: the page must earn its way back */
+			/*
+			 * the accessed bits start over: the page must earn its
+			 * way back (secondary MMUs hear clear_young: no flush)
+			 */
 			if (page_mapcount(pages[i]) > 0)
-				page_referenced(pages[i], false);
+				page_clear_young(pages[i]);
 			ClearPageFlag(pages[i], PG_active | PG_referenced);
 			atomic_fetch_add(&u->vmstat[VMS_PGDEACTIVATE], 1);
 			putback_lru_page(u, pages[i]);

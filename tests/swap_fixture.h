@@ -167,6 +167,7 @@ struct smmu {
 	unsigned int n;
 	uint64_t pfn[SMMU_PAGES];		/* 0: nothing cached */
 	unsigned long starts, ends, young_calls;
+	unsigned long flush_young_calls, clear_young_calls;	/* of young_calls */
 	unsigned long by_event[UMM_MMU_NOTIFY_EXCLUSIVE + 1];
 	uint64_t young_start, young_end;
 };
@@ -185,8 +186,21 @@ static inline int smmu_young(struct smmu *s, uint64_t start, uint64_t end)
 static inline int smmu_clear_flush_young(struct umm_mmu_notifier *mn, struct umm_mm *mm,
 					 uint64_t start, uint64_t end)
 {
+	struct smmu *s = (struct smmu *)mn;
+
 	(void)mm;
-	return smmu_young((struct smmu *)mn, start, end);
+	__atomic_fetch_add(&s->flush_young_calls, 1, __ATOMIC_RELAXED);
+	return smmu_young(s, start, end);
+}
+
+static inline int smmu_clear_young(struct umm_mmu_notifier *mn, struct umm_mm *mm,
+				   uint64_t start, uint64_t end)
+{
+	struct smmu *s = (struct smmu *)mn;
+
+	(void)mm;
+	__atomic_fetch_add(&s->clear_young_calls, 1, __ATOMIC_RELAXED);
+	return smmu_young(s, start, end);
 }
 
 static inline int smmu_test_young(struct umm_mmu_notifier *mn, struct umm_mm *mm,
@@ -228,7 +242,7 @@ static inline void smmu_end(struct umm_mmu_notifier *mn, const struct umm_mmu_no
 
 static const struct umm_mmu_notifier_ops smmu_ops = {
 	.clear_flush_young = smmu_clear_flush_young,
-	.clear_young = smmu_clear_flush_young,
+	.clear_young = smmu_clear_young,
 	.test_young = smmu_test_young,
 	.invalidate_range_start = smmu_start,
 	.invalidate_range_end = smmu_end,
