@@ -886,6 +886,7 @@ void delete_from_swap_cache(struct umm *u, struct umm_page *page);
 struct umm_page *lookup_swap_cache(struct umm *u, uint64_t slot);
 void free_swap_and_cache(struct umm *u, uint64_t slot);
 bool try_to_free_swap(struct umm *u, struct umm_page *page);
+void free_swap_cache(struct umm *u, struct umm_page *page);
 int swap_readpage(struct umm *u, struct umm_page *page, uint64_t slot);
 int swap_writepage(struct umm *u, struct umm_page *page, uint64_t slot);
 int swap_census_check(struct umm *u, const uint32_t *ptes, char *msg, size_t len);

@@ -228,6 +228,7 @@ static int wp_page_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 	mmu_notifier_invalidate_range_end(&range);
 	count_vm_event(u, PGFAULT_COW);
 	if (old) {
+		free_swap_cache(u, old);
 		put_page(u, old);	/* the mapping's reference */
 		put_page(u, old);	/* ours, taken by do_wp_page */
 	}

@@ -370,6 +370,20 @@ bool try_to_free_swap(struct umm *u, struct umm_page *page)
 	return true;
 }
 
+/*
+ * free_swap_cache - @page just lost a mapping (zap, COW): if that was its
+ * last one and no swap PTE names its slot, the copy in swap is of no use
+ * and the page leaves the cache, rather than hold the slot until reclaim
+ * finds it.  Context: @page not locked by the caller (it is tried here).
+ */
+void free_swap_cache(struct umm *u, struct umm_page *page)
+{
+	if (TestPageFlag(page, PG_swapcache) && page_mapcount(page) <= 0 && trylock_page(page)) {
+		try_to_free_swap(u, page);
+		unlock_page(page);
+	}
+}
+
 /* At destroy: every page still in the swap cache (no PTE names its slot any more) goes. */
 void swap_cache_drop_all(struct umm *u)
 {
