@@ -15,6 +15,9 @@
  *                          full, every swap-in also costs a swap-out;
  *   swap-in, random        one word of every page in a random order;
  *   swap-out+in, random    a 4 KiB write to every page in a random order;
+ *   swap-out, random       a fresh machine of the same size whose 2P working
+ *                          set is written once in a random order (a new
+ *                          permutation each run): MiB/s of pswpout;
  *   migration, anonymous   a machine of two nodes; --move-mb (default 32) of
  *                          written private pages moved to the other node by
  *                          umm_move_pages() in batches of 512: pages/s;
@@ -265,7 +268,7 @@ static bool read_pages(struct umm_mm *mm, const uint64_t *order, uint64_t n, uns
 
 /* ---- swap throughput ---- */
 
-enum { SW_OUT_SEQ, SW_OUT_PASS, SW_IN_SEQ, SW_IN_RAND, SW_RW_RAND, SW_CPU, NR_SW };
+enum { SW_OUT_SEQ, SW_OUT_PASS, SW_OUT_RAND, SW_IN_SEQ, SW_IN_RAND, SW_RW_RAND, SW_CPU, NR_SW };
 
 /* What one timed pass over every page moved through swap, and in how long. */
 struct pass {
@@ -294,7 +297,7 @@ static inline double mib_per_s(uint64_t pages, double secs)
 	return pages * PAGE / MiB / secs;
 }
 
-/* One run of the four passes; figures in MiB/s (and ns of CPU per page). */
+/* One run of the five passes, on two machines; figures in MiB/s (and ns of CPU per page). */
 static bool swap_run(double *fig, uint64_t *rs)
 {
 	const size_t phys = opt.phys_mb << 20;
@@ -338,11 +341,28 @@ static bool swap_run(double *fig, uint64_t *rs)
 		goto out;
 	fig[SW_RW_RAND] = mib_per_s(p.in + p.out, p.secs);
 	read_pages(mm, NULL, n, 2);
+	machine_teardown(u, mm);
+	mm = NULL;
+
+	/* a fresh machine whose working set is first written in a random order */
+	u = machine_create(phys, 1, 4 * phys, &err);
+	if (!u)
+		goto out;
+	mm = mm_with_region(u, n);
+	if (!mm)
+		goto out;
+	shuffle(order, n, rs);
+	if (!timed_pass(u, mm, order, n, true, 3, &p))
+		goto out;
+	fig[SW_OUT_RAND] = mib_per_s(p.out, p.secs);
+	CHECK(p.out >= n / 2, "random write of 2x memory: only %" PRIu64 " of %" PRIu64
+	      " pages swapped out", p.out, n);
+	read_pages(mm, NULL, n, 3);
 out:
 	free(order);
 	if (mm)
 		machine_teardown(u, mm);
-	else
+	else if (u)
 		umm_destroy(u);
 	return cur_ok;
 }
@@ -352,6 +372,7 @@ static void bench_swap_throughput(void)
 	static const char *const name[NR_SW] = {
 		[SW_OUT_SEQ] = "swap-out, sequential write (pswpout)",
 		[SW_OUT_PASS] = "  ... the write pass itself",
+		[SW_OUT_RAND] = "swap-out, random write (pswpout)",
 		[SW_IN_SEQ] = "swap-in, sequential read (pswpin)",
 		[SW_IN_RAND] = "swap-in, random read (pswpin)",
 		[SW_RW_RAND] = "swap-out+in, random write (pswpin+pswpout)",

@@ -642,6 +642,7 @@ void page_add_new_anon_rmap(struct umm_page *page, struct vm_area_struct *vma, u
 void page_move_anon_rmap(struct umm_page *page, struct vm_area_struct *vma);
 int rmap_walk(struct umm_page *page, struct rmap_walk_control *rwc);
 int page_referenced(struct umm_page *page, bool locked);
+int page_clear_young(struct umm_page *page);
 int page_mkclean(struct umm_page *page);
 bool try_to_unmap(struct umm_page *page);
 int page_rmap_count(struct umm_page *page);
@@ -804,6 +805,11 @@ static inline int mmu_notifier_clear_flush_young(struct umm_mm *mm, uint64_t sta
 	return mm_has_notifiers(mm) ? __mmu_notifier_clear_flush_young(mm, start, end) : 0;
 }
 
+static inline int mmu_notifier_clear_young(struct umm_mm *mm, uint64_t start, uint64_t end)
+{
+	return mm_has_notifiers(mm) ? __mmu_notifier_clear_young(mm, start, end) : 0;
+}
+
 static inline void mmu_notifier_invalidate_secondary_tlbs(struct umm_mm *mm, uint64_t start,
 							  uint64_t end)
 {
@@ -864,12 +870,13 @@ struct swap_info {
 	uint64_t cursor;
 	_Atomic uint64_t nr_free;
 	_Atomic uint64_t nr_swapcache;
+	uint32_t count_max;			/* most PTEs one slot may count */
 };
 int swap_init(struct umm *u);
 void swap_exit(struct umm *u);
 uint64_t nr_swap_free(struct umm *u);
 uint64_t get_swap_slot(struct umm *u);
-void swap_duplicate(struct umm *u, uint64_t slot);
+int swap_duplicate(struct umm *u, uint64_t slot);
 unsigned int swap_count(struct umm *u, uint64_t slot);
 unsigned int swap_free(struct umm *u, uint64_t slot);
 int swapcache_prepare(struct umm *u, uint64_t slot);
@@ -879,6 +886,7 @@ void delete_from_swap_cache(struct umm *u, struct umm_page *page);
 struct umm_page *lookup_swap_cache(struct umm *u, uint64_t slot);
 void free_swap_and_cache(struct umm *u, uint64_t slot);
 bool try_to_free_swap(struct umm *u, struct umm_page *page);
+void free_swap_cache(struct umm *u, struct umm_page *page);
 int swap_readpage(struct umm *u, struct umm_page *page, uint64_t slot);
 int swap_writepage(struct umm *u, struct umm_page *page, uint64_t slot);
 int swap_census_check(struct umm *u, const uint32_t *ptes, char *msg, size_t len);

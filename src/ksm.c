@@ -834,6 +834,9 @@ static int replace_page(struct vm_area_struct *vma, struct umm_page *page,
 	mmu_notifier_change_pte(mm, addr, kpfn, false);
 	atomic_store_explicit(ptep, newpte, memory_order_seq_cst);
 	page_remove_rmap(page, vma);
+	/* its last mapping went to @kpage: a copy in swap nobody names can go */
+	if (page_mapcount(page) <= 0)
+		try_to_free_swap(u, page);
 	put_page(u, page);		/* the old PTE's reference */
 	err = 0;
 out_unlock:

@@ -228,6 +228,7 @@ static int wp_page_copy(struct vm_area_struct *vma, uint64_t addr, _Atomic pte_t
 	mmu_notifier_invalidate_range_end(&range);
 	count_vm_event(u, PGFAULT_COW);
 	if (old) {
+		free_swap_cache(u, old);
 		put_page(u, old);	/* the mapping's reference */
 		put_page(u, old);	/* ours, taken by do_wp_page */
 	}
@@ -893,6 +894,17 @@ int umm_pagemap(struct umm_mm *mm, uint64_t addr, struct umm_pageinfo *info)
 		}
 		spin_unlock(pte_lockptr(pt));
 	}
+	if (!info->flags && vma->vm_mapping && mapping_is_shmem(vma->vm_mapping)) {
+		/* a shmem page in swap leaves its slot in the object, not in the PTE */
+		struct address_space *as = vma->vm_mapping;
+		void *item;
+
+		pthread_mutex_lock(&as->i_pages_lock);
+		item = radix_lookup(&as->i_pages, linear_page_index(vma, addr));
+		if (item && radix_is_swap(item))
+			info->flags = UMM_PI_SWAPPED;
+		pthread_mutex_unlock(&as->i_pages_lock);
+	}
 out:
 	pthread_rwlock_unlock(&mm->mmap_lock);
 	return err;
@@ -966,6 +978,8 @@ void unmap_vmas(struct mmu_gather *tlb, struct vm_area_struct *vma, uint64_t sta
  * copy_page_range - fork's copy of a private VMA's PTEs: both sides map the
  * same frames, write-protected, each mapping holding a reference.  The
  * parent is flushed by the caller once every VMA is copied.
+ * Return: 0, or -ENOMEM (a page table, or a swap slot whose count is full;
+ * what was copied stays for the caller's exit of the child).
  * Context: parent's mmap_lock held for write; child not yet visible.
  */
 int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src)
@@ -973,8 +987,9 @@ int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src)
 	struct umm_mm *dst_mm = dst->vm_mm, *src_mm = src->vm_mm;
 	struct umm *u = src_mm->u;
 	uint64_t addr = src->vm_start;
+	int err = 0;
 
-	while (addr < src->vm_end) {
+	while (addr < src->vm_end && !err) {
 		uint64_t next = min_t(uint64_t, (addr + PMD_SIZE) & PMD_MASK, src->vm_end);
 		struct pt_page *spt, *dpt;
 		_Atomic pte_t *sptep, *dptep;
@@ -1009,7 +1024,10 @@ int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src)
 				break;
 			}
 			if (is_swapfile_pte(pte)) {
-				swap_duplicate(u, swp_offset(pte));
+				/* a full count fails the fork, as Linux without a continuation */
+				err = swap_duplicate(u, swp_offset(pte));
+				if (err)
+					break;
 				atomic_store_explicit(dptep, pte, memory_order_relaxed);
 				rss[MM_SWAPENTS]++;
 				continue;
@@ -1037,7 +1055,7 @@ int copy_page_range(struct vm_area_struct *dst, struct vm_area_struct *src)
 			if (rss[i])
 				add_mm_counter(dst_mm, i, rss[i]);
 	}
-	return 0;
+	return err;
 }
 
 /* ---- mprotect and mremap on PTEs ---- */

@@ -750,23 +750,33 @@ static void dontneed_one(struct vm_area_struct *vma, uint64_t start, uint64_t en
 	unmap_vmas(tlb, vma, start, end);
 }
 
-static int madvise_dontneed(struct umm_mm *mm, uint64_t start, uint64_t end)
+/*
+ * Does a VM_LOCKED VMA meet [start, end)?  DONTNEED, COLD and PAGEOUT
+ * refuse mlocked memory with -EINVAL (madvise(2)); umm refuses before
+ * touching any of the range.  Context: mmap_lock held.
+ */
+static bool range_has_locked(struct umm_mm *mm, uint64_t start, uint64_t end)
 {
-	struct mmu_notifier_range range;
-	struct mmu_gather tlb;
-	uint64_t pos;
-	int err;
-
-	/* refuse before zapping anything */
-	for (pos = start; pos < end;) {
+	for (uint64_t pos = start; pos < end;) {
 		struct vm_area_struct *vma = find_vma(mm, pos);
 
 		if (!vma || vma->vm_start >= end)
 			break;
 		if (vma->vm_flags & VM_LOCKED)
-			return -EINVAL;
+			return true;
 		pos = vma->vm_end;
 	}
+	return false;
+}
+
+static int madvise_dontneed(struct umm_mm *mm, uint64_t start, uint64_t end)
+{
+	struct mmu_notifier_range range;
+	struct mmu_gather tlb;
+	int err;
+
+	if (range_has_locked(mm, start, end))
+		return -EINVAL;
 	mmu_notifier_range_init(&range, UMM_MMU_NOTIFY_CLEAR, mm, start, end);
 	mmu_notifier_invalidate_range_start(&range);
 	tlb_gather_mmu(&tlb, mm, false);
@@ -871,7 +881,10 @@ int umm_madvise(struct umm_mm *mm, uint64_t addr, uint64_t len, int advice)
 	case UMM_MADV_COLD:
 	case UMM_MADV_PAGEOUT:
 		pthread_rwlock_rdlock(&mm->mmap_lock);
-		err = madvise_cold_or_pageout(mm, addr, end, advice == UMM_MADV_PAGEOUT);
+		if (range_has_locked(mm, addr, end))
+			err = -EINVAL;
+		else
+			err = madvise_cold_or_pageout(mm, addr, end, advice == UMM_MADV_PAGEOUT);
 		pthread_rwlock_unlock(&mm->mmap_lock);
 		return err;
 	default:

@@ -680,10 +680,16 @@ static int rmap_walk_count(struct umm_page *page,
 	return rc.count;
 }
 
-static bool page_referenced_one(struct umm_page *page, struct vm_area_struct *vma,
-				uint64_t addr, void *arg)
+/*
+ * One mapping's accessed bit, and a secondary MMU's use of it, cleared and
+ * counted.  @flush: ask secondary MMUs with clear_flush_young (reclaim's
+ * decision, which must see the latest use) rather than clear_young
+ * (ageing, where a use a TLB still hides only comes to light later).
+ */
+static bool referenced_one(struct umm_page *page, struct vm_area_struct *vma, uint64_t addr,
+			   struct rmap_counter *rc, bool flush)
 {
-	struct rmap_counter *rc = arg;
+	struct umm_mm *mm = vma->vm_mm;
 	struct pt_page *pt;
 	_Atomic pte_t *ptep = page_vma_mapped(page, vma, addr, &pt);
 	bool young;
@@ -694,30 +700,62 @@ static bool page_referenced_one(struct umm_page *page, struct vm_area_struct *vm
 	young = atomic_fetch_and(ptep, ~_PAGE_ACCESSED) & _PAGE_ACCESSED;
 	spin_unlock(pte_lockptr(pt));
 	/* a secondary MMU's use counts too */
-	if (mmu_notifier_clear_flush_young(vma->vm_mm, addr, addr + PAGE_SIZE))
+	if (flush ? mmu_notifier_clear_flush_young(mm, addr, addr + PAGE_SIZE)
+		  : mmu_notifier_clear_young(mm, addr, addr + PAGE_SIZE))
 		young = true;
 	if (young)
 		rc->count++;
 	return true;
 }
 
+static bool page_referenced_one(struct umm_page *page, struct vm_area_struct *vma,
+				uint64_t addr, void *arg)
+{
+	return referenced_one(page, vma, addr, arg, true);
+}
+
+static bool page_clear_young_one(struct umm_page *page, struct vm_area_struct *vma,
+				 uint64_t addr, void *arg)
+{
+	return referenced_one(page, vma, addr, arg, false);
+}
+
 /*
- * page_referenced - Return: how many mappings had referenced @page.
- * @locked: the caller holds the page lock (reclaim).  Otherwise a KSM page
- * is locked here, and counts as referenced if someone else holds its lock
- * (as Linux's folio_referenced).
+ * A KSM page is locked for its rmap walk unless the caller holds the lock;
+ * someone else holding it counts as a reference (as Linux's folio_referenced).
  */
-int page_referenced(struct umm_page *page, bool locked)
+static int referenced_walk(struct umm_page *page, bool locked,
+			   bool (*one)(struct umm_page *, struct vm_area_struct *, uint64_t, void *))
 {
 	int ret;
 
 	if (locked || !PageKsm(page))
-		return rmap_walk_count(page, page_referenced_one);
+		return rmap_walk_count(page, one);
 	if (!trylock_page(page))
 		return 1;
-	ret = rmap_walk_count(page, page_referenced_one);
+	ret = rmap_walk_count(page, one);
 	unlock_page(page);
 	return ret;
+}
+
+/*
+ * page_referenced - Return: how many mappings had referenced @page, their
+ * accessed bits and secondary MMUs' (clear_flush_young) cleared.
+ * @locked: the caller holds the page lock (reclaim).
+ */
+int page_referenced(struct umm_page *page, bool locked)
+{
+	return referenced_walk(page, locked, page_referenced_one);
+}
+
+/*
+ * page_clear_young - ageing's pass over @page: as page_referenced(), but
+ * secondary MMUs hear clear_young, which need not flush their TLBs.
+ * Return: how many mappings had referenced it.
+ */
+int page_clear_young(struct umm_page *page)
+{
+	return referenced_walk(page, false, page_clear_young_one);
 }
 
 static bool page_mkclean_one(struct umm_page *page, struct vm_area_struct *vma,
@@ -780,6 +818,12 @@ static bool try_to_unmap_one(struct umm_page *page, struct vm_area_struct *vma,
 		SetPageFlag(page, PG_mlocked);	/* reclaim culls it to the unevictable list */
 		return false;
 	}
+	if (ptep && PageAnon(page) && swap_duplicate(mm->u, page->private)) {
+		/* the slot's count is full: this mapping stays, and the walk stops */
+		spin_unlock(pte_lockptr(pt));
+		mmu_notifier_invalidate_range_end(&range);
+		return false;
+	}
 	if (ptep) {
 		bool anon = PageAnon(page);
 
@@ -790,8 +834,7 @@ static bool try_to_unmap_one(struct umm_page *page, struct vm_area_struct *vma,
 		if (old & _PAGE_DIRTY)
 			SetPageFlag(page, PG_dirty);
 		if (anon) {
-			/* leave the page's swap slot behind, for the fault to find */
-			swap_duplicate(mm->u, page->private);
+			/* leave the page's swap slot (counted above) for the fault to find */
 			atomic_store_explicit(ptep, swp_entry_pte(SWP_SWAPFILE, page->private),
 					      memory_order_release);
 			add_mm_counter(mm, MM_SWAPENTS, 1);
@@ -813,8 +856,9 @@ static bool page_not_mapped(struct umm_page *page)
 
 /*
  * try_to_unmap - remove every mapping of @page.  Anonymous pages need a
- * swap entry to leave behind, which reclaim provides; without one they
- * stay mapped.  Return: true if the page is no longer mapped.
+ * swap entry to leave behind, which reclaim provides; without one, or when
+ * its slot cannot count one more PTE, they stay mapped.
+ * Return: true if the page is no longer mapped.
  * Context: page locked; the caller holds a reference.
  */
 bool try_to_unmap(struct umm_page *page)

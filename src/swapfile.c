@@ -10,7 +10,11 @@
  * it, plus SWAP_HAS_CACHE while a page for it sits in the swap cache: a
  * page shared by forked mms keeps one slot whose count is the number of
  * PTEs, as Linux keeps it.  Counts are 31 bits wide, so Linux's count
- * continuations are not needed.  A slot is free when its word is zero.
+ * continuations are not built: a count that would pass count_max is
+ * refused with -ENOMEM, which is what Linux answers when it cannot
+ * allocate a continuation (fork fails, reclaim keeps the page mapped), and
+ * the word never overflows into SWAP_HAS_CACHE.  A slot is free when its
+ * word is zero.
  *
  * The swap cache.  A page being swapped out or in is found by its slot:
  * cache[slot] points at it, page->private holds the slot and PG_swapcache
@@ -123,6 +127,7 @@ int swap_init(struct umm *u)
 		goto out_arrays;
 	}
 	si->map[0] = SWAP_COUNT_MASK;		/* never handed out */
+	si->count_max = SWAP_COUNT_MASK - 1;
 	atomic_init(&si->nr_free, si->nr_slots - 1);
 	si->cursor = 1;
 	spin_lock_init(&si->lock);
@@ -189,12 +194,22 @@ static void slot_freed(struct swap_info *si)
 	atomic_fetch_add(&si->nr_free, 1);
 }
 
-/* One more swap PTE names @slot (fork, try_to_unmap). */
-void swap_duplicate(struct umm *u, uint64_t slot)
+/*
+ * swap_duplicate - one more swap PTE names @slot (fork, try_to_unmap).
+ * Return: 0, or -ENOMEM when the slot already counts count_max PTEs (the
+ * count is left as it was).
+ */
+int swap_duplicate(struct umm *u, uint64_t slot)
 {
-	uint32_t old = atomic_fetch_add(&u->swap->map[slot], 1);
+	struct swap_info *si = u->swap;
+	uint32_t old = atomic_load(&si->map[slot]);
 
-	VM_BUG_ON(!old || (old & SWAP_COUNT_MASK) == SWAP_COUNT_MASK);
+	do {
+		VM_BUG_ON(!old);
+		if ((old & SWAP_COUNT_MASK) >= si->count_max)
+			return -ENOMEM;
+	} while (!atomic_compare_exchange_weak(&si->map[slot], &old, old + 1));
+	return 0;
 }
 
 /* How many swap PTEs name @slot. */
@@ -353,6 +368,20 @@ bool try_to_free_swap(struct umm *u, struct umm_page *page)
 	delete_from_swap_cache(u, page);
 	put_page(u, page);
 	return true;
+}
+
+/*
+ * free_swap_cache - @page just lost a mapping (zap, COW): if that was its
+ * last one and no swap PTE names its slot, the copy in swap is of no use
+ * and the page leaves the cache, rather than hold the slot until reclaim
+ * finds it.  Context: @page not locked by the caller (it is tried here).
+ */
+void free_swap_cache(struct umm *u, struct umm_page *page)
+{
+	if (TestPageFlag(page, PG_swapcache) && page_mapcount(page) <= 0 && trylock_page(page)) {
+		try_to_free_swap(u, page);
+		unlock_page(page);
+	}
 }
 
 /* At destroy: every page still in the swap cache (no PTE names its slot any more) goes. */

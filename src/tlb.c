@@ -189,12 +189,8 @@ void tlb_flush_mmu(struct mmu_gather *tlb)
 	for (unsigned int i = 0; i < tlb->nr_pages; i++) {
 		struct umm_page *page = tlb->pages[i];
 
-		/* its last mapping went: a copy in swap nobody names can go too */
-		if (unlikely(TestPageFlag(page, PG_swapcache)) && page_mapcount(page) <= 0 &&
-		    trylock_page(page)) {
-			try_to_free_swap(u, page);
-			unlock_page(page);
-		}
+		if (unlikely(TestPageFlag(page, PG_swapcache)))
+			free_swap_cache(u, page);
 		put_page(u, page);
 	}
 	tlb->nr_pages = 0;

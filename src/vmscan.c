@@ -25,7 +25,8 @@
  * Second chance.  page_referenced() (accessed bits, and secondary MMUs'
  * clear_flush_young) decides: a referenced anonymous page, or a file page
  * referenced twice, goes back to the active list; the active lists are
- * aged into the inactive ones when they outgrow them.
+ * aged into the inactive ones when they outgrow them, their accessed bits
+ * cleared by page_clear_young() (secondary MMUs' clear_young).
  *
  * Freeing.  An anonymous page gets a swap slot and enters the swap cache,
  * try_to_unmap() leaves a swap entry in every PTE that mapped it, it is
@@ -288,7 +289,11 @@ static bool remove_mapping(struct umm *u, struct umm_page *page)
 			pthread_mutex_unlock(&as->i_pages_lock);
 			return false;
 		}
-		swap_duplicate(u, page->private);
+		if (swap_duplicate(u, page->private)) {
+			atomic_store(&page->_refcount, 3);	/* unfreeze: it stays */
+			pthread_mutex_unlock(&as->i_pages_lock);
+			return false;
+		}
 		radix_replace(&as->i_pages, page->index, swap_radix_entry(page->private));
 		as->nrpages--;
 		as->nrswapped++;
@@ -439,9 +444,12 @@ static void shrink_active_list(struct umm *u, struct lruvec *lv, enum lru_list l
 			break;
 		nr -= min_t(unsigned long, nr, got);
 		for (unsigned long i = 0; i < got; i++) {
-			/* the accessed bits start over: the page must earn its way back */
+			/*
+			 * the accessed bits start over: the page must earn its
+			 * way back (secondary MMUs hear clear_young: no flush)
+			 */
 			if (page_mapcount(pages[i]) > 0)
-				page_referenced(pages[i], false);
+				page_clear_young(pages[i]);
 			ClearPageFlag(pages[i], PG_active | PG_referenced);
 			atomic_fetch_add(&u->vmstat[VMS_PGDEACTIVATE], 1);
 			putback_lru_page(u, pages[i]);
@@ -671,15 +679,15 @@ static bool want_private(struct umm_page *page, _Atomic pte_t *ptep)
 
 static void madv_collect(struct vm_area_struct *vma, uint64_t start, uint64_t end, void *arg)
 {
-	if (!(vma->vm_flags & VM_LOCKED))
-		collect_pages(vma->vm_mm, start, end, want_private, arg);
+	collect_pages(vma->vm_mm, start, end, want_private, arg);
 }
 
 /*
  * madvise_cold_or_pageout - MADV_COLD moves the range's private pages to
  * the tail of their inactive list; MADV_PAGEOUT reclaims them now (swap
  * for anonymous pages, writeback for file pages), references or not.
- * Return: 0 or -ENOMEM for a hole.  Context: mmap_lock held for read.
+ * Return: 0 or -ENOMEM for a hole.  Context: mmap_lock held for read; the
+ * caller has refused ranges with mlocked VMAs.
  */
 int madvise_cold_or_pageout(struct umm_mm *mm, uint64_t start, uint64_t end, bool pageout)
 {

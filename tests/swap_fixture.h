@@ -127,6 +127,27 @@ static inline bool settled_fini(struct fix *f)
 	return fix_fini(f);
 }
 
+/* A machine of @phys bytes (one node) with @swap bytes of swap, and an mm. */
+static inline bool swap_fix_init(struct fix *f, size_t phys, size_t swap)
+{
+	f->mm = NULL;
+	ASSERT_OK(make_swap_machine(phys, 1, swap, UMM_CONFIG_NOTIFIER_CHECKER, &f->u));
+	ASSERT_OK(umm_mm_create(f->u, &f->mm));
+	return true;
+}
+
+/* fix_fini(), and every swap slot back first. */
+static inline bool swap_fix_fini(struct fix *f)
+{
+	ASSERT_TRUE(settled_valid(f->u));
+	if (f->mm)
+		umm_mm_exit(f->mm);
+	f->mm = NULL;
+	ASSERT_TRUE(swap_all_free(f->u));
+	ASSERT_EQ(umm_mmu_notifier_checker_violations(f->u), 0);
+	return settled_fini(f);
+}
+
 /* ---- a secondary MMU ---- */
 
 /*
@@ -146,6 +167,7 @@ struct smmu {
 	unsigned int n;
 	uint64_t pfn[SMMU_PAGES];		/* 0: nothing cached */
 	unsigned long starts, ends, young_calls;
+	unsigned long flush_young_calls, clear_young_calls;	/* of young_calls */
 	unsigned long by_event[UMM_MMU_NOTIFY_EXCLUSIVE + 1];
 	uint64_t young_start, young_end;
 };
@@ -164,8 +186,21 @@ static inline int smmu_young(struct smmu *s, uint64_t start, uint64_t end)
 static inline int smmu_clear_flush_young(struct umm_mmu_notifier *mn, struct umm_mm *mm,
 					 uint64_t start, uint64_t end)
 {
+	struct smmu *s = (struct smmu *)mn;
+
 	(void)mm;
-	return smmu_young((struct smmu *)mn, start, end);
+	__atomic_fetch_add(&s->flush_young_calls, 1, __ATOMIC_RELAXED);
+	return smmu_young(s, start, end);
+}
+
+static inline int smmu_clear_young(struct umm_mmu_notifier *mn, struct umm_mm *mm,
+				   uint64_t start, uint64_t end)
+{
+	struct smmu *s = (struct smmu *)mn;
+
+	(void)mm;
+	__atomic_fetch_add(&s->clear_young_calls, 1, __ATOMIC_RELAXED);
+	return smmu_young(s, start, end);
 }
 
 static inline int smmu_test_young(struct umm_mmu_notifier *mn, struct umm_mm *mm,
@@ -207,7 +242,7 @@ static inline void smmu_end(struct umm_mmu_notifier *mn, const struct umm_mmu_no
 
 static const struct umm_mmu_notifier_ops smmu_ops = {
 	.clear_flush_young = smmu_clear_flush_young,
-	.clear_young = smmu_clear_flush_young,
+	.clear_young = smmu_clear_young,
 	.test_young = smmu_test_young,
 	.invalidate_range_start = smmu_start,
 	.invalidate_range_end = smmu_end,

@@ -14,7 +14,8 @@
  *  - a page held by umm_get_user_page() does not move (-EBUSY);
  *  - writers and readers running while pages move underneath see their own
  *    bytes, always;
- *  - Linux's selftests/mm/rmap.c migration scenarios: a KSM page merged
+ *  - Linux's selftests/mm/rmap.c migration scenarios: a page (private and
+ *    COW-shared, shared anonymous, a file's, or merged by KSM) shared
  *    across a random fork tree and moved by one process is seen at its new
  *    frame by every process; KSM merge after mremap, then migration;
  *  - umm_compact() empties a contiguous run of frames: no mapped page is
@@ -511,9 +512,11 @@ static bool test_move_concurrent(void)
 	return settled_fini(&f);
 }
 
-/* ---- KSM pages (selftests/mm/rmap.c) ---- */
+/* ---- selftests/mm/rmap.c: a page moved under every mapping of it ---- */
 
-#define TREE_MAX	8
+#define TREE_LEVELS	5
+#define TREE_CHILDREN	3
+#define TREE_MAX	40
 
 /* Fill the page at @addr of @mm with bytes every process shares (same content). */
 static bool write_same(struct umm_mm *mm, uint64_t addr)
@@ -552,16 +555,124 @@ static bool ksm_merge_all(struct umm *u, struct umm_mm **mms, int n, uint64_t ad
 }
 
 /*
- * A page of the same bytes in every process of a random fork tree, each
- * written after the fork (so that KSM, not COW, makes them one), merged,
- * then moved by one process: every process sees the new frame and node.
+ * A random fork tree under @mms[0], as selftests/mm/rmap.c grows one: up to
+ * TREE_LEVELS levels, each process forking 0 to TREE_CHILDREN children,
+ * at most TREE_MAX processes.  Return: how many (the root included), or 0
+ * when a fork failed.
+ */
+static int fork_tree(struct umm_mm **mms, uint64_t *rs)
+{
+	int n = 1, level_start = 0;
+
+	for (int level = 1; level < TREE_LEVELS; level++) {
+		int level_end = n;
+
+		for (int p = level_start; p < level_end; p++) {
+			int children = tap_rand(rs) % (TREE_CHILDREN + 1);
+
+			/* the root always has a child: a tree of one proves nothing */
+			if (p == 0 && !children)
+				children = 1;
+			for (int c = 0; c < children && n < TREE_MAX; c++) {
+				if (umm_mm_fork(mms[p], &mms[n]))
+					return 0;
+				n++;
+			}
+		}
+		level_start = level_end;
+	}
+	return n;
+}
+
+enum tree_backend { TREE_ANON, TREE_SHMEM, TREE_FILE };
+
+/*
+ * selftests/mm/rmap.c's migrate.anon, .shm and .file: one page, written by
+ * the root before a random fork tree (a private page every process shares
+ * by COW, shared anonymous memory, or a shared mapping of a file), read by
+ * every process, then moved by a random one: every process maps the new
+ * frame, on the new node, with the same bytes.
+ */
+static bool fork_tree_move(enum tree_backend backend)
+{
+	struct umm_mm *mms[TREE_MAX];
+	struct umm_file *file = NULL;
+	uint64_t rs = seed ^ (0x3333 + backend), new_pfn;
+	int n, mover, to, st = 0x7777;
+	uint64_t addr = BASE;
+	struct fix f;
+
+	NEED(move);
+	ASSERT_TRUE(numa_fix_init(&f, 2));
+	if (backend == TREE_FILE) {
+		int fd = open(tmp_path("tree-file"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+
+		ASSERT_TRUE(fd >= 0);
+		ASSERT_OK(ftruncate(fd, PS));
+		close(fd);
+		ASSERT_OK(umm_file_open(f.u, tmp_path("tree-file"), O_RDWR, &file));
+		ASSERT_OK(map_file(f.mm, addr, 1, RW, UMM_MAP_SHARED, file, 0));
+		ASSERT_TRUE(write_pat(f.mm, addr, 1, 5));
+	} else {
+		ASSERT_TRUE(map_pat(f.mm, addr, 1, RW, backend == TREE_ANON ? PRIV : SHRD, 5));
+	}
+	mms[0] = f.mm;
+	n = fork_tree(mms, &rs);
+	ASSERT_TRUE(n > 1);
+	for (int i = 0; i < n; i++)
+		ASSERT_TRUE(check_pat(mms[i], addr, 1, 5));
+	for (int i = 1; i < n; i++)
+		ASSERT_EQ(pinfo(mms[i], addr).pfn, pinfo(mms[0], addr).pfn);
+
+	mover = tap_rand(&rs) % n;
+	to = 1 - node_of(mms[mover], addr);
+	ASSERT_OK(umm_move_pages(mms[mover], 1, &addr, &to, &st));
+	ASSERT_EQ(st, to);
+	new_pfn = pinfo(mms[mover], addr).pfn;
+	TAP_DIAG("%d processes; process %d moved the page to node %d", n, mover, to);
+	for (int i = 0; i < n; i++) {
+		ASSERT_EQ(pinfo(mms[i], addr).pfn, new_pfn);
+		ASSERT_EQ(pinfo(mms[i], addr).mapcount, n);
+		ASSERT_EQ(node_of(mms[i], addr), to);
+		ASSERT_TRUE(check_pat(mms[i], addr, 1, 5));
+	}
+	ASSERT_TRUE(settled_valid(f.u));
+	for (int i = 1; i < n; i++)
+		umm_mm_exit(mms[i]);
+	if (file) {
+		ASSERT_OK(umm_munmap(f.mm, addr, PS));
+		umm_file_put(file);
+	}
+	return settled_fini(&f);
+}
+
+static bool test_fork_tree_anon(void)
+{
+	return fork_tree_move(TREE_ANON);
+}
+
+static bool test_fork_tree_shmem(void)
+{
+	return fork_tree_move(TREE_SHMEM);
+}
+
+static bool test_fork_tree_file(void)
+{
+	return fork_tree_move(TREE_FILE);
+}
+
+/*
+ * migrate.ksm: a page of the same bytes in every process of a random fork
+ * tree, each written after the fork (so that KSM, not COW, makes them
+ * one), merged, then moved by one process: every process sees the new
+ * frame and node.
  */
 static bool test_ksm_fork_tree(void)
 {
 	struct umm_mm *mms[TREE_MAX];
 	uint64_t rs = seed ^ 0x2222;
 	struct fix f;
-	int n = 1;
+	int n;
 
 	NEED(move);
 	NEED(ksm);
@@ -570,12 +681,8 @@ static bool test_ksm_fork_tree(void)
 	ASSERT_OK(umm_madvise(f.mm, BASE, PS, UMM_MADV_MERGEABLE));
 	ASSERT_TRUE(write_same(f.mm, BASE));
 	mms[0] = f.mm;
-	while (n < TREE_MAX) {
-		int parent = tap_rand(&rs) % n;
-
-		ASSERT_OK(umm_mm_fork(mms[parent], &mms[n]));
-		n++;
-	}
+	n = fork_tree(mms, &rs);
+	ASSERT_TRUE(n > 1);
 	for (int i = 0; i < n; i++)
 		ASSERT_TRUE(write_same(mms[i], BASE));
 	ASSERT_TRUE(ksm_merge_all(f.u, mms, n, BASE));
@@ -611,6 +718,49 @@ static bool test_ksm_fork_tree(void)
 	ASSERT_TRUE(settled_valid(f.u));
 	for (int i = 1; i < n; i++)
 		umm_mm_exit(mms[i]);
+	return settled_fini(&f);
+}
+
+/*
+ * migrate.ksm_and_mremap: 32 pages of the same bytes, the second half
+ * mremapped over the first (their indexes no longer match their addresses),
+ * made mergeable: KSM makes the 16 one page; moving it moves every mapping.
+ *
+ *   AAAAAAAAAAAAAAAA BBBBBBBBBBBBBBBB  ->  BBBBBBBBBBBBBBBB (at A's place)
+ */
+static bool test_ksm_and_mremap(void)
+{
+	const int nr = 16;
+	uint64_t out = 0, old_pfn, new_pfn, addr = BASE;
+	int to, st = 0x7777;
+	struct fix f;
+
+	NEED(move);
+	NEED(ksm);
+	ASSERT_TRUE(numa_fix_init(&f, 2));
+	ASSERT_OK(map_at(f.mm, BASE, 2 * nr, RW, PRIV));
+	for (int p = 0; p < 2 * nr; p++)
+		ASSERT_TRUE(write_same(f.mm, AT(p)));
+	ASSERT_OK(umm_mremap(f.mm, AT(nr), PG(nr), PG(nr), UMM_MREMAP_MAYMOVE | UMM_MREMAP_FIXED,
+			     BASE, &out));
+	ASSERT_EQ(out, BASE);
+	ASSERT_OK(umm_madvise(f.mm, BASE, PG(nr), UMM_MADV_MERGEABLE));
+	for (int p = 0; p < nr; p++)
+		ASSERT_TRUE(ksm_merge_all(f.u, &f.mm, 1, AT(p)));
+	old_pfn = pinfo(f.mm, BASE).pfn;
+	for (int p = 0; p < nr; p++)
+		ASSERT_EQ(pinfo(f.mm, AT(p)).pfn, old_pfn);
+
+	to = 1 - node_of(f.mm, addr);
+	ASSERT_OK(umm_move_pages(f.mm, 1, &addr, &to, &st));
+	ASSERT_EQ(st, to);
+	new_pfn = pinfo(f.mm, BASE).pfn;
+	ASSERT_NE(new_pfn, old_pfn);
+	for (int p = 0; p < nr; p++) {
+		ASSERT_EQ(pinfo(f.mm, AT(p)).pfn, new_pfn);
+		ASSERT_TRUE(is_same(f.mm, AT(p)));
+	}
+	ASSERT_TRUE(settled_valid(f.u));
 	return settled_fini(&f);
 }
 
@@ -775,8 +925,12 @@ int main(void)
 	RUN_TEST_CAPS(test_move_secondary_mmu);
 	RUN_TEST_CAPS(test_move_pinned);
 	RUN_TEST_CAPS(test_move_concurrent);
+	RUN_TEST_CAPS(test_fork_tree_anon);
+	RUN_TEST_CAPS(test_fork_tree_shmem);
+	RUN_TEST_CAPS(test_fork_tree_file);
 	RUN_TEST_CAPS(test_ksm_fork_tree);
 	RUN_TEST_CAPS(test_ksm_mremap_move);
+	RUN_TEST_CAPS(test_ksm_and_mremap);
 	RUN_TEST_CAPS(test_compact);
 	tmp_cleanup();
 	return tap_done();

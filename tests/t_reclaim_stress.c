@@ -30,7 +30,9 @@
  * Meeting points: after each phase every thread stops; the machine must
  * pass umm_validate(EXACT|RMAP) (swap counts against swap PTEs included)
  * and every page of every mm must match the model.  At the end every mm
- * exits, every swap slot must be free and no frame leaked.
+ * exits, every swap slot must be free and no frame leaked.  The run must
+ * have done what it is for: pages swapped out and in, moved, and (when KSM
+ * exists) merged - the most pages_sharing any KSM op saw is above zero.
  * test_detects_corruption falsifies one stamp and must see the check fail.
  * test_ksm_fork_sequence is the KSM side distilled: one thread, no swap,
  * writes, forks, exits and scans, with the rmap validated after each op.
@@ -61,6 +63,7 @@
 
 static uint64_t seed;
 static atomic_bool stop;		/* a thread failed: everyone stops */
+static atomic_ulong ksm_sharing_max;	/* the most pages_sharing a KSM op saw */
 
 struct mmodel {
 	struct umm_mm *mm;		/* NULL: slot free */
@@ -335,9 +338,19 @@ static bool op_ksm(struct worker *w)
 {
 	int r;
 
+	struct umm_ksm_stats ks;
+	unsigned long seen;
+
 	wlog(w, "umm_ksm_scan(32)");
 	r = umm_ksm_scan(w->u, 32);
-	return r < 0 ? wfail(w, "umm_ksm_scan = %d", r) : true;
+	if (r < 0)
+		return wfail(w, "umm_ksm_scan = %d", r);
+	umm_ksm_get_stats(w->u, &ks);
+	seen = atomic_load(&ksm_sharing_max);
+	while (ks.pages_sharing > seen &&
+	       !atomic_compare_exchange_weak(&ksm_sharing_max, &seen, ks.pages_sharing))
+		;
+	return true;
 }
 
 static bool one_op(struct worker *w)
@@ -520,6 +533,7 @@ static bool test_stress(void)
 
 	NEED(swap);
 	ASSERT_TRUE(run_init(&r));
+	ksm_sharing_max = 0;
 	for (int phase = 0; phase < 3; phase++)
 		ASSERT_TRUE(run_phase(&r, ops_per_phase()));
 	vs = vstat(r.u);
@@ -528,13 +542,16 @@ static bool test_stress(void)
 		 PRIu64 " direct_reclaims %" PRIu64, vs.pswpout, vs.pswpin, vs.pgsteal,
 		 vs.kswapd_runs, vs.direct_reclaims);
 	TAP_DIAG("storm: %" PRIu64 " pages on the node asked for; pgmigrate_success %" PRIu64
-		 " fail %" PRIu64 "; KSM pages_sharing %lu", r.storm.moved,
-		 vs.pgmigrate_success, vs.pgmigrate_fail, ks.pages_sharing);
-	/* the run did what it is for: pages went out and came back, and moved */
+		 " fail %" PRIu64 "; KSM pages_sharing %lu at the end, at most %lu", r.storm.moved,
+		 vs.pgmigrate_success, vs.pgmigrate_fail, ks.pages_sharing,
+		 atomic_load(&ksm_sharing_max));
+	/* the run did what it is for: pages went out and came back, moved, and merged */
 	ASSERT_TRUE(vs.pswpout > 0);
 	ASSERT_TRUE(vs.pswpin > 0);
 	if (caps.move)
 		ASSERT_TRUE(vs.pgmigrate_success > 0);
+	if (caps.ksm)
+		ASSERT_TRUE(atomic_load(&ksm_sharing_max) > 0);
 	return run_fini(&r);
 }
 

@@ -105,6 +105,47 @@ static bool test_no_swap_unevictable(void)
 }
 
 /*
+ * umm_pagemap says SWAPPED for a shared anonymous page whose object holds
+ * it in swap, in every mm that maps the object (PTE empty or not), and
+ * PRESENT once it is faulted back:
+ *
+ *   P: SSSS....   after PAGEOUT of pages 0-3 (4-7 never touched)
+ *   C: SSSS....   the child (fork copies no shared PTEs)
+ *   C reads 0:    C P...., P -SSS: the page is in memory, P's PTE empty
+ */
+static bool test_pagemap_swapped(void)
+{
+	struct umm_mm *child;
+	struct fix f;
+
+	ASSERT_TRUE(shm_machine(&f, "swap-pagemap", 4 << 20, 4 << 20));
+	ASSERT_OK(map_at(f.mm, AT(0), 8, RW, SHRD));
+	for (int p = 0; p < 4; p++)
+		ASSERT_TRUE(put_byte(f.mm, AT(p), (uint8_t)(p + 1)));
+	ASSERT_OK(umm_mm_fork(f.mm, &child));
+	ASSERT_OK(umm_madvise(f.mm, AT(0), PG(4), UMM_MADV_PAGEOUT));
+	ASSERT_EQ(vstat(f.u).pswpout, 4);
+	for (int p = 0; p < 8; p++) {
+		unsigned int want = p < 4 ? UMM_PI_SWAPPED : 0;
+
+		ASSERT_EQ(pinfo(f.mm, AT(p)).flags, want);
+		ASSERT_EQ(pinfo(child, AT(p)).flags, want);
+	}
+	ASSERT_EQ(byte_at(child, AT(0)), 1);
+	ASSERT_TRUE(pinfo(child, AT(0)).flags & UMM_PI_PRESENT);
+	ASSERT_EQ(pinfo(f.mm, AT(0)).flags, 0);
+	ASSERT_EQ(pinfo(f.mm, AT(1)).flags, UMM_PI_SWAPPED);
+	for (int p = 0; p < 4; p++)
+		ASSERT_EQ(byte_at(f.mm, AT(p)), p + 1);
+	for (int p = 0; p < 4; p++)
+		ASSERT_TRUE(pinfo(f.mm, AT(p)).flags & UMM_PI_PRESENT);
+	ASSERT_EQ(pinfo(child, AT(1)).flags, 0);
+	ASSERT_TRUE(machine_valid(f.u));
+	umm_mm_exit(child);
+	return fix_fini(&f);
+}
+
+/*
  * Threads bump counters in shared pages of two mms (parent and child)
  * while memory is a quarter of them: a page faulted back twice would
  * split the counter and lose increments.
@@ -182,6 +223,7 @@ int main(void)
 	}
 	RUN_TEST(test_overcommit_shared);
 	RUN_TEST(test_no_swap_unevictable);
+	RUN_TEST(test_pagemap_swapped);
 	RUN_TEST(test_concurrent);
 	tmp_cleanup();
 	return tap_done();

@@ -10,14 +10,17 @@
  *    (pswpout, SWAPPED in pagemap, swap_ents, rss_anon), reading brings
  *    them back (pswpin); MADV_COLD puts a range first in line for reclaim,
  *    and from several threads at once leaves the LRU lists consistent;
- *  - mlocked pages (umm_mlock or MAP_LOCKED) never leave memory;
- *  - reclaim asks secondary MMUs whether a page was used (clear_flush_young)
- *    and invalidates their translations before a frame goes (the protocol
+ *  - mlocked pages (umm_mlock or MAP_LOCKED) never leave memory, and COLD
+ *    and PAGEOUT over them are refused with -EINVAL, as madvise(2) says;
+ *  - reclaim asks secondary MMUs whether a page was used (clear_flush_young
+ *    when it decides, clear_young when it ages active pages) and invalidates their translations before a frame goes (the protocol
  *    checker is on in every machine here);
  *  - a page COW-shared by fork keeps one swap slot for both mms, swap-in by
  *    one is seen by the other, writes after fork stay private; a KSM page
- *    (one frame, four mappings) takes one slot too;
- *  - munmap, MADV_DONTNEED and exit free the slots of swapped pages;
+ *    (one frame, four mappings) takes one slot too, and comes back read
+ *    once but unshared (a copy per mapping, as Linux), for KSM to merge again;
+ *  - munmap, MADV_DONTNEED and exit free the slots of swapped pages, and a
+ *    page that loses its last mapping (COW, KSM merge) its swap cache slot;
  *  - reclaim writes dirty shared file pages back to their file and drops
  *    clean ones, without touching swap;
  *  - a swap-in I/O error gives -EIO to that access only and never maps
@@ -53,27 +56,6 @@ static uint64_t seed;
 #ifndef UNDER_TSAN
 #define UNDER_TSAN 0
 #endif
-
-/* A machine of @phys bytes (one node) with @swap bytes of swap, and an mm. */
-static bool swap_fix_init(struct fix *f, size_t phys, size_t swap)
-{
-	f->mm = NULL;
-	ASSERT_OK(make_swap_machine(phys, 1, swap, UMM_CONFIG_NOTIFIER_CHECKER, &f->u));
-	ASSERT_OK(umm_mm_create(f->u, &f->mm));
-	return true;
-}
-
-/* fix_fini(), and every swap slot back first. */
-static bool swap_fix_fini(struct fix *f)
-{
-	ASSERT_TRUE(settled_valid(f->u));
-	if (f->mm)
-		umm_mm_exit(f->mm);
-	f->mm = NULL;
-	ASSERT_TRUE(swap_all_free(f->u));
-	ASSERT_EQ(umm_mmu_notifier_checker_violations(f->u), 0);
-	return settled_fini(f);
-}
 
 /* How many of the @n pages at @addr have every bit of @flags in pagemap. */
 static uint64_t nr_with(struct umm_mm *mm, uint64_t addr, uint64_t n, unsigned int flags)
@@ -456,8 +438,14 @@ static bool test_mlock_stays(void)
 	ASSERT_TRUE(map_pat(f.mm, AT(32), 8, RW, PRIV | UMM_MAP_LOCKED, 2));
 	ASSERT_EQ(mstat(f.mm).locked_vm, 16);
 
-	ASSERT_OK(umm_madvise(f.mm, AT(0), PG(16), UMM_MADV_PAGEOUT));
-	ASSERT_OK(umm_madvise(f.mm, AT(32), PG(8), UMM_MADV_PAGEOUT));
+	/* madvise(2): COLD and PAGEOUT refuse mlocked memory, and touch nothing */
+	ASSERT_ERR(umm_madvise(f.mm, AT(0), PG(16), UMM_MADV_PAGEOUT), EINVAL);
+	ASSERT_ERR(umm_madvise(f.mm, AT(32), PG(8), UMM_MADV_PAGEOUT), EINVAL);
+	ASSERT_ERR(umm_madvise(f.mm, AT(32), PG(8), UMM_MADV_COLD), EINVAL);
+	ASSERT_TRUE(all_present(f.mm, AT(0), 16));
+	ASSERT_EQ(vstat(f.u).pswpout, 0);
+	ASSERT_OK(umm_madvise(f.mm, AT(0), PG(4), UMM_MADV_PAGEOUT));
+	ASSERT_OK(umm_madvise(f.mm, AT(12), PG(4), UMM_MADV_PAGEOUT));
 	ASSERT_TRUE(all_swapped(f.mm, AT(0), 4));
 	ASSERT_TRUE(all_present(f.mm, AT(4), 8));
 	ASSERT_EQ(nr_with(f.mm, AT(4), 8, UMM_PI_MLOCKED), 8);
@@ -492,8 +480,9 @@ static bool test_mlock_stays(void)
 
 /*
  * A device caches the translations of A and B and keeps using A (its
- * clear_flush_young says so).  Reclaim must ask it (page_referenced
- * reaches secondary MMUs), take B, keep A, and invalidate B in the
+ * clear_flush_young and clear_young say so).  Reclaim must ask it
+ * (page_referenced and the ageing's page_clear_young reach secondary
+ * MMUs), take B, keep A, and invalidate B in the
  * device before B's frames go; MADV_PAGEOUT ignores references and takes
  * A too.  The protocol checker sees every cached translation dropped in
  * time.
@@ -519,11 +508,13 @@ static bool test_reclaim_secondary_mmu(void)
 
 		ASSERT_OK(umm_reclaim(f.u, 8, &got));
 	}
-	TAP_DIAG("%d rounds of umm_reclaim(8); clear_flush_young/clear_young/test_young "
-		 "called %lu times", round, s.young_calls);
+	TAP_DIAG("%d rounds of umm_reclaim(8); clear_flush_young %lu, clear_young %lu times",
+		 round, s.flush_young_calls, s.clear_young_calls);
 	ASSERT_TRUE(all_swapped(f.mm, B, 16));
 	ASSERT_TRUE(all_present(f.mm, A, 16));
-	ASSERT_TRUE(s.young_calls > 0);
+	/* the eviction decision asks with a flush, the ageing of active pages without */
+	ASSERT_TRUE(s.flush_young_calls > 0);
+	ASSERT_TRUE(s.clear_young_calls > 0);
 	ASSERT_EQ(smmu_cached(&s), 16);			/* A's, still valid */
 	ASSERT_EQ(s.starts, s.ends);
 	ASSERT_EQ(umm_mmu_notifier_checker_violations(f.u), 0);
@@ -597,7 +588,10 @@ static bool test_fork_one_slot(void)
 
 /*
  * KSM pages go to swap through rmap_walk_ksm: one merged frame mapped four
- * times takes one slot; swapped in, the bytes are back in every mapping.
+ * times takes one slot; swapped in, the bytes are back in every mapping,
+ * read from swap once, each mapping with a copy of its own (sharing is
+ * broken, as Linux's ksm_might_need_to_copy breaks it), which KSM merges
+ * again.
  */
 static bool test_ksm_swap(void)
 {
@@ -637,6 +631,20 @@ static bool test_ksm_swap(void)
 		ASSERT_TRUE(memcmp(got, buf, PS) == 0);
 	}
 	ASSERT_EQ(vstat(f.u).pswpin - v0.pswpin, 1);
+	/* read from swap once, but no longer shared: each mapping has its own copy */
+	ASSERT_EQ(nr_with(f.mm, BASE, 4, UMM_PI_KSM), 0);
+	for (int p = 0; p < 4; p++)
+		for (int q = p + 1; q < 4; q++)
+			ASSERT_NE(pinfo(f.mm, AT(p)).pfn, pinfo(f.mm, AT(q)).pfn);
+	ASSERT_EQ(mstat(f.mm).swap_ents, 0);
+	ASSERT_TRUE(settled_valid(f.u));
+	/* and KSM merges them again */
+	for (int i = 0; i < 64 && nr_with(f.mm, BASE, 4, UMM_PI_KSM) < 4; i++)
+		ASSERT_TRUE(umm_ksm_scan(f.u, 64) >= 0);
+	ASSERT_EQ(nr_with(f.mm, BASE, 4, UMM_PI_KSM), 4);
+	umm_ksm_get_stats(f.u, &ks);
+	ASSERT_EQ(ks.pages_shared, 1);
+	ASSERT_EQ(ks.pages_sharing, 3);
 	ASSERT_TRUE(settled_valid(f.u));
 	/* a write to one mapping stays there */
 	ASSERT_TRUE(put_byte(f.mm, AT(2), 0x11));
@@ -755,6 +763,43 @@ static bool test_unmap_frees_slots(void)
 
 	/* exit frees the rest (swap_fix_fini checks) */
 	ASSERT_TRUE(check_pat(f.mm, AT(16), 8, 1));
+	return swap_fix_fini(&f);
+}
+
+/*
+ * A page read back from swap keeps its copy there (the slot) while it is
+ * only read.  When a write copies it instead of reusing it (a GUP
+ * reference makes it look shared) its last mapping goes, and so must its
+ * slot: nothing names it any more (Linux's free_swap_cache in
+ * wp_page_copy).
+ */
+static bool test_cow_frees_swap_cache(void)
+{
+	struct umm_vmscan_stat v0, v1;
+	struct umm_page *pin;
+	uint64_t pfn;
+	struct fix f;
+
+	NEED(swap);
+	ASSERT_TRUE(swap_fix_init(&f, 16 << 20, 4 << 20));
+	ASSERT_TRUE(map_pat(f.mm, BASE, 1, RW, PRIV, 1));
+	v0 = vstat(f.u);
+	ASSERT_OK(umm_madvise(f.mm, BASE, PS, UMM_MADV_PAGEOUT));
+	ASSERT_TRUE(check_pat(f.mm, BASE, 1, 1));		/* read: the slot stays */
+	v1 = vstat(f.u);
+	ASSERT_EQ(v0.swap_free - v1.swap_free, 1);
+	ASSERT_EQ(v1.nr_swapcache, 1);
+	pfn = pinfo(f.mm, BASE).pfn;
+
+	ASSERT_OK(umm_get_user_page(f.mm, BASE, 0, &pin));
+	ASSERT_TRUE(write_pat(f.mm, BASE, 1, 2));		/* copied: the pin holds the old */
+	ASSERT_NE(pinfo(f.mm, BASE).pfn, pfn);
+	v1 = vstat(f.u);
+	ASSERT_EQ(v1.nr_swapcache, 0);
+	ASSERT_EQ(v1.swap_free, v0.swap_free);
+	ASSERT_TRUE(page_is_pat(umm_page_address(pin), BASE, 1));
+	umm_put_page(pin);
+	ASSERT_TRUE(check_pat(f.mm, BASE, 1, 2));
 	return swap_fix_fini(&f);
 }
 
@@ -1057,6 +1102,7 @@ int main(void)
 	RUN_TEST_CAPS(test_ksm_swap);
 	RUN_TEST_CAPS(test_mremap_swapped);
 	RUN_TEST_CAPS(test_unmap_frees_slots);
+	RUN_TEST_CAPS(test_cow_frees_swap_cache);
 	RUN_TEST_CAPS(test_file_reclaim);
 	RUN_TEST_CAPS(test_swap_read_eio);
 	RUN_TEST_CAPS(test_swap_write_error);

@@ -178,6 +178,11 @@ int umm_mremap(struct umm_mm *mm, uint64_t old_addr, uint64_t old_len, uint64_t 
 #define UMM_MADV_UNMERGEABLE	13
 #define UMM_MADV_COLD		20
 #define UMM_MADV_PAGEOUT	21
+/*
+ * madvise(2).  Return: 0; -EINVAL for bad arguments or unknown advice, and
+ * for DONTNEED, COLD or PAGEOUT over an mlocked mapping (nothing of the
+ * range is touched); -ENOMEM if part of the range is not mapped.
+ */
 int umm_madvise(struct umm_mm *mm, uint64_t addr, uint64_t len, int advice);
 
 /* mlock(2)/munlock(2): populate and mark VM_LOCKED; -ENOMEM over holes. */
@@ -292,7 +297,11 @@ int umm_arena_fd(struct umm *u, uint64_t *bytes);
 #define UMM_PI_WRITE	0x080
 #define UMM_PI_MLOCKED	0x100
 struct umm_pageinfo { uint64_t pfn; unsigned int flags; int mapcount; int refcount; };
-/* Return: 0 (flags 0 if nothing is mapped there yet), -EFAULT without a VMA. */
+/*
+ * SWAPPED: the PTE holds a swap (or migration) entry, or - shared anonymous
+ * memory - the PTE is empty and the object keeps the page in swap.
+ * Return: 0 (flags 0 if nothing is mapped there yet), -EFAULT without a VMA.
+ */
 int umm_pagemap(struct umm_mm *mm, uint64_t addr, struct umm_pageinfo *info);
 
 #ifdef __cplusplus
