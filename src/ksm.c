@@ -760,59 +760,70 @@ static void ksm_pte_unlock(struct mmu_notifier_range *range, struct pt_page *pt)
 }
 
 /*
+ * Does the locked PTE value @pte map @page, with no reference on it but the
+ * mappings' and the caller's (GUP, O_DIRECT-like users could still write)?
+ * GUP takes its reference under the PTE lock: none can appear while it is
+ * held.  Return: 0, -EFAULT or -EBUSY.
+ */
+static int ksm_pte_check(struct umm *u, struct umm_page *page, pte_t pte)
+{
+	int swapped = TestPageFlag(page, PG_swapcache) ? 1 : 0;
+
+	if (!pte_present(pte) || pte_special(pte) || pte_pfn(pte) != page_to_pfn(u, page))
+		return -EFAULT;
+	if (page_mapcount(page) + 1 + swapped != page_count(page))
+		return -EBUSY;
+	return 0;
+}
+
+/*
  * write_protect_page - make the PTE mapping @page at @addr read-only and
  * clean, so that its contents can be trusted: after the flush no store goes
  * through the old PTE.  Refused (-EBUSY) while anyone but the mappings and
- * the caller holds a reference (GUP, O_DIRECT-like users could still write).
- * Return: 0 and the resulting PTE in *@orig, or -EFAULT/-EBUSY.
- * Context: mmap_lock read, page locked.
+ * the caller holds a reference.
+ * Return: 0, -EFAULT or -EBUSY.  Context: mmap_lock read, page locked.
  */
-static int write_protect_page(struct vm_area_struct *vma, struct umm_page *page, uint64_t addr,
-			      pte_t *orig)
+static int write_protect_page(struct vm_area_struct *vma, struct umm_page *page, uint64_t addr)
 {
 	struct umm_mm *mm = vma->vm_mm;
-	struct umm *u = mm->u;
 	struct mmu_notifier_range range;
 	struct pt_page *pt;
 	_Atomic pte_t *ptep;
-	int swapped, err = -EFAULT;
+	int err;
 	pte_t pte;
 
 	ptep = ksm_pte_lock(mm, addr, &range, &pt);
 	if (!ptep)
 		return -EFAULT;
 	pte = atomic_load_explicit(ptep, memory_order_relaxed);
-	if (!pte_present(pte) || pte_special(pte) || pte_pfn(pte) != page_to_pfn(u, page))
-		goto out_unlock;
-	/* GUP takes its reference under this PTE lock: none can appear now */
-	swapped = TestPageFlag(page, PG_swapcache) ? 1 : 0;
-	err = -EBUSY;
-	if (page_mapcount(page) + 1 + swapped != page_count(page))
-		goto out_unlock;
-	if (pte & (_PAGE_RW | _PAGE_DIRTY)) {
+	err = ksm_pte_check(mm->u, page, pte);
+	if (!err && (pte & (_PAGE_RW | _PAGE_DIRTY))) {
 		pte = atomic_fetch_and(ptep, ~(_PAGE_RW | _PAGE_DIRTY));
 		flush_tlb_mm(mm);
 		mmu_notifier_invalidate_secondary_tlbs(mm, addr, addr + PAGE_SIZE);
 		if (pte_dirty(pte))
 			SetPageFlag(page, PG_dirty);
-		pte &= ~(_PAGE_RW | _PAGE_DIRTY);
 	}
-	*orig = pte;
-	err = 0;
-out_unlock:
 	ksm_pte_unlock(&range, pt);
 	return err;
 }
 
 /*
- * replace_page - the PTE at @addr that maps @page (as @orig) maps @kpage
- * instead: a KSM page, or the zero frame.  The old page loses this mapping
- * and its reference (the caller still holds its own).
- * Return: 0, or -EFAULT if the PTE changed meanwhile.
- * Context: mmap_lock read, @page locked, @kpage locked (not the zero frame).
+ * replace_page - the PTE at @addr that maps @page maps @kpage instead (a
+ * KSM page, or the zero frame) if their contents are the same.  Linux
+ * write-protects the PTE, compares, then replaces it, each step under its
+ * own PTE lock, invalidation and flush; here it is one section: the PTE is
+ * cleared and flushed (no access and no GUP reaches @page through it any
+ * more), the contents compared, and the PTE set to @kpage or put back as it
+ * was.  An access meanwhile faults and waits on the PTE lock.  The old page
+ * loses this mapping and its reference (the caller still holds its own).
+ * Refused (-EBUSY) while anyone but the mappings and the caller holds a
+ * reference, as write_protect_page().
+ * Return: 0, -EFAULT (not mapped there any more, or the contents differ)
+ * or -EBUSY.  Context: mmap_lock read, @page locked.
  */
 static int replace_page(struct vm_area_struct *vma, struct umm_page *page,
-			struct umm_page *kpage, uint64_t addr, pte_t orig)
+			struct umm_page *kpage, uint64_t addr)
 {
 	struct umm_mm *mm = vma->vm_mm;
 	struct umm *u = mm->u;
@@ -820,14 +831,27 @@ static int replace_page(struct vm_area_struct *vma, struct umm_page *page,
 	struct mmu_notifier_range range;
 	struct pt_page *pt;
 	_Atomic pte_t *ptep;
-	pte_t newpte;
-	int err = -EFAULT;
+	pte_t pte, newpte;
+	int err;
 
 	ptep = ksm_pte_lock(mm, addr, &range, &pt);
 	if (!ptep)
 		return -EFAULT;
-	if (atomic_load_explicit(ptep, memory_order_relaxed) != orig)
+	err = ksm_pte_check(u, page, atomic_load_explicit(ptep, memory_order_relaxed));
+	if (err)
 		goto out_unlock;
+	/* ptep_clear_flush */
+	pte = atomic_exchange_explicit(ptep, 0, memory_order_seq_cst);
+	flush_tlb_mm(mm);
+	mmu_notifier_invalidate_secondary_tlbs(mm, addr, addr + PAGE_SIZE);
+	/* its swap copy (if any) is stale: as write_protect_page() */
+	if (pte_dirty(pte))
+		SetPageFlag(page, PG_dirty);
+	if (!pages_identical(u, page, kpage)) {
+		atomic_store_explicit(ptep, pte, memory_order_seq_cst);
+		err = -EFAULT;
+		goto out_unlock;
+	}
 	if (kpfn != ZERO_PFN) {
 		get_page(kpage);
 		atomic_fetch_add_explicit(&kpage->_mapcount, 1, memory_order_relaxed);
@@ -838,10 +862,7 @@ static int replace_page(struct vm_area_struct *vma, struct umm_page *page,
 		ksm_map_zero_page(mm);
 		add_mm_counter(mm, MM_ANONPAGES, -1);
 	}
-	/* ptep_clear_flush + set_pte_at_notify */
-	atomic_store_explicit(ptep, 0, memory_order_seq_cst);
-	flush_tlb_mm(mm);
-	mmu_notifier_invalidate_secondary_tlbs(mm, addr, addr + PAGE_SIZE);
+	/* set_pte_at_notify */
 	mmu_notifier_change_pte(mm, addr, kpfn, false);
 	atomic_store_explicit(ptep, newpte, memory_order_seq_cst);
 	page_remove_rmap(page, vma);
@@ -888,9 +909,7 @@ static bool ksm_in_place_same_domain(struct umm_mm *mm, struct umm_page *page,
 static int try_to_merge_one_page(struct vm_area_struct *vma, struct umm_page *page,
 				 struct umm_page *kpage, uint64_t addr, struct anon_vma **origp)
 {
-	struct umm *u = vma->vm_mm->u;
-	pte_t orig = 0;
-	int err = -EFAULT;
+	int err;
 
 	if (page == kpage)
 		return 0;
@@ -899,9 +918,11 @@ static int try_to_merge_one_page(struct vm_area_struct *vma, struct umm_page *pa
 	/* ksmd must not wait for a page lock another path holds for long */
 	if (!trylock_page(page))
 		return -EBUSY;
-	err = write_protect_page(vma, page, addr, &orig);
-	if (!err) {
-		if (!kpage) {
+	if (kpage) {
+		err = replace_page(vma, page, kpage, addr);
+	} else {
+		err = write_protect_page(vma, page, addr);
+		if (!err) {
 			uintptr_t m = atomic_load(&page->mapping);
 
 			*origp = NULL;
@@ -920,10 +941,6 @@ static int try_to_merge_one_page(struct vm_area_struct *vma, struct umm_page *pa
 			} else {
 				SetPageFlag(page, PG_dirty);
 			}
-		} else if (pages_identical(u, page, kpage)) {
-			err = replace_page(vma, page, kpage, addr, orig);
-		} else {
-			err = -EFAULT;
 		}
 	}
 	unlock_page(page);
