@@ -78,6 +78,7 @@
 #define STABLE_NODE_CHAIN	(-1024)
 #define KSM_BATCH_PER_THREAD	512	/* long phases: a helper's wakeup is amortized */
 #define KSM_CHUNK		16	/* checksum phase: items per unit of work */
+#define KSM_PREFETCH_BYTES	1024	/* of the next page, while one is hashed */
 
 enum { ITEM_NONE, ITEM_UNSTABLE, ITEM_STABLE };
 
@@ -186,14 +187,23 @@ struct ksm_scan_entry {
  * A batch runs in two parallel phases: checksums (one unit per KSM_CHUNK
  * entries), then merges (one unit per shard: a shard's entries in scan
  * order, so that the order of the merges in a shard, and hence their
- * outcome, is the one a single thread would produce).
+ * outcome, is the one a single thread would produce).  The phases are
+ * pipelined: while a batch merges, the threads without a shard to merge
+ * checksum the next batch (@ahead).  The checksum phase reads no KSM
+ * structure, so it may run beside merges: it only needs mmap_lock, PTEs
+ * and page contents.
  */
 struct ksm_batch {
 	struct ksm_scan_entry *e;
 	unsigned long nr;
+	unsigned long gen;			/* scan.batch_gen when gathered */
+	bool stopped;				/* the gather ended before its cap */
 	unsigned int *order;			/* entries sorted by shard, stable */
 	unsigned int start[KSM_NR_SHARDS + 1];	/* each shard's run in order[] */
 	unsigned int busy[KSM_NR_SHARDS];	/* the shards with entries: merge units */
+	unsigned int merge_units;		/* 1 and !nr_busy: all in scan order */
+	unsigned int nr_busy;
+	struct ksm_batch *ahead;		/* checksummed in the merge phase */
 	void (*fn)(struct ksm *k, struct ksm_batch *b, unsigned long unit);
 	unsigned long units;
 	_Atomic unsigned long next;
@@ -212,6 +222,7 @@ struct ksm {
 		_Atomic unsigned long seqnr;	/* full scans done */
 		bool pass_done;
 		unsigned long batch_gen;	/* batches gathered */
+		unsigned long merged_gen;	/* the last batch merged */
 	} scan;
 	struct ksm_shard shards[KSM_NR_SHARDS];
 	struct ksm_item_chunk *item_chunks;	/* every chunk, for ksm_destroy() */
@@ -749,59 +760,70 @@ static void ksm_pte_unlock(struct mmu_notifier_range *range, struct pt_page *pt)
 }
 
 /*
+ * Does the locked PTE value @pte map @page, with no reference on it but the
+ * mappings' and the caller's (GUP, O_DIRECT-like users could still write)?
+ * GUP takes its reference under the PTE lock: none can appear while it is
+ * held.  Return: 0, -EFAULT or -EBUSY.
+ */
+static int ksm_pte_check(struct umm *u, struct umm_page *page, pte_t pte)
+{
+	int swapped = TestPageFlag(page, PG_swapcache) ? 1 : 0;
+
+	if (!pte_present(pte) || pte_special(pte) || pte_pfn(pte) != page_to_pfn(u, page))
+		return -EFAULT;
+	if (page_mapcount(page) + 1 + swapped != page_count(page))
+		return -EBUSY;
+	return 0;
+}
+
+/*
  * write_protect_page - make the PTE mapping @page at @addr read-only and
  * clean, so that its contents can be trusted: after the flush no store goes
  * through the old PTE.  Refused (-EBUSY) while anyone but the mappings and
- * the caller holds a reference (GUP, O_DIRECT-like users could still write).
- * Return: 0 and the resulting PTE in *@orig, or -EFAULT/-EBUSY.
- * Context: mmap_lock read, page locked.
+ * the caller holds a reference.
+ * Return: 0, -EFAULT or -EBUSY.  Context: mmap_lock read, page locked.
  */
-static int write_protect_page(struct vm_area_struct *vma, struct umm_page *page, uint64_t addr,
-			      pte_t *orig)
+static int write_protect_page(struct vm_area_struct *vma, struct umm_page *page, uint64_t addr)
 {
 	struct umm_mm *mm = vma->vm_mm;
-	struct umm *u = mm->u;
 	struct mmu_notifier_range range;
 	struct pt_page *pt;
 	_Atomic pte_t *ptep;
-	int swapped, err = -EFAULT;
+	int err;
 	pte_t pte;
 
 	ptep = ksm_pte_lock(mm, addr, &range, &pt);
 	if (!ptep)
 		return -EFAULT;
 	pte = atomic_load_explicit(ptep, memory_order_relaxed);
-	if (!pte_present(pte) || pte_special(pte) || pte_pfn(pte) != page_to_pfn(u, page))
-		goto out_unlock;
-	/* GUP takes its reference under this PTE lock: none can appear now */
-	swapped = TestPageFlag(page, PG_swapcache) ? 1 : 0;
-	err = -EBUSY;
-	if (page_mapcount(page) + 1 + swapped != page_count(page))
-		goto out_unlock;
-	if (pte & (_PAGE_RW | _PAGE_DIRTY)) {
+	err = ksm_pte_check(mm->u, page, pte);
+	if (!err && (pte & (_PAGE_RW | _PAGE_DIRTY))) {
 		pte = atomic_fetch_and(ptep, ~(_PAGE_RW | _PAGE_DIRTY));
 		flush_tlb_mm(mm);
 		mmu_notifier_invalidate_secondary_tlbs(mm, addr, addr + PAGE_SIZE);
 		if (pte_dirty(pte))
 			SetPageFlag(page, PG_dirty);
-		pte &= ~(_PAGE_RW | _PAGE_DIRTY);
 	}
-	*orig = pte;
-	err = 0;
-out_unlock:
 	ksm_pte_unlock(&range, pt);
 	return err;
 }
 
 /*
- * replace_page - the PTE at @addr that maps @page (as @orig) maps @kpage
- * instead: a KSM page, or the zero frame.  The old page loses this mapping
- * and its reference (the caller still holds its own).
- * Return: 0, or -EFAULT if the PTE changed meanwhile.
- * Context: mmap_lock read, @page locked, @kpage locked (not the zero frame).
+ * replace_page - the PTE at @addr that maps @page maps @kpage instead (a
+ * KSM page, or the zero frame) if their contents are the same.  Linux
+ * write-protects the PTE, compares, then replaces it, each step under its
+ * own PTE lock, invalidation and flush; here it is one section: the PTE is
+ * cleared and flushed (no access and no GUP reaches @page through it any
+ * more), the contents compared, and the PTE set to @kpage or put back as it
+ * was.  An access meanwhile faults and waits on the PTE lock.  The old page
+ * loses this mapping and its reference (the caller still holds its own).
+ * Refused (-EBUSY) while anyone but the mappings and the caller holds a
+ * reference, as write_protect_page().
+ * Return: 0, -EFAULT (not mapped there any more, or the contents differ)
+ * or -EBUSY.  Context: mmap_lock read, @page locked.
  */
 static int replace_page(struct vm_area_struct *vma, struct umm_page *page,
-			struct umm_page *kpage, uint64_t addr, pte_t orig)
+			struct umm_page *kpage, uint64_t addr)
 {
 	struct umm_mm *mm = vma->vm_mm;
 	struct umm *u = mm->u;
@@ -809,14 +831,27 @@ static int replace_page(struct vm_area_struct *vma, struct umm_page *page,
 	struct mmu_notifier_range range;
 	struct pt_page *pt;
 	_Atomic pte_t *ptep;
-	pte_t newpte;
-	int err = -EFAULT;
+	pte_t pte, newpte;
+	int err;
 
 	ptep = ksm_pte_lock(mm, addr, &range, &pt);
 	if (!ptep)
 		return -EFAULT;
-	if (atomic_load_explicit(ptep, memory_order_relaxed) != orig)
+	err = ksm_pte_check(u, page, atomic_load_explicit(ptep, memory_order_relaxed));
+	if (err)
 		goto out_unlock;
+	/* ptep_clear_flush */
+	pte = atomic_exchange_explicit(ptep, 0, memory_order_seq_cst);
+	flush_tlb_mm(mm);
+	mmu_notifier_invalidate_secondary_tlbs(mm, addr, addr + PAGE_SIZE);
+	/* its swap copy (if any) is stale: as write_protect_page() */
+	if (pte_dirty(pte))
+		SetPageFlag(page, PG_dirty);
+	if (!pages_identical(u, page, kpage)) {
+		atomic_store_explicit(ptep, pte, memory_order_seq_cst);
+		err = -EFAULT;
+		goto out_unlock;
+	}
 	if (kpfn != ZERO_PFN) {
 		get_page(kpage);
 		atomic_fetch_add_explicit(&kpage->_mapcount, 1, memory_order_relaxed);
@@ -827,10 +862,7 @@ static int replace_page(struct vm_area_struct *vma, struct umm_page *page,
 		ksm_map_zero_page(mm);
 		add_mm_counter(mm, MM_ANONPAGES, -1);
 	}
-	/* ptep_clear_flush + set_pte_at_notify */
-	atomic_store_explicit(ptep, 0, memory_order_seq_cst);
-	flush_tlb_mm(mm);
-	mmu_notifier_invalidate_secondary_tlbs(mm, addr, addr + PAGE_SIZE);
+	/* set_pte_at_notify */
 	mmu_notifier_change_pte(mm, addr, kpfn, false);
 	atomic_store_explicit(ptep, newpte, memory_order_seq_cst);
 	page_remove_rmap(page, vma);
@@ -880,9 +912,7 @@ static bool ksm_in_place_same_domain(struct umm_mm *mm, struct umm_page *page,
 static int try_to_merge_one_page(struct vm_area_struct *vma, struct umm_page *page,
 				 struct umm_page *kpage, uint64_t addr, struct anon_vma **origp)
 {
-	struct umm *u = vma->vm_mm->u;
-	pte_t orig = 0;
-	int err = -EFAULT;
+	int err;
 
 	if (page == kpage)
 		return 0;
@@ -891,9 +921,11 @@ static int try_to_merge_one_page(struct vm_area_struct *vma, struct umm_page *pa
 	/* ksmd must not wait for a page lock another path holds for long */
 	if (!trylock_page(page))
 		return -EBUSY;
-	err = write_protect_page(vma, page, addr, &orig);
-	if (!err) {
-		if (!kpage) {
+	if (kpage) {
+		err = replace_page(vma, page, kpage, addr);
+	} else {
+		err = write_protect_page(vma, page, addr);
+		if (!err) {
 			uintptr_t m = atomic_load(&page->mapping);
 
 			*origp = NULL;
@@ -912,10 +944,6 @@ static int try_to_merge_one_page(struct vm_area_struct *vma, struct umm_page *pa
 			} else {
 				SetPageFlag(page, PG_dirty);
 			}
-		} else if (pages_identical(u, page, kpage)) {
-			err = replace_page(vma, page, kpage, addr, orig);
-		} else {
-			err = -EFAULT;
 		}
 	}
 	unlock_page(page);
@@ -1089,7 +1117,7 @@ static struct umm_page *try_to_merge_two_pages(struct ksm *k, struct ksm_rmap_it
 
 static uint64_t now_ms(void)
 {
-	return now_ns(CLOCK_MONOTONIC) / 1000000ULL;
+	return now_ns(CLOCK_MONOTONIC_COARSE) / 1000000ULL;	/* ticks: prune intervals are seconds */
 }
 
 static inline bool is_page_sharing_candidate(struct ksm *k, struct ksm_stable_node *dup)
@@ -1473,9 +1501,10 @@ static void cmp_and_merge_page(struct ksm *k, struct ksm_shard *shard, struct um
 /*
  * ksm_checksum_chunk - the first phase for KSM_CHUNK gathered items: find
  * each one's page and checksum it, which decides the shard.  A chunk holds
- * one mm's mmap_lock across its run of that mm's items, and reads PTEs
- * without their lock: the scanner threads would otherwise bounce those
- * locks' cache lines between them for every page.  No page reference is
+ * one mm's mmap_lock across its run of that mm's items while it finds
+ * their pages, and reads PTEs without their lock: the scanner threads would
+ * otherwise bounce those locks' cache lines between them for every page.
+ * The hashing is done after, without locks.  No page reference is
  * taken: a reference held outside the shard lock could make another
  * thread's write_protect_page() of the same page fail, and the outcome
  * depend on timing.  (Reading a frame that is freed meanwhile only gives a
@@ -1483,15 +1512,13 @@ static void cmp_and_merge_page(struct ksm *k, struct ksm_shard *shard, struct um
  */
 static void ksm_checksum_chunk(struct ksm *k, struct ksm_batch *b, unsigned long chunk)
 {
-	unsigned long i = chunk * KSM_CHUNK, end = min_t(unsigned long, i + KSM_CHUNK, b->nr);
+	unsigned long first = chunk * KSM_CHUNK, end = min_t(unsigned long, first + KSM_CHUNK, b->nr);
 	struct vm_area_struct *vma = NULL;
 	struct umm_mm *locked = NULL;
 	struct umm *u = k->u;
 
-	for (; i < end; i++) {
+	for (unsigned long i = first; i < end; i++) {
 		struct ksm_scan_entry *e = &b->e[i];
-		struct ksm_stable_node *node;
-		struct umm_page *page;
 		struct umm_mm *mm = e->item->mm;
 		uint64_t addr = e->item->address;
 
@@ -1507,18 +1534,39 @@ static void ksm_checksum_chunk(struct ksm *k, struct ksm_batch *b, unsigned long
 		e->pfn = vma ? ksm_follow_pfn(mm, addr, false) : 0;
 		e->domain = mm->ksm_domain;
 		e->shard = 0;
-		if (!e->pfn)
-			continue;
-		page = pfn_to_page(u, e->pfn);
-		e->nid = page_key_nid(k, page);
-		e->checksum = calc_checksum(u, page);
-		/* as in ksm_merge_entry(): a KSM page goes to its node's shard
-		 * (nodes are freed only by the merge and gather phases) */
-		node = page_stable_node(page);
-		e->shard = (unsigned int)((node ? node->shard : shard_of(k, e->checksum)) - k->shards);
 	}
 	if (locked)
 		pthread_rwlock_unlock(&locked->mmap_lock);
+	for (unsigned long i = first; i < end; i++) {
+		struct ksm_scan_entry *e = &b->e[i];
+		struct umm_page *page;
+
+		if (!e->pfn)
+			continue;
+		/*
+		 * Frames lie anywhere in the arena, and the hardware prefetcher
+		 * stops at each 4 KiB boundary: start the next page's first
+		 * lines on their way while this one is hashed.
+		 */
+		for (unsigned long j = i + 1; j < end; j++) {
+			if (!b->e[j].pfn)
+				continue;
+			for (unsigned int off = 0; off < KSM_PREFETCH_BYTES; off += 64)
+				__builtin_prefetch((char *)page_address(u, pfn_to_page(u, b->e[j].pfn)) + off);
+			break;
+		}
+		page = pfn_to_page(u, e->pfn);
+		e->nid = page_key_nid(k, page);
+		e->checksum = calc_checksum(u, page);
+		/*
+		 * The shard of the contents.  A KSM page's stable node lives
+		 * there too (it was inserted by its checksum and its contents
+		 * cannot change); ksm_merge_entry() takes the node's own shard
+		 * should a race have put it elsewhere.  The node itself is not
+		 * looked at: the previous batch's merges may be freeing it.
+		 */
+		e->shard = (unsigned int)(shard_of(k, e->checksum) - k->shards);
+	}
 }
 
 static unsigned int skip_age(uint8_t age)
@@ -1728,15 +1776,18 @@ static void drop_mm_slot(struct ksm *k, struct ksm_mm_slot *slot, bool mmap_lock
 }
 
 /*
- * scan_get_next_rmap_item - move the cursor to the next anonymous page of a
- * mergeable VMA and return its rmap_item (created if new).  Items for
- * addresses the cursor passed without finding a page are freed, and slots
- * of exited mms (or with no mergeable VMA left) reaped.
- * Return: the item, or NULL at the end of a full scan (scan.pass_done set),
- * or when an exiting mm's items wait in the batch (reaped after it).
- * Context: the gather phase (thread_mutex held, no batch in flight).
+ * scan_get_next_rmap_items - move the cursor over the next anonymous pages
+ * of mergeable VMAs and put their rmap_items (created if new) in @b, up to
+ * @cap.  Items for addresses the cursor passed without finding a page are
+ * freed, and slots of exited mms (or with no mergeable VMA left) reaped.
+ * A run of pages in one mm is gathered under one mmap_lock, one page table
+ * at a time.
+ * Return: true if it stopped before @cap: at the end of a full scan
+ * (scan.pass_done set), when an exiting mm's items wait in a batch (reaped
+ * after it), or for want of memory.
+ * Context: the gather phase (thread_mutex held, no merge in flight).
  */
-static struct ksm_rmap_item *scan_get_next_rmap_item(struct ksm *k)
+static bool scan_get_next_rmap_items(struct ksm *k, struct ksm_batch *b, unsigned long cap)
 {
 	struct ksm_mm_slot *slot;
 	struct umm_mm *mm;
@@ -1746,7 +1797,7 @@ static struct ksm_rmap_item *scan_get_next_rmap_item(struct ksm *k)
 	empty = list_empty(&k->mm_head.mm_node);
 	spin_unlock(&k->mmlist_lock);
 	if (empty)
-		return NULL;
+		return true;
 	slot = k->scan.mm_slot;
 	if (slot == &k->mm_head) {
 		advisor_start_scan(k);
@@ -1759,7 +1810,7 @@ static struct ksm_rmap_item *scan_get_next_rmap_item(struct ksm *k)
 		k->scan.mm_slot = slot;
 		spin_unlock(&k->mmlist_lock);
 		if (slot == &k->mm_head)
-			return NULL;
+			return true;
 next_mm:
 		k->scan.address = 0;
 		k->scan.rmap_list = &slot->rmap_list;
@@ -1781,35 +1832,43 @@ next_mm:
 			k->scan.address = vma->vm_end;
 		while (k->scan.address < vma->vm_end) {
 			uint64_t addr = k->scan.address;
-			struct ksm_rmap_item *item;
+			uint64_t end = min_t(uint64_t, (addr + PMD_SIZE) & PMD_MASK, vma->vm_end);
 			struct pt_page *pt;
+			_Atomic pte_t *ptep = pte_offset(mm, addr, false, &pt);
 
-			if (!pte_offset(mm, addr, false, &pt)) {
-				/* no page table here: skip to the next one */
-				k->scan.address = min_t(uint64_t, (addr + PMD_SIZE) & PMD_MASK,
-							vma->vm_end);
+			if (!ptep) {	/* no page table here: skip to the next one */
+				k->scan.address = end;
 				continue;
 			}
-			k->scan.address += PAGE_SIZE;
-			if (!ksm_follow_pfn(mm, addr, false))
-				continue;
-			item = get_next_rmap_item(k, slot, k->scan.rmap_list, addr);
-			if (item) {
+			/* the rest of this table inside the VMA */
+			for (; addr < end; addr += PAGE_SIZE, ptep++) {
+				struct ksm_rmap_item *item;
+
+				k->scan.address = addr + PAGE_SIZE;
+				if (!ksm_pte_pfn(k->u, atomic_load_explicit(ptep, memory_order_acquire)))
+					continue;
+				item = get_next_rmap_item(k, slot, k->scan.rmap_list, addr);
+				if (!item) {
+					k->scan.address = addr;	/* -ENOMEM: retry later */
+					pthread_rwlock_unlock(&mm->mmap_lock);
+					return true;
+				}
 				k->scan.rmap_list = &item->rmap_list;
 				slot->batch_gen = k->scan.batch_gen;
-			} else {
-				k->scan.address -= PAGE_SIZE;	/* -ENOMEM: retry later */
+				b->e[b->nr++].item = item;
+				if (b->nr == cap) {
+					pthread_rwlock_unlock(&mm->mmap_lock);
+					return false;
+				}
 			}
-			pthread_rwlock_unlock(&mm->mmap_lock);
-			return item;
 		}
 	}
 	if (ksm_test_exit(mm)) {
 exiting:
-		if (slot->batch_gen == k->scan.batch_gen) {
-			/* its items wait in this batch: reap after it */
+		if (slot->batch_gen > k->scan.merged_gen) {
+			/* its items wait in a batch: reap after it */
 			pthread_rwlock_unlock(&mm->mmap_lock);
-			return NULL;
+			return true;
 		}
 		k->scan.address = 0;
 		k->scan.rmap_list = &slot->rmap_list;
@@ -1835,7 +1894,7 @@ exiting:
 	if (slot != &k->mm_head)
 		goto next_mm;
 	k->scan.pass_done = true;
-	return NULL;
+	return true;
 }
 
 /* ---- scanner threads ---- */
@@ -1924,17 +1983,35 @@ static void ksm_run_phase(struct ksm *k, struct ksm_batch *b,
 	pthread_mutex_unlock(&k->pool_lock);
 }
 
-/* Process a gathered batch: checksums, then each shard's merges in scan order. */
-static void ksm_run_batch(struct ksm *k, struct ksm_batch *b)
+/*
+ * ksm_merge_unit - a unit of the merge phase: a shard's entries in scan
+ * order, all entries in scan order when the batch must merge serially, or
+ * else a checksum chunk of the batch ahead.
+ */
+static void ksm_merge_unit(struct ksm *k, struct ksm_batch *b, unsigned long unit)
 {
-	unsigned int count[KSM_NR_SHARDS] = { 0 }, nr_busy = 0;
+	if (unit >= b->merge_units)
+		ksm_checksum_chunk(k, b->ahead, unit - b->merge_units);
+	else if (!b->nr_busy)
+		for (unsigned long i = 0; i < b->nr; i++)
+			ksm_merge_entry(k, &b->e[i]);
+	else
+		ksm_merge_shard(k, b, unit);
+}
 
-	if (b->nr == 1) {
-		ksm_checksum_chunk(k, b, 0);
-		ksm_merge_entry(k, &b->e[0]);
+/*
+ * Sort a checksummed batch's entries by shard, scan order kept within
+ * each, and choose its merge units: one per shard with work, or a single
+ * one in scan order when an item leaves another shard's node.
+ */
+static void ksm_plan_merges(struct ksm *k, struct ksm_batch *b)
+{
+	unsigned int count[KSM_NR_SHARDS] = { 0 };
+
+	b->nr_busy = 0;
+	b->merge_units = 1;
+	if (b->nr < 2 || ksm_batch_leaves_shard(k, b))
 		return;
-	}
-	ksm_run_phase(k, b, ksm_checksum_chunk, (b->nr + KSM_CHUNK - 1) / KSM_CHUNK);
 	for (unsigned long i = 0; i < b->nr; i++)
 		count[b->e[i].shard]++;
 	b->start[0] = 0;
@@ -1944,22 +2021,52 @@ static void ksm_run_batch(struct ksm *k, struct ksm_batch *b)
 	}
 	for (unsigned long i = 0; i < b->nr; i++)
 		b->order[count[b->e[i].shard]++] = (unsigned int)i;
-	if (ksm_batch_leaves_shard(k, b)) {
-		for (unsigned long i = 0; i < b->nr; i++)
-			ksm_merge_entry(k, &b->e[i]);	/* in scan order, on this thread */
-		return;
-	}
 	/* one unit per shard with work: identical pages (one shard) run inline */
 	for (unsigned int s = 0; s < KSM_NR_SHARDS; s++)
 		if (b->start[s + 1] > b->start[s])
-			b->busy[nr_busy++] = s;
-	ksm_run_phase(k, b, ksm_merge_shard, nr_busy);
+			b->busy[b->nr_busy++] = s;
+	b->merge_units = b->nr_busy;
+}
+
+/* Gather up to @cap items into @b.  Return: whether it found any. */
+static bool ksm_gather(struct ksm *k, struct ksm_batch *b, unsigned long cap)
+{
+	b->nr = 0;
+	b->gen = ++k->scan.batch_gen;
+	b->stopped = scan_get_next_rmap_items(k, b, cap);
+	return b->nr;
+}
+
+/* A full scan's last batch has merged. */
+static void ksm_end_pass(struct ksm *k)
+{
+	k->scan.pass_done = false;
+	advisor_stop_scan(k);
+	k->scan.seqnr++;
+}
+
+static bool ksm_batch_alloc(struct ksm_batch *b, unsigned long cap)
+{
+	b->e = malloc(cap * sizeof(*b->e));
+	b->order = malloc(cap * sizeof(*b->order));
+	return b->e && b->order;
+}
+
+static void ksm_batch_free(struct ksm_batch *b)
+{
+	free(b->e);
+	free(b->order);
+	b->e = NULL;
+	b->order = NULL;
 }
 
 /*
  * ksm_do_scan - scan up to @nr pages, stopping early at the end of a full
  * scan.  With helpers, pages are gathered in batches of
- * KSM_BATCH_PER_THREAD per thread.
+ * KSM_BATCH_PER_THREAD per thread, and the next batch is gathered (by
+ * this thread) before a batch merges, to be checksummed beside its
+ * merges.  A gather never looks past the end of a full scan while a
+ * batch waits: the next full scan begins with a new unstable tree.
  * Context: thread_mutex held.
  */
 static void ksm_do_scan(struct ksm *k, unsigned long nr)
@@ -1967,51 +2074,69 @@ static void ksm_do_scan(struct ksm *k, unsigned long nr)
 	unsigned long cap = k->nr_helpers ? KSM_BATCH_PER_THREAD * (k->nr_helpers + 1) : 1;
 	struct ksm_scan_entry one;
 	unsigned int one_order;
-	struct ksm_batch b = { .e = &one, .order = &one_order };
+	struct ksm_batch bufs[2] = { 0 };
+	struct ksm_batch *cur = &bufs[0], *next = &bufs[1];
 	uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+	bool ready = false;	/* cur is gathered and checksummed */
 
-	if (cap > 1) {
-		b.e = malloc(cap * sizeof(*b.e));
-		b.order = malloc(cap * sizeof(*b.order));
-		if (!b.e || !b.order) {
-			free(b.e);
-			free(b.order);
-			b.e = &one;
-			b.order = &one_order;
-			cap = 1;
-		}
+	if (cap > 1 && !(ksm_batch_alloc(&bufs[0], cap) && ksm_batch_alloc(&bufs[1], cap))) {
+		ksm_batch_free(&bufs[0]);
+		ksm_batch_free(&bufs[1]);
+		cap = 1;
+	}
+	if (cap == 1) {
+		cur->e = &one;
+		cur->order = &one_order;
 	}
 	while (nr) {
-		bool stop = false;
-
-		b.nr = 0;
-		k->scan.batch_gen++;
-		while (b.nr < min_t(unsigned long, cap, nr)) {
-			struct ksm_rmap_item *item = scan_get_next_rmap_item(k);
-
-			if (!item) {
-				stop = true;
+		if (cap == 1) {		/* one thread: Linux's page at a time */
+			if (!ksm_gather(k, cur, 1) && !k->scan.pass_done)
+				break;
+			if (cur->nr) {
+				ksm_checksum_chunk(k, cur, 0);
+				ksm_merge_entry(k, &cur->e[0]);
+				k->scan.merged_gen = cur->gen;
+				nr -= !cur->e[0].skipped;
+			}
+			if (k->scan.pass_done) {
+				ksm_end_pass(k);
 				break;
 			}
-			b.e[b.nr++].item = item;
+			continue;
 		}
-		if (b.nr)
-			ksm_run_batch(k, &b);
+		if (!ready) {
+			if (!ksm_gather(k, cur, min_t(unsigned long, cap, nr)) && !k->scan.pass_done)
+				break;
+			if (cur->nr)
+				ksm_run_phase(k, cur, ksm_checksum_chunk,
+					      (cur->nr + KSM_CHUNK - 1) / KSM_CHUNK);
+		}
+		cur->ahead = NULL;
+		if (cur->nr && !cur->stopped && nr > cur->nr &&
+		    ksm_gather(k, next, min_t(unsigned long, cap, nr - cur->nr)))
+			cur->ahead = next;
+		ksm_plan_merges(k, cur);
+		ksm_run_phase(k, cur, ksm_merge_unit, (cur->nr ? cur->merge_units : 0) +
+			      (cur->ahead ? (next->nr + KSM_CHUNK - 1) / KSM_CHUNK : 0));
+		k->scan.merged_gen = cur->gen;
 		/* skipped pages do not count against pages_to_scan, as on Linux */
-		for (unsigned long i = 0; i < b.nr; i++)
-			nr -= !b.e[i].skipped;
-		if (k->scan.pass_done) {
-			k->scan.pass_done = false;
-			advisor_stop_scan(k);
-			k->scan.seqnr++;
+		for (unsigned long i = 0; i < cur->nr; i++)
+			nr -= !cur->e[i].skipped;
+		if (k->scan.pass_done && !cur->ahead) {
+			ksm_end_pass(k);
 			break;
 		}
-		if (stop && !b.nr)
-			break;
+		ready = cur->ahead;
+		if (ready) {
+			struct ksm_batch *t = cur;
+
+			cur = next;
+			next = t;
+		}
 	}
-	if (b.e != &one) {
-		free(b.e);
-		free(b.order);
+	if (cap > 1) {
+		ksm_batch_free(&bufs[0]);
+		ksm_batch_free(&bufs[1]);
 	}
 	atomic_fetch_add(&k->scan_cpu_ns, now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0);
 }

@@ -28,13 +28,19 @@
  * skips the clear.  The same background thread clears resident free frames
  * while it has nothing to trim and moves them to a third list, "zeroed",
  * which allocation prefers: the 4 KiB clear that dominates a write fault
- * on recycled memory runs on an idle CPU instead of in the fault.
+ * on recycled memory runs on an idle CPU instead of in the fault.  The
+ * thread runs at nice 19, so that it takes only idle CPU: the frames a
+ * merge or an munmap frees are not cleared ahead of the work of the
+ * threads that free them.  An allocation that finds memory exhausted
+ * waits for the frames it holds (at most a batch).
  */
 #include <emmintrin.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -292,6 +298,31 @@ got:
 }
 
 /*
+ * Wait (up to a second) for the frames the background thread is clearing
+ * or punching: they are free, but on no list until it is done.
+ * Return: whether there were any.
+ */
+static bool wait_inflight(struct umm *u)
+{
+	bool any = false;
+
+	for (int tries = 0; tries < 10000; tries++) {
+		unsigned int nr = 0;
+
+		for (unsigned int i = 0; i < u->nr_nodes; i++) {
+			pthread_mutex_lock(&u->nodes[i].lock);
+			nr += u->nodes[i].nr_inflight;
+			pthread_mutex_unlock(&u->nodes[i].lock);
+		}
+		if (!nr)
+			break;
+		any = true;
+		usleep(100);
+	}
+	return any;
+}
+
+/*
  * alloc_page - take a free frame, preferring node @nid (-1: the CPU's node).
  * Below the node's low watermark kswapd is woken; when no node has a free
  * frame the caller reclaims directly (unless ALLOC_NORECLAIM) and tries
@@ -325,6 +356,8 @@ struct umm_page *alloc_page(struct umm *u, int nid, unsigned int flags)
 		 * give those a moment before declaring memory exhausted.
 		 */
 		drain_all_pages(u);
+		if (wait_inflight(u))
+			continue;
 		if (++idle >= 16)
 			return NULL;
 		if (atomic_load_explicit(&u->vmstat[VMS_ISOLATED], memory_order_relaxed))
@@ -544,6 +577,8 @@ static void *trim_thread_fn(void *arg)
 {
 	struct umm *u = arg;
 
+	/* idle CPU only (see the top of this file); raising nice needs no privilege */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 	pthread_mutex_lock(&u->trim_lock);
 	while (!u->trim_stop) {
 		bool worked = false;
