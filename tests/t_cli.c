@@ -14,6 +14,7 @@
  * The binary is found next to this test's directory: build/tests/t_cli runs
  * build/umm (the same for build-asan/ and build-tsan/).  UMM_CLI overrides.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <libgen.h>
@@ -27,6 +28,7 @@
 #include "tap.h"
 
 #define RUN_TIMEOUT_MS	(240 * 1000)
+#define KSM_DIR		"/sys/kernel/mm/ksm/"
 
 static char umm_path[PATH_MAX];
 static uid_t run_as;	/* nonzero: the command runs as this user (and group) */
@@ -337,11 +339,13 @@ static bool test_run_help(void)
 	static const char *const flags[] = {
 		"--guests N", "--image PATH", "--image-size SIZE", "--data-pages N",
 		"--threads N", "--duration MS", "--phys SIZE", "--swap SIZE", "--json",
-		"--plot FILE.png", "--seed N", "--pages-to-scan N", "--sleep-millisecs MS",
-		"--max-page-sharing N", "--merge-across-nodes 0|1", "--use-zero-pages 0|1",
-		"--smart-scan 0|1", "--stable-node-chains-prune-millisecs MS",
-		"--ksm-threads N", "--help", "default /usr/lib/x86_64-linux-gnu /usr/bin",
-		"default 4)",
+		"--plot FILE.png", "--seed N", "--pages_to_scan N", "--sleep_millisecs MS",
+		"--max_page_sharing N", "--merge_across_nodes 0|1", "--use_zero_pages 0|1",
+		"--smart_scan 0|1", "--stable_node_chains_prune_millisecs MS",
+		"--advisor_mode none|scan-time", "--advisor_target_scan_time S",
+		"--advisor_max_cpu PCT", "--advisor_min_pages_to_scan N",
+		"--advisor_max_pages_to_scan N", "--ksm-threads N", "--help",
+		"default /usr/lib/x86_64-linux-gnu /usr/bin", "default 4)",
 	};
 	struct outcome o, o2;
 
@@ -365,7 +369,8 @@ static bool test_other_help(void)
 	static const char *const est[] = { "usage: umm estimate", "--pid PID", "--all",
 					   "--use-zero-pages", "--top N", "--json" };
 	static const char *const kc[] = { "usage: umm kernel-compare", "--copies N",
-					  "--allow-no-kernel", "--pages-to-scan N", "--json",
+					  "--allow-no-kernel", "--pages_to_scan N",
+					  "--advisor_mode none|scan-time", "--json",
 					  "run = 0" };
 	struct outcome o;
 
@@ -589,6 +594,70 @@ static bool test_run_plot(void)
 	return true;
 }
 
+/*
+ * Every knob of the host's /sys/kernel/mm/ksm (a file root may write, but
+ * run: that is the command's job) is a flag of run and kernel-compare with
+ * the same name; the dashed spelling is the same flag; the scan-time
+ * advisor runs and keeps pages_to_scan within its bounds.
+ */
+static bool test_run_knobs(void)
+{
+	static const char *const cmds[] = { "run", "kernel-compare" };
+	struct outcome o, help[2];
+	struct dirent *de;
+	long long v;
+	unsigned int i, knobs = 0;
+	DIR *d;
+
+	for (i = 0; i < 2; i++)
+		RUN_EXPECT(&help[i], 0, cmds[i], "--help");
+	d = opendir(KSM_DIR);
+	while (d && (de = readdir(d))) {
+		char path[300], flag[300];
+		struct stat st;
+
+		snprintf(path, sizeof(path), KSM_DIR "%s", de->d_name);
+		if (stat(path, &st) || !S_ISREG(st.st_mode) || !(st.st_mode & S_IWUSR) ||
+		    !strcmp(de->d_name, "run"))
+			continue;
+		snprintf(flag, sizeof(flag), "--%s ", de->d_name);
+		for (i = 0; i < 2; i++) {
+			if (!strstr(help[i].out, flag))
+				TAP_DIAG("host knob %s is not a flag of umm %s", de->d_name, cmds[i]);
+			ASSERT_TRUE(strstr(help[i].out, flag));
+		}
+		knobs++;
+	}
+	if (d)
+		closedir(d);
+	TAP_DIAG("%u knobs of the host's %s are flags", knobs, KSM_DIR);
+	for (i = 0; i < 2; i++)
+		outcome_free(&help[i]);
+	RUN_EXPECT(&o, 0, "run", "--guests", "2", SMALL_RUN, "--pages-to-scan", "321", "--json");
+	ASSERT_JNUM(o.out, "\"knobs\"", "pages_to_scan", &v);
+	ASSERT_EQ(v, 321);
+	outcome_free(&o);
+	RUN_EXPECT(&o, 0, "run", "--guests", "2", SMALL_RUN, "--pages_to_scan", "0",
+		   "--stable_node_chains_prune_millisecs", "4294967295", "--json");
+	ASSERT_JSON(o.out);
+	ASSERT_JNUM(o.out, "\"knobs\"", "pages_to_scan", &v);
+	ASSERT_EQ(v, 0);
+	ASSERT_TRUE(strstr(o.out, "\"ok\": true"));
+	outcome_free(&o);
+	RUN_EXPECT(&o, 0, "run", "--guests", "2", SMALL_RUN, "--advisor_mode", "scan-time",
+		   "--advisor_target_scan_time", "1", "--advisor_min_pages_to_scan", "700",
+		   "--advisor_max_pages_to_scan", "900", "--json");
+	ASSERT_JSON(o.out);
+	ASSERT_TRUE(strstr(o.out, "\"ok\": true"));
+	ASSERT_TRUE(strstr(o.out, "\"advisor_mode\": \"scan-time\""));
+	ASSERT_JNUM(o.out, "\"knobs\"", "pages_to_scan", &v);
+	ASSERT_TRUE(v >= 700 && v <= 900);
+	ASSERT_JNUM(o.out, "\"ksm\": ", "pages_sharing", &v);
+	ASSERT_TRUE(v > 0);
+	outcome_free(&o);
+	return true;
+}
+
 /* ---- bad input ---- */
 
 struct bad_case {
@@ -631,12 +700,25 @@ static const struct bad_case bad_cases[] = {
 	{ { "run", "--json=yes" }, "umm: run: --json takes no value", 2 },
 	{ { "run", "--plot" }, "umm: run: --plot: missing value", 2 },
 	{ { "run", "--image=" }, "umm: run: --image: missing value", 2 },
-	{ { "run", "--merge-across-nodes", "2" },
-	  "umm: run: --merge-across-nodes: '2' is too large (maximum 1)", 2 },
+	{ { "run", "--merge_across_nodes", "2" },
+	  "umm: run: --merge_across_nodes: '2' is too large (maximum 1)", 2 },
 	{ { "run", "--max-page-sharing", "1" },
-	  "umm: run: --max-page-sharing: '1' is too small (minimum 2)", 2 },
+	  "umm: run: --max_page_sharing: '1' is too small (minimum 2)", 2 },
+	{ { "run", "--max_page_sharing", "2147483648" },
+	  "umm: run: --max_page_sharing: '2147483648' is too large (maximum 2147483647)", 2 },
 	{ { "run", "--ksm-threads", "65" }, "umm: run: --ksm-threads: '65' is too large (maximum 64)", 2 },
-	{ { "run", "--pages-to-scan", "x" }, "umm: run: --pages-to-scan: 'x' is not a number", 2 },
+	{ { "run", "--pages-to-scan", "x" }, "umm: run: --pages_to_scan: 'x' is not a number", 2 },
+	{ { "run", "--pages_to_scan", "4294967296" },
+	  "umm: run: --pages_to_scan: '4294967296' is too large (maximum 4294967295)", 2 },
+	{ { "run", "--advisor_mode", "fast" },
+	  "umm: run: --advisor_mode: 'fast' is not one of none|scan-time", 2 },
+	{ { "run", "--advisor_mode=" }, "umm: run: --advisor_mode: missing value", 2 },
+	{ { "run", "--advisor_target_scan_time", "0" },
+	  "umm: run: --advisor_target_scan_time: '0' is too small (minimum 1)", 2 },
+	{ { "run", "--advisor_mode", "scan-time", "--pages_to_scan", "500" },
+	  "umm: run: --pages_to_scan: the scan-time advisor sets pages_to_scan itself", 2 },
+	{ { "kernel-compare", "--pages_to_scan", "5", "--advisor-mode", "scan-time" },
+	  "umm: kernel-compare: --pages_to_scan: the scan-time advisor sets pages_to_scan itself", 2 },
 	{ { "run", "--guests", "256", "--threads", "64" }, "umm: run: --guests 256 with --threads 64", 2 },
 	{ { "run", "--", "x" }, "umm: run: unexpected argument 'x'", 2 },
 	{ { "run", "--image", "/nonexistent/umm-image" },
@@ -727,8 +809,6 @@ static bool test_runtime_einval(void)
 
 /* ---- the host kernel's KSM ---- */
 
-#define KSM_DIR "/sys/kernel/mm/ksm/"
-
 static bool kernel_ksm_usable(void)
 {
 	return !geteuid() && !access(KSM_DIR "run", W_OK);
@@ -775,13 +855,19 @@ static bool ksm_set(const char *name, const char *val)
 	return ok;
 }
 
-/* The knobs the test writes, saved and put back with run = 0 last. */
+/*
+ * The knobs the test writes, saved and put back with run = 0 last; and
+ * advisor_mode ("[none] scan-time"), which only kernel-compare writes:
+ * saved to see that it put it back.
+ */
 struct ksm_saved {
-	char pages_to_scan[32], sleep_millisecs[32], use_zero_pages[32];
+	char pages_to_scan[32], sleep_millisecs[32], use_zero_pages[32], advisor_mode[32];
 };
 
 static void ksm_save(struct ksm_saved *s)
 {
+	if (!ksm_get("advisor_mode", s->advisor_mode, sizeof(s->advisor_mode)))
+		strcpy(s->advisor_mode, "-");
 	if (!ksm_get("pages_to_scan", s->pages_to_scan, sizeof(s->pages_to_scan)))
 		strcpy(s->pages_to_scan, "100");
 	if (!ksm_get("sleep_millisecs", s->sleep_millisecs, sizeof(s->sleep_millisecs)))
@@ -1186,6 +1272,30 @@ static bool test_kernel_compare(void)
 	ASSERT_GE(um, 3 * v);
 	ASSERT_EQ(um, km);
 	outcome_free(&o);
+	/* the scan-time advisor on both sides; advisor_mode and pages_to_scan come back */
+	if (strcmp(before.advisor_mode, "-")) {
+		const char *args[] = { "kernel-compare", "--copies", "2", "--image-size", "256K",
+				       "--data-pages", "64", "--advisor_mode", "scan-time",
+				       "--advisor_target_scan_time", "1", "--json", NULL };
+
+		ASSERT_TRUE(run_umm(&o, args));
+		if (o.status && !strstr(o.out, "\"interfered\": true"))
+			show(args, &o);
+		ASSERT_TRUE(o.status == 0 || strstr(o.out, "\"interfered\": true"));
+		ASSERT_JSON(o.out);
+		ASSERT_TRUE(strstr(o.out, "\"advisor_mode\": \"scan-time\""));
+		ksm_save(&after);
+		ASSERT_EQ(ksm_long("run"), 0);
+		ASSERT_TRUE(!strcmp(before.advisor_mode, after.advisor_mode));
+		ASSERT_TRUE(!strcmp(before.pages_to_scan, after.pages_to_scan));
+		ASSERT_TRUE(!strcmp(before.sleep_millisecs, after.sleep_millisecs));
+		if (!strstr(o.out, "\"interfered\": true")) {
+			ASSERT_JNUM(o.out, "\"umm\"", "ksm_merging_pages", &um);
+			ASSERT_JNUM(o.out, "\"kernel\"", "ksm_merging_pages", &km);
+			ASSERT_EQ(um, km);
+		}
+		outcome_free(&o);
+	}
 	/* the table, and the same again without permission (as nobody) */
 	RUN_EXPECT(&o, 0, "kernel-compare", "--copies", "2", "--image-size", "64K",
 		   "--data-pages", "16");
@@ -1349,6 +1459,7 @@ int main(int argc, char **argv)
 	RUN_TEST(test_run_exact);
 	RUN_TEST(test_run_small);
 	RUN_TEST(test_run_json);
+	RUN_TEST(test_run_knobs);
 	RUN_TEST(test_run_swap);
 	RUN_TEST(test_run_plot);
 	RUN_TEST(test_run_default);

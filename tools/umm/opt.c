@@ -250,11 +250,68 @@ static bool set_text(const char *cmd, const struct cli_opt *o, const char *arg)
 	return true;
 }
 
+/* Whether option name @a is @b (@len bytes): '-' and '_' are the same letter. */
+static bool same_name(const char *a, const char *b, size_t len)
+{
+	size_t i;
+
+	if (strlen(a) != len)
+		return false;
+	for (i = 0; i < len; i++)
+		if (a[i] != b[i] && !(strchr("-_", a[i]) && strchr("-_", b[i])))
+			return false;
+	return true;
+}
+
+/*
+ * The option called @name (@len bytes).  A KSM knob is spelt as in
+ * /sys/kernel/mm/ksm (--pages_to_scan); --pages-to-scan finds it too, and
+ * --image_size finds --image-size.
+ */
+/*
+ * The @i-th word of CHOICE option @o's metavar ("a|b|c") into @buf.
+ * Return: @buf, or NULL when there are fewer words.
+ */
+static const char *choice_word(const struct cli_opt *o, uint64_t i, char *buf, size_t len)
+{
+	const char *w = o->metavar;
+	size_t n;
+
+	for (; i; i--) {
+		w = strchr(w, '|');
+		if (!w)
+			return NULL;
+		w++;
+	}
+	n = strcspn(w, "|");
+	snprintf(buf, len, "%.*s", (int)n, w);
+	return buf;
+}
+
+/* Store the index of word @arg in @o's metavar.  Return: true, or false after the line. */
+static bool set_choice(const char *cmd, const struct cli_opt *o, const char *arg)
+{
+	char w[64];
+	uint64_t i;
+
+	if (!*arg) {
+		cli_error(cmd, "--%s: missing value", o->name);
+		return false;
+	}
+	for (i = 0; choice_word(o, i, w, sizeof(w)); i++)
+		if (!strcmp(w, arg)) {
+			*(uint64_t *)o->val = i;
+			return true;
+		}
+	cli_error(cmd, "--%s: '%s' is not one of %s", o->name, arg, o->metavar);
+	return false;
+}
+
 static const struct cli_opt *find_opt(const struct cli_opt *opts, const char *name,
 				      size_t len)
 {
 	for (; opts->name; opts++)
-		if (strlen(opts->name) == len && !strncmp(opts->name, name, len))
+		if (same_name(opts->name, name, len))
 			return opts;
 	return NULL;
 }
@@ -296,6 +353,8 @@ static bool parse_one(const char *cmd, const struct cli_opt *opts,
 	}
 	if (o->type == CLI_OPT_STRING || o->type == CLI_OPT_LIST)
 		return set_text(cmd, o, arg);
+	if (o->type == CLI_OPT_CHOICE)
+		return set_choice(cmd, o, arg);
 	return set_value(cmd, o, arg);
 }
 
@@ -376,6 +435,10 @@ void cli_print_help(FILE *f, const char *cmd, const struct cli_opt *opts,
 			for (i = 0; i < l->n; i++)
 				fprintf(f, "%s%s", i ? " " : " (default ", l->v[i]);
 			fprintf(f, "%s\n", l->n ? ")" : "");
+		} else if (o->type == CLI_OPT_CHOICE) {
+			print_left(f, left);
+			fprintf(f, "%s (default %s)\n", o->help,
+				choice_word(o, *(uint64_t *)o->val, def, sizeof(def)));
 		} else {
 			print_left(f, left);
 			fprintf(f, "%s (default %s)\n", o->help,

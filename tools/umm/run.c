@@ -48,6 +48,7 @@
 #define MAX_VCPUS	1024	/* guests x threads */
 #define MAX_REPORTED	5	/* mismatches described on stderr */
 #define SAMPLE_MS	100	/* progress and plot resolution */
+#define RUN_PAGES_TO_SCAN 1000	/* Linux's 100 needs minutes for a few guests */
 
 static const char *const cmd = "run";
 
@@ -602,6 +603,12 @@ static int phase_settle(struct run *r, bool progress)
 	if (err)
 		cli_errno(cmd, err, "settle: ksm scan");
 	umm_ksm_get_stats(r->u, &r->ks);
+	if (r->o.ksm.advisor_mode != UMM_KSM_ADVISOR_NONE) {
+		struct umm_ksm_params p;
+
+		if (!umm_ksm_get_params(r->u, &p))
+			r->o.ksm.pages_to_scan = p.pages_to_scan;	/* the advisor's last choice */
+	}
 	r->t_settle = cli_now() - t0;
 	return err;
 }
@@ -673,19 +680,6 @@ static void phase_exit(struct run *r)
 
 /* ---- the report ---- */
 
-static void print_knobs(FILE *f, const struct cli_ksm_knobs *k)
-{
-	fprintf(f, "pages_to_scan %llu, sleep_millisecs %llu, max_page_sharing %llu,\n"
-		"  %-22s merge_across_nodes %llu, use_zero_pages %llu, smart_scan %llu,\n"
-		"  %-22s stable_node_chains_prune_millisecs %llu, nr_threads %llu\n",
-		(unsigned long long)k->pages_to_scan, (unsigned long long)k->sleep_millisecs,
-		(unsigned long long)k->max_page_sharing, "",
-		(unsigned long long)k->merge_across_nodes, (unsigned long long)k->use_zero_pages,
-		(unsigned long long)k->smart_scan, "",
-		(unsigned long long)k->stable_node_chains_prune_millisecs,
-		(unsigned long long)k->nr_threads);
-}
-
 static bool run_ok(const struct run *r)
 {
 	return !atomic_load(&r->mismatches) && !r->validate_err && !r->leaked;
@@ -710,7 +704,7 @@ static void report_text(const struct run *r)
 	       cli_fmt_size(sz, sizeof(sz), r->st.nr_frames * PAGE),
 	       (unsigned long long)r->st.nr_frames, r->o.swap ? cli_fmt_size(sz, sizeof(sz), r->o.swap) : "none");
 	printf("  %-22s ", "ksm knobs");
-	print_knobs(stdout, &r->o.ksm);
+	cli_ksm_text(stdout, "                         ", &r->o.ksm);
 	printf("  %-22s %10s %10s\n", "ksm", "after run", "settled");
 #define ROW(name, field) printf("    %-20s %10lu %10lu\n", name, r->ks_run.field, ks->field)
 	ROW("pages_shared", pages_shared);
@@ -777,7 +771,6 @@ static void json_ksm(FILE *f, const struct umm_ksm_stats *k)
 /* The report as one JSON object, built in memory and written in one go. */
 static int report_json(const struct run *r)
 {
-	const struct cli_ksm_knobs *k = &r->o.ksm;
 	struct cli_json j;
 	FILE *f = cli_json_open(cmd, &j);
 	size_t i;
@@ -799,14 +792,9 @@ static int report_json(const struct run *r)
 	fprintf(f, " \"machine\": {\"frames\": %llu, \"phys_bytes\": %llu, \"swap_bytes\": %llu},\n",
 		(unsigned long long)r->st.nr_frames, (unsigned long long)r->o.phys,
 		(unsigned long long)r->o.swap);
-	fprintf(f, " \"knobs\": {\"pages_to_scan\": %llu, \"sleep_millisecs\": %llu, "
-		"\"max_page_sharing\": %llu, \"merge_across_nodes\": %llu, \"use_zero_pages\": %llu, "
-		"\"smart_scan\": %llu, \"stable_node_chains_prune_millisecs\": %llu, \"nr_threads\": %llu},\n",
-		(unsigned long long)k->pages_to_scan, (unsigned long long)k->sleep_millisecs,
-		(unsigned long long)k->max_page_sharing, (unsigned long long)k->merge_across_nodes,
-		(unsigned long long)k->use_zero_pages, (unsigned long long)k->smart_scan,
-		(unsigned long long)k->stable_node_chains_prune_millisecs,
-		(unsigned long long)k->nr_threads);
+	fprintf(f, " \"knobs\": {");
+	cli_ksm_json(f, &r->o.ksm);
+	fprintf(f, "},\n");
 	fprintf(f, " \"ksm_after_run\": ");
 	json_ksm(f, &r->ks_run);
 	fprintf(f, ",\n \"ksm\": ");
@@ -1037,6 +1025,8 @@ static int run_parsed(struct run *r)
 			  (unsigned long long)(r->o.guests * r->o.threads), MAX_VCPUS);
 		return CLI_EXIT_USAGE;
 	}
+	if (!cli_ksm_check(cmd, &r->o.ksm, RUN_PAGES_TO_SCAN))
+		return CLI_EXIT_USAGE;
 	if (r->o.plot && !plot_ready())
 		return CLI_EXIT_FAIL;
 	status = cli_image_load(cmd, &r->o.image, r->o.image_bytes, &r->img);
@@ -1097,7 +1087,7 @@ int cmd_run(int argc, char **argv)
 	while (opts[n].name)
 		n++;
 	cli_ksm_defaults(&o->ksm);
-	o->ksm.pages_to_scan = 1000;	/* Linux's 100 needs minutes for a few guests */
+	o->ksm.pages_to_scan = RUN_PAGES_TO_SCAN;
 	cli_ksm_opts(&o->ksm, &opts[n]);
 	switch (cli_parse(cmd, opts, &run_usage, argc, argv)) {
 	case CLI_PARSE_HELP:

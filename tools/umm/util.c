@@ -122,32 +122,63 @@ void cli_ksm_defaults(struct cli_ksm_knobs *k)
 		.pages_to_scan = 100, .sleep_millisecs = 20, .max_page_sharing = 256,
 		.merge_across_nodes = 1, .use_zero_pages = 0, .smart_scan = 1,
 		.stable_node_chains_prune_millisecs = 2000, .nr_threads = 1,
+		.advisor_mode = UMM_KSM_ADVISOR_NONE, .advisor_max_cpu = 70,
+		.advisor_min_pages_to_scan = 500, .advisor_max_pages_to_scan = 30000,
+		.advisor_target_scan_time = 200,
 	};
 }
 
+/* Linux's stores: kstrtouint for most, kstrtoint (>= 2) for max_page_sharing. */
 void cli_ksm_opts(struct cli_ksm_knobs *k, struct cli_opt *o)
 {
 	const struct cli_opt t[CLI_KSM_NR_OPTS] = {
-		{ "pages-to-scan", CLI_OPT_UINT, &k->pages_to_scan, 1, 1UL << 31, 0, "N",
+		{ "pages_to_scan", CLI_OPT_UINT, &k->pages_to_scan, 0, UINT32_MAX, 0, "N",
 		  "ksm: pages scanned per batch" },
-		{ "sleep-millisecs", CLI_OPT_UINT, &k->sleep_millisecs, 0, 1U << 31, 0, "MS",
+		{ "sleep_millisecs", CLI_OPT_UINT, &k->sleep_millisecs, 0, UINT32_MAX, 0, "MS",
 		  "ksm: sleep between batches" },
-		{ "max-page-sharing", CLI_OPT_UINT, &k->max_page_sharing, 2, 1U << 31, 0, "N",
+		{ "max_page_sharing", CLI_OPT_UINT, &k->max_page_sharing, 2, INT32_MAX, 0, "N",
 		  "ksm: most PTEs one KSM page may back" },
-		{ "merge-across-nodes", CLI_OPT_UINT, &k->merge_across_nodes, 0, 1, 0, "0|1",
+		{ "merge_across_nodes", CLI_OPT_UINT, &k->merge_across_nodes, 0, 1, 0, "0|1",
 		  "ksm: merge pages of different nodes" },
-		{ "use-zero-pages", CLI_OPT_UINT, &k->use_zero_pages, 0, 1, 0, "0|1",
+		{ "use_zero_pages", CLI_OPT_UINT, &k->use_zero_pages, 0, 1, 0, "0|1",
 		  "ksm: map empty pages to the zero page" },
-		{ "smart-scan", CLI_OPT_UINT, &k->smart_scan, 0, 1, 0, "0|1",
+		{ "smart_scan", CLI_OPT_UINT, &k->smart_scan, 0, 1, 0, "0|1",
 		  "ksm: skip pages that did not merge lately" },
-		{ "stable-node-chains-prune-millisecs", CLI_OPT_UINT,
-		  &k->stable_node_chains_prune_millisecs, 0, 1U << 31, 0, "MS",
+		{ "stable_node_chains_prune_millisecs", CLI_OPT_UINT,
+		  &k->stable_node_chains_prune_millisecs, 0, UINT32_MAX, 0, "MS",
 		  "ksm: how often stale chains are pruned" },
+		{ "advisor_mode", CLI_OPT_CHOICE, &k->advisor_mode, 0, 0, 0, "none|scan-time",
+		  "ksm: scan-time: the advisor sets pages_to_scan" },
+		{ "advisor_target_scan_time", CLI_OPT_UINT, &k->advisor_target_scan_time, 1,
+		  UINT32_MAX, 0, "S", "ksm advisor: seconds a full scan should take" },
+		{ "advisor_max_cpu", CLI_OPT_UINT, &k->advisor_max_cpu, 0, UINT32_MAX, 0, "PCT",
+		  "ksm advisor: most CPU percent ksmd may use" },
+		{ "advisor_min_pages_to_scan", CLI_OPT_UINT, &k->advisor_min_pages_to_scan, 0,
+		  UINT32_MAX, 0, "N", "ksm advisor: fewest pages per batch" },
+		{ "advisor_max_pages_to_scan", CLI_OPT_UINT, &k->advisor_max_pages_to_scan, 0,
+		  UINT32_MAX, 0, "N", "ksm advisor: most pages per batch" },
 		{ "ksm-threads", CLI_OPT_UINT, &k->nr_threads, 1, UMM_KSM_MAX_THREADS, 0, "N",
-		  "ksm: scanner threads (nr_threads; Linux has 1)" },
+		  "ksm: scanner threads (umm's nr_threads; Linux has 1)" },
 	};
 
 	memcpy(o, t, sizeof(t));
+}
+
+const char *cli_ksm_advisor_mode(const struct cli_ksm_knobs *k)
+{
+	return k->advisor_mode == UMM_KSM_ADVISOR_NONE ? "none" : "scan-time";
+}
+
+bool cli_ksm_check(const char *cmd, const struct cli_ksm_knobs *k,
+		   uint64_t default_pages_to_scan)
+{
+	if (k->advisor_mode != UMM_KSM_ADVISOR_NONE &&
+	    k->pages_to_scan != default_pages_to_scan) {
+		cli_error(cmd, "--pages_to_scan: the scan-time advisor sets pages_to_scan itself "
+			  "(leave it out with --advisor_mode scan-time)");
+		return false;
+	}
+	return true;
 }
 
 int cli_ksm_apply(struct umm *u, const struct cli_ksm_knobs *k)
@@ -157,7 +188,8 @@ int cli_ksm_apply(struct umm *u, const struct cli_ksm_knobs *k)
 
 	if (err)
 		return err;
-	p.pages_to_scan = k->pages_to_scan;
+	if (k->advisor_mode == UMM_KSM_ADVISOR_NONE)
+		p.pages_to_scan = k->pages_to_scan;
 	p.sleep_millisecs = k->sleep_millisecs;
 	p.max_page_sharing = k->max_page_sharing;
 	p.merge_across_nodes = k->merge_across_nodes;
@@ -165,7 +197,54 @@ int cli_ksm_apply(struct umm *u, const struct cli_ksm_knobs *k)
 	p.smart_scan = k->smart_scan;
 	p.stable_node_chains_prune_millisecs = k->stable_node_chains_prune_millisecs;
 	p.nr_threads = k->nr_threads;
+	p.advisor_mode = k->advisor_mode;
+	p.advisor_max_cpu = k->advisor_max_cpu;
+	p.advisor_min_pages_to_scan = k->advisor_min_pages_to_scan;
+	p.advisor_max_pages_to_scan = k->advisor_max_pages_to_scan;
+	p.advisor_target_scan_time = k->advisor_target_scan_time;
 	return umm_ksm_set_params(u, &p);
+}
+
+void cli_ksm_json(FILE *f, const struct cli_ksm_knobs *k)
+{
+	fprintf(f, "\"pages_to_scan\": %llu, \"sleep_millisecs\": %llu, "
+		"\"max_page_sharing\": %llu, \"merge_across_nodes\": %llu, \"use_zero_pages\": %llu, "
+		"\"smart_scan\": %llu, \"stable_node_chains_prune_millisecs\": %llu, "
+		"\"advisor_mode\": \"%s\", \"advisor_target_scan_time\": %llu, "
+		"\"advisor_max_cpu\": %llu, \"advisor_min_pages_to_scan\": %llu, "
+		"\"advisor_max_pages_to_scan\": %llu, \"nr_threads\": %llu",
+		(unsigned long long)k->pages_to_scan, (unsigned long long)k->sleep_millisecs,
+		(unsigned long long)k->max_page_sharing, (unsigned long long)k->merge_across_nodes,
+		(unsigned long long)k->use_zero_pages, (unsigned long long)k->smart_scan,
+		(unsigned long long)k->stable_node_chains_prune_millisecs,
+		cli_ksm_advisor_mode(k), (unsigned long long)k->advisor_target_scan_time,
+		(unsigned long long)k->advisor_max_cpu,
+		(unsigned long long)k->advisor_min_pages_to_scan,
+		(unsigned long long)k->advisor_max_pages_to_scan,
+		(unsigned long long)k->nr_threads);
+}
+
+void cli_ksm_text(FILE *f, const char *indent, const struct cli_ksm_knobs *k)
+{
+	bool adv = k->advisor_mode != UMM_KSM_ADVISOR_NONE;
+
+	fprintf(f, "pages_to_scan %llu%s, sleep_millisecs %llu, max_page_sharing %llu,\n"
+		"%smerge_across_nodes %llu, use_zero_pages %llu, smart_scan %llu,\n"
+		"%sstable_node_chains_prune_millisecs %llu, nr_threads %llu,\n%sadvisor_mode %s",
+		(unsigned long long)k->pages_to_scan, adv ? " (the advisor's)" : "",
+		(unsigned long long)k->sleep_millisecs, (unsigned long long)k->max_page_sharing,
+		indent, (unsigned long long)k->merge_across_nodes,
+		(unsigned long long)k->use_zero_pages, (unsigned long long)k->smart_scan, indent,
+		(unsigned long long)k->stable_node_chains_prune_millisecs,
+		(unsigned long long)k->nr_threads, indent, cli_ksm_advisor_mode(k));
+	if (adv)
+		fprintf(f, ", advisor_target_scan_time %llu, advisor_max_cpu %llu,\n%s"
+			"advisor_min_pages_to_scan %llu, advisor_max_pages_to_scan %llu",
+			(unsigned long long)k->advisor_target_scan_time,
+			(unsigned long long)k->advisor_max_cpu, indent,
+			(unsigned long long)k->advisor_min_pages_to_scan,
+			(unsigned long long)k->advisor_max_pages_to_scan);
+	fputc('\n', f);
 }
 
 /* ---- the boot image ---- */
