@@ -1271,6 +1271,13 @@ static bool test_kernel_compare(void)
 	/* three copies of the image: every image page merges, on both sides */
 	ASSERT_GE(um, 3 * v);
 	ASSERT_EQ(um, km);
+	/* the kernel's figures are this process's own: the same KSM pages */
+	ASSERT_JNUM(o.out, "\"umm\"", "pages_shared", &um);
+	ASSERT_JNUM(o.out, "\"kernel\"", "pages_shared", &km);
+	ASSERT_EQ(um, km);
+	ASSERT_JNUM(o.out, "\"umm\"", "pages_sharing", &um);
+	ASSERT_JNUM(o.out, "\"kernel\"", "pages_sharing", &km);
+	ASSERT_EQ(um, km);
 	outcome_free(&o);
 	/* the scan-time advisor on both sides; advisor_mode and pages_to_scan come back */
 	if (strcmp(before.advisor_mode, "-")) {

@@ -413,6 +413,64 @@ static int kernel_set_knobs(const struct kc *kc)
 	return err;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+#define PM_PRESENT	(1ULL << 63)
+#define PM_PFN_MASK	((1ULL << 55) - 1)
+#define KPF_KSM		21
+
+/*
+ * This process's own share of the kernel's pages_shared and pages_sharing:
+ * the pages of @maps that are KSM pages (/proc/self/pagemap for the pfn,
+ * /proc/kpageflags for KPF_KSM, root), as distinct KSM pages and the rest.
+ * The host-wide counters would also move with other processes' KSM pages
+ * (and with stale stable nodes ksmd prunes), so they are not used when
+ * these files can be read.  Return: false when they cannot.
+ */
+static bool kernel_own_counts(const struct kc *kc, uint8_t *const *maps, long *shared,
+			      long *sharing)
+{
+	uint64_t n = 0, i, c, p, e, f, *pfns;
+	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int kf = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	bool ok = pm >= 0 && kf >= 0;
+
+	pfns = cli_xcalloc(cmd, kc->copies * kc->pages_per_copy, sizeof(*pfns));
+	for (c = 0; ok && c < kc->copies; c++)
+		for (p = 0; ok && p < kc->pages_per_copy; p++) {
+			uintptr_t va = (uintptr_t)maps[c] + p * CLI_PAGE;
+
+			ok = pread(pm, &e, 8, (off_t)(va / CLI_PAGE * 8)) == 8;
+			if (!ok || !(e & PM_PRESENT))
+				continue;
+			if (!(e & PM_PFN_MASK)) {
+				ok = false;	/* pfns hidden: not root */
+				break;
+			}
+			ok = pread(kf, &f, 8, (off_t)((e & PM_PFN_MASK) * 8)) == 8;
+			if (ok && (f & (1ULL << KPF_KSM)))
+				pfns[n++] = e & PM_PFN_MASK;
+		}
+	if (ok) {
+		qsort(pfns, n, sizeof(*pfns), cmp_u64);
+		*shared = 0;
+		for (i = 0; i < n; i++)
+			*shared += !i || pfns[i] != pfns[i - 1];
+		*sharing = (long)n - *shared;
+	}
+	free(pfns);
+	if (pm >= 0)
+		close(pm);
+	if (kf >= 0)
+		close(kf);
+	return ok;
+}
+
 /* Whether someone else drove the host's KSM while this side ran. */
 static bool kernel_interfered(const struct kc *kc)
 {
@@ -497,9 +555,11 @@ static int kernel_side(struct kc *kc)
 	s->seconds = cli_now() - t0;
 	s->cpu_seconds = cpu0 < 0 ? -1 : ksmd_cpu() - cpu0;
 	ksm_write("run", "0");
-	/* host-wide counters, as deltas: others' KSM pages may come and go meanwhile */
-	s->pages_shared = ksm_ul("pages_shared") - base_shared;
-	s->pages_sharing = ksm_ul("pages_sharing") - base_sharing;
+	if (!kernel_own_counts(kc, maps, &s->pages_shared, &s->pages_sharing)) {
+		/* host-wide counters, as deltas: others' KSM pages may come and go meanwhile */
+		s->pages_shared = ksm_ul("pages_shared") - base_shared;
+		s->pages_sharing = ksm_ul("pages_sharing") - base_sharing;
+	}
 	s->ksm_zero_pages = self_ksm("ksm_zero_pages");
 	s->full_scans = ksm_ul("full_scans") - fs0;
 	s->general_profit = self_ksm("ksm_process_profit");
