@@ -570,15 +570,43 @@ static bool test_run_default(void)
 	return true;
 }
 
+/* Whether @dir holds exactly the one entry @name (no temporary file left). */
+static bool dir_holds_only(const char *dir, const char *name)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0, found = 0;
+
+	while (d && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		n++;
+		found += !strcmp(de->d_name, name);
+		if (strcmp(de->d_name, name))
+			TAP_DIAG("%s/%s was left behind", dir, de->d_name);
+	}
+	if (d)
+		closedir(d);
+	return n == 1 && found == 1;
+}
+
+/*
+ * --plot draws a PNG; a gnuplot that fails half-way leaves the old file
+ * as it was and no partial one; a path that cannot be created is refused
+ * before anything runs.
+ */
 static bool test_run_plot(void)
 {
-	char dir[64], png[96];
+	static const char fake[] = "#!/bin/sh\nprintf '\\211PNG partial'\n"
+				   "echo '         ^' >&2\necho 'line 7: something broke' >&2\nexit 1\n";
+	char dir[64], png[96], bin[96], path[PATH_MAX + 128], buf[16] = "";
 	unsigned char magic[8] = { 0 };
+	const char *old_path = getenv("PATH");
 	struct outcome o;
 	int fd;
 
 	if (system("command -v gnuplot >/dev/null 2>&1")) {
-		TAP_DIAG("skipped: no gnuplot here (umm run --plot installs it as root; not in a test)");
+		TAP_DIAG("skipped: no gnuplot here (the build installs it as root; not in a test)");
 		return true;
 	}
 	ASSERT_TRUE(make_tmpdir(dir, sizeof(dir)));
@@ -589,7 +617,62 @@ static bool test_run_plot(void)
 	ASSERT_EQ(read(fd, magic, 8), 8);
 	close(fd);
 	ASSERT_TRUE(!memcmp(magic, "\x89PNG\r\n\x1a\n", 8));
+	ASSERT_TRUE(dir_holds_only(dir, "saved.png"));
+	ASSERT_EQ(o.err_len, 0);
 	outcome_free(&o);
+
+	/* a gnuplot that writes half a picture and fails */
+	ASSERT_TRUE(write_file(png, "old", 3));
+	snprintf(bin, sizeof(bin), "%s/bin", dir);
+	ASSERT_EQ(mkdir(bin, 0755), 0);
+	snprintf(path, sizeof(path), "%s/gnuplot", bin);
+	ASSERT_TRUE(write_file(path, fake, strlen(fake)));
+	ASSERT_EQ(chmod(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s:%s", bin, old_path ? old_path : "/usr/bin:/bin");
+	setenv("PATH", path, 1);
+	{
+		const char *args[] = { "run", "--guests", "2", SMALL_RUN, "--plot", png, "--json", NULL };
+
+		ASSERT_TRUE(run_umm(&o, args));
+	}
+	if (old_path)
+		setenv("PATH", old_path, 1);
+	ASSERT_EQ(o.status, 1);
+	ASSERT_JSON(o.out);
+	ASSERT_EQ(count_lines(o.err), 1);
+	snprintf(path, sizeof(path), "umm: run: --plot %s: gnuplot failed: line 7: something broke\n", png);
+	if (strcmp(o.err, path))
+		diag_text(o.err);
+	ASSERT_TRUE(!strcmp(o.err, path));
+	outcome_free(&o);
+	fd = open(png, O_RDONLY);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(read(fd, buf, sizeof(buf)), 3);
+	close(fd);
+	ASSERT_TRUE(!strcmp(buf, "old"));
+	snprintf(path, sizeof(path), "rm -rf '%s'", bin);
+	ASSERT_EQ(system(path), 0);
+	ASSERT_TRUE(dir_holds_only(dir, "saved.png"));
+
+	/* a directory this user may not write into: refused at once, exit 2 */
+	if (!geteuid()) {
+		ASSERT_EQ(chmod(dir, 0755), 0);
+		run_as = 65534;
+		{
+			const char *args[] = { "run", "--plot", png, NULL };
+
+			ASSERT_TRUE(run_umm(&o, args));
+		}
+		run_as = 0;
+		if (o.status != 126) {
+			ASSERT_EQ(o.status, 2);
+			ASSERT_EQ(o.out_len, 0);
+			ASSERT_EQ(count_lines(o.err), 1);
+			ASSERT_TRUE(strstr(o.err, "cannot create it: Permission denied"));
+		}
+		outcome_free(&o);
+		ASSERT_TRUE(dir_holds_only(dir, "saved.png"));
+	}
 	remove_tree(dir);
 	return true;
 }
@@ -700,6 +783,10 @@ static const struct bad_case bad_cases[] = {
 	{ { "run", "--json=yes" }, "umm: run: --json takes no value", 2 },
 	{ { "run", "--plot" }, "umm: run: --plot: missing value", 2 },
 	{ { "run", "--image=" }, "umm: run: --image: missing value", 2 },
+	{ { "run", "--plot", "/nonexistent/umm-plot/x.png" },
+	  "umm: run: --plot /nonexistent/umm-plot/x.png: cannot create it: No such file or directory", 2 },
+	{ { "run", "--plot", "/tmp" }, "umm: run: --plot /tmp: is a directory", 2 },
+	{ { "run", "--plot", "/tmp/" }, "umm: run: --plot /tmp/: is a directory", 2 },
 	{ { "run", "--merge_across_nodes", "2" },
 	  "umm: run: --merge_across_nodes: '2' is too large (maximum 1)", 2 },
 	{ { "run", "--max-page-sharing", "1" },

@@ -27,12 +27,15 @@
  * every access.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <umm/umm.h>
@@ -99,6 +102,8 @@ struct run {
 	struct cli_image img;
 	struct umm *u;
 	char swap_path[64];
+	char plot_tmp[4096];	/* where the plot is drawn before it replaces --plot */
+	int plot_fd;
 	uint64_t nr_pages, image_pages;	/* per guest */
 	struct guest *guests;
 	unsigned int nr_guests;		/* created so far */
@@ -863,44 +868,131 @@ static bool plot_ready(void)
 	return true;
 }
 
-/* Draw saved memory and scan progress over time into r->o.plot. */
-static int write_plot(const struct run *r)
+/*
+ * Create the file the plot is drawn into before anything runs: a hidden
+ * temporary one beside --plot, renamed over it once gnuplot has succeeded,
+ * so that a failure leaves no partial picture and an unwritable path is
+ * found at once.  Return: true, or false after the one error line.
+ */
+static bool plot_open(struct run *r)
 {
-	char data[] = "/tmp/umm-plot-XXXXXX";
-	char script[1024 + 4096];
-	FILE *f;
-	size_t i;
-	int fd, st;
+	const char *base = strrchr(r->o.plot, '/');
+	struct stat st;
+	int n;
 
-	fd = mkstemp(data);
-	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+	if (!stat(r->o.plot, &st) && S_ISDIR(st.st_mode)) {
+		cli_error(cmd, "--plot %s: is a directory", r->o.plot);
+		return false;
+	}
+	base = base ? base + 1 : r->o.plot;
+	if (!*base) {
+		cli_error(cmd, "--plot %s: no file name", r->o.plot);
+		return false;
+	}
+	n = snprintf(r->plot_tmp, sizeof(r->plot_tmp), "%.*s.%s.XXXXXX",
+		     (int)(base - r->o.plot), r->o.plot, base);
+	if (n >= (int)sizeof(r->plot_tmp)) {
+		r->plot_tmp[0] = 0;
+		cli_error(cmd, "--plot %s: the path is too long", r->o.plot);
+		return false;
+	}
+	r->plot_fd = mkostemp(r->plot_tmp, O_CLOEXEC);
+	if (r->plot_fd < 0) {
+		cli_errno(cmd, -errno, "--plot %s: cannot create it", r->o.plot);
+		r->plot_tmp[0] = 0;
+		return false;
+	}
+	return true;
+}
+
+/* Drop the temporary plot file, if it is still there. */
+static void plot_close(struct run *r)
+{
+	if (r->plot_fd >= 0)
+		close(r->plot_fd);
+	r->plot_fd = -1;
+	if (r->plot_tmp[0])
+		unlink(r->plot_tmp);
+	r->plot_tmp[0] = 0;
+}
+
+/* The first line gnuplot wrote on @f (its stderr), into @buf. */
+static const char *first_line(FILE *f, char *buf, size_t len)
+{
+	rewind(f);
+	while (fgets(buf, (int)len, f)) {
+		buf[strcspn(buf, "\n")] = 0;
+		if (buf[strspn(buf, " \t^")])
+			return buf;
+	}
+	return "no message";
+}
+
+/*
+ * Draw saved memory and scan progress over time: gnuplot reads its script
+ * (the samples inline) on stdin and writes the PNG on stdout, into the file
+ * plot_open() made, which then replaces r->o.plot.  No file name reaches
+ * gnuplot or a shell.
+ */
+static int write_plot(struct run *r)
+{
+	FILE *script = tmpfile(), *errs = tmpfile();
+	char msg[256];
+	struct stat st;
+	size_t i;
+	pid_t pid;
+	int wst = 0, err = 0;
+
+	if (!script || !errs) {
 		cli_errno(cmd, -errno, "--plot: a temporary file");
-		return -EIO;
+		err = -EIO;
+		goto out;
 	}
+	fprintf(script, "set terminal png size 900,500\n"
+		"set title 'umm run: %llu guests, same image, ksmd merging'\n"
+		"set xlabel 'seconds'\nset ylabel 'MiB saved'\nset y2label 'pages scanned'\n"
+		"set ytics nomirror\nset y2tics\nset key left top\nset grid\n$samples << EOD\n",
+		(unsigned long long)r->o.guests);
 	for (i = 0; i < r->nr_samples; i++)
-		fprintf(f, "%.3f %.3f %lu %lu\n", r->samples[i].t, r->samples[i].saved_mib,
+		fprintf(script, "%.3f %.3f %lu %lu\n", r->samples[i].t, r->samples[i].saved_mib,
 			r->samples[i].ks.pages_scanned, r->samples[i].ks.full_scans);
-	fclose(f);
-	if (strchr(r->o.plot, '\'')) {
-		unlink(data);
-		cli_error(cmd, "--plot %s: a file name with a quote", r->o.plot);
-		return -EINVAL;
+	fprintf(script, "EOD\nplot $samples using 1:2 with lines lw 2 title 'saved (MiB)', "
+		"$samples using 1:3 axes x1y2 with lines title 'pages scanned'\n");
+	if (fflush(script) || ftruncate(r->plot_fd, 0)) {
+		cli_errno(cmd, -errno, "--plot: writing the script");
+		err = -EIO;
+		goto out;
 	}
-	snprintf(script, sizeof(script),
-		 "gnuplot -e \"set terminal png size 900,500; set output '%s'; "
-		 "set title 'umm run: %llu guests, same image, ksmd merging'; "
-		 "set xlabel 'seconds'; set ylabel 'MiB saved'; set y2label 'pages scanned'; "
-		 "set ytics nomirror; set y2tics; set key left top; set grid; "
-		 "plot '%s' using 1:2 with lines lw 2 title 'saved (MiB)', "
-		 "'' using 1:3 axes x1y2 with lines title 'pages scanned'\" 2>&1 >&2",
-		 r->o.plot, (unsigned long long)r->o.guests, data);
-	st = system(script);
-	unlink(data);
-	if (st) {
-		cli_error(cmd, "--plot %s: gnuplot failed", r->o.plot);
-		return -EIO;
+	rewind(script);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fileno(script), 0);
+		dup2(r->plot_fd, 1);
+		dup2(fileno(errs), 2);
+		execlp("gnuplot", "gnuplot", (char *)NULL);
+		_exit(127);
 	}
-	return 0;
+	if (pid < 0 || waitpid(pid, &wst, 0) < 0) {
+		cli_errno(cmd, -errno, "--plot: running gnuplot");
+		err = -EIO;
+	} else if (!WIFEXITED(wst) || WEXITSTATUS(wst) || fstat(r->plot_fd, &st) || !st.st_size) {
+		cli_error(cmd, "--plot %s: gnuplot failed: %s", r->o.plot,
+			  first_line(errs, msg, sizeof(msg)));
+		err = -EIO;
+	} else if (fsync(r->plot_fd) || rename(r->plot_tmp, r->o.plot)) {
+		cli_errno(cmd, -errno, "--plot %s", r->o.plot);
+		err = -EIO;
+	} else {
+		r->plot_tmp[0] = 0;	/* it is r->o.plot now */
+	}
+out:
+	if (script)
+		fclose(script);
+	if (errs)
+		fclose(errs);
+	plot_close(r);
+	return err;
 }
 
 /* ---- the command ---- */
@@ -922,7 +1014,8 @@ static const struct cli_usage run_usage = {
 		"With --swap, a temporary swap file of that size is used: make --phys\n"
 		"small to run under memory pressure.\n"
 		"Exit status: 0 all checks passed, 1 a check or the library failed,\n"
-		"2 bad usage (including an --image path that does not exist).",
+		"2 bad usage (including an --image path that does not exist, or a\n"
+		"--plot file that cannot be created: nothing is run then).",
 };
 
 /* Size the machine: every guest's pages, a quarter more, and 8 MiB. */
@@ -1027,16 +1120,23 @@ static int run_parsed(struct run *r)
 	}
 	if (!cli_ksm_check(cmd, &r->o.ksm, RUN_PAGES_TO_SCAN))
 		return CLI_EXIT_USAGE;
-	if (r->o.plot && !plot_ready())
+	if (r->o.plot && !plot_open(r))
+		return CLI_EXIT_USAGE;
+	if (r->o.plot && !plot_ready()) {
+		plot_close(r);
 		return CLI_EXIT_FAIL;
+	}
 	status = cli_image_load(cmd, &r->o.image, r->o.image_bytes, &r->img);
-	if (status)
+	if (status) {
+		plot_close(r);
 		return status;
+	}
 	r->image_pages = r->img.pages;
 	r->nr_pages = r->image_pages + r->o.data_pages;
 	if (!r->o.phys)
 		r->o.phys = auto_phys(r);
 	status = run_scenario(r);
+	plot_close(r);
 	cli_image_free(&r->img);
 	return status;
 }
@@ -1045,6 +1145,7 @@ int cmd_run(int argc, char **argv)
 {
 	static const char *default_image[] = { "/usr/lib/x86_64-linux-gnu", "/usr/bin" };
 	struct run r = {
+		.plot_fd = -1,
 		.o = {
 			.phys = 0, .nodes = 1, .seed = 1, .guests = 4, .image_bytes = 8 << 20,
 			.data_pages = 1024, .threads = 2, .duration_ms = 3000, .write_pct = 20,
