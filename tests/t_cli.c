@@ -20,6 +20,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -534,6 +535,63 @@ static bool test_run_json(void)
 	ASSERT_TRUE(strstr(o.out, "{\"guest\": 1"));
 	ASSERT_EQ(o.err_len, 0);
 	outcome_free(&o);
+	return true;
+}
+
+/*
+ * On a terminal (a pty 80 columns wide): the live progress line, rewritten
+ * in place, with elapsed time, memory saved, shared/sharing, notifier
+ * events per second and pages scanned, never wider than the terminal.
+ */
+static bool test_run_progress(void)
+{
+	struct winsize ws = { .ws_row = 24, .ws_col = 80 };
+	char *out = calloc(1, 1), *line, *save;
+	size_t len = 0;
+	int m, sl, st, lines = 0, waited = 0;
+	pid_t pid;
+
+	ASSERT_EQ(openpty(&m, &sl, NULL, NULL, &ws), 0);
+	fflush(stdout);
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		dup2(sl, 1);
+		dup2(sl, 2);
+		execl(umm_path, umm_path, "run", "--guests", "2", SMALL_RUN, "--duration", "600",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(sl);
+	while (m >= 0) {
+		struct pollfd p = { m, POLLIN, 0 };
+
+		if (poll(&p, 1, 1000) == 0 && (waited += 1000) >= RUN_TIMEOUT_MS)
+			kill(pid, SIGKILL);
+		if (p.revents)
+			drain(&m, &out, &len);	/* EIO once the command has gone */
+	}
+	waitpid(pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		diag_text(out);
+	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ASSERT_TRUE(strstr(out, "\r\033[Krun "));
+	ASSERT_TRUE(strstr(out, "\r\033[Ksettle "));
+	ASSERT_TRUE(strstr(out, "data check"));
+	for (line = strtok_r(out, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+		if (strncmp(line, "\033[K", 3))
+			continue;
+		lines++;
+		if (strlen(line + 3) > 79)
+			TAP_DIAG("progress line of %zu columns: %s", strlen(line + 3), line + 3);
+		ASSERT_TRUE(strlen(line + 3) <= 79);
+		if (strstr(line, "run ") != line + 3)
+			continue;
+		ASSERT_TRUE(strstr(line, "s: saved ") && strstr(line, " MiB, shared/sharing ") &&
+			    strstr(line, ", notifier ") && strstr(line, "/s, scanned "));
+	}
+	ASSERT_GE(lines, 3);
+	free(out);
 	return true;
 }
 
@@ -1553,6 +1611,7 @@ int main(int argc, char **argv)
 	RUN_TEST(test_run_exact);
 	RUN_TEST(test_run_small);
 	RUN_TEST(test_run_json);
+	RUN_TEST(test_run_progress);
 	RUN_TEST(test_run_knobs);
 	RUN_TEST(test_run_swap);
 	RUN_TEST(test_run_plot);

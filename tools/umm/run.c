@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -547,14 +548,25 @@ static void take_sample(struct run *r)
 		? (s->invalidations - prev->invalidations) / (s->t - prev->t) : 0;
 }
 
+/*
+ * The progress line, cut to the terminal's width: a line that wrapped
+ * could not be rewritten in place by the next one.
+ */
 static void print_progress(const struct run *r, const char *phase)
 {
 	const struct sample *s = &r->samples[r->nr_samples - 1];
+	struct winsize ws;
+	char line[256];
+	int width = sizeof(line) - 1;
 
-	printf("\r\033[K%-6s %6.1fs  scanned %9lu  full scans %3lu  shared %7lu  sharing %7lu  "
-	       "saved %7.1f MiB  notifier %8.0f/s", phase, s->t, s->ks.pages_scanned,
-	       s->ks.full_scans, s->ks.pages_shared, s->ks.pages_sharing, s->saved_mib,
-	       s->notify_rate);
+	if (!ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) && ws.ws_col > 1 && ws.ws_col < width)
+		width = ws.ws_col - 1;
+	/* most telling first: a narrow terminal loses the end */
+	snprintf(line, sizeof(line), "%s %.1fs: saved %.1f MiB, shared/sharing %lu/%lu, "
+		 "notifier %.0f/s, scanned %lu, full scans %lu", phase, s->t, s->saved_mib,
+		 s->ks.pages_shared, s->ks.pages_sharing, s->notify_rate, s->ks.pages_scanned,
+		 s->ks.full_scans);
+	printf("\r\033[K%.*s", width, line);
 	fflush(stdout);
 }
 
