@@ -1033,8 +1033,10 @@ static void ksm_restore(const struct ksm_saved *s)
 
 /*
  * The process with known content, built uninstrumented (a sanitizer's
- * shadow would only add noise): 64 identical random pages, 16 empty pages
- * (written, so they are real anonymous pages), 32 distinct random pages;
+ * shadow would only add noise): 300 identical random pages (more than one
+ * KSM page may back at max_page_sharing 256: a chain of two), 16 empty
+ * pages (written, so they are real anonymous pages), 32 distinct random
+ * pages;
  * with argv[1] "1" it asks for the kernel's KSM first (PR_SET_MEMORY_MERGE).
  * It prints "ready HEX" (the duplicated page's first 16 bytes) and waits for
  * its stdin to close.
@@ -1050,13 +1052,13 @@ static const char child_src[] =
 	"\ts = strtoull(argv[2], NULL, 0) | 1;\n"
 	"\tif (argv[1][0] == '1' && prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0)) {\n"
 	"\t\tprintf(\"noprctl\\n\");\n\t\tfflush(stdout);\n\t}\n"
-	"\tm = mmap(NULL, 112 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
+	"\tm = mmap(NULL, 348 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
 	"\tif (m == MAP_FAILED)\n\t\treturn 1;\n"
-	"\tmadvise(m, 112 * 4096, MADV_NOHUGEPAGE);\n"
+	"\tmadvise(m, 348 * 4096, MADV_NOHUGEPAGE);\n"
 	"\tfor (j = 0; j < 4096; j++)\n\t\tm[j] = rnd();\n"
-	"\tfor (i = 1; i < 64; i++)\n\t\tmemcpy(m + i * 4096, m, 4096);\n"
-	"\tfor (i = 64; i < 80; i++)\n\t\tmemset(m + i * 4096, 0, 4096);\n"
-	"\tfor (i = 80; i < 112; i++)\n\t\tfor (j = 0; j < 4096; j++)\n\t\t\tm[i * 4096 + j] = rnd();\n"
+	"\tfor (i = 1; i < 300; i++)\n\t\tmemcpy(m + i * 4096, m, 4096);\n"
+	"\tfor (i = 300; i < 316; i++)\n\t\tmemset(m + i * 4096, 0, 4096);\n"
+	"\tfor (i = 316; i < 348; i++)\n\t\tfor (j = 0; j < 4096; j++)\n\t\t\tm[i * 4096 + j] = rnd();\n"
 	"\tprintf(\"ready \");\n\tfor (j = 0; j < 16; j++)\n\t\tprintf(\"%02x\", m[j]);\n"
 	"\tprintf(\"\\n\");\n\tfflush(stdout);\n"
 	"\twhile (read(0, &c, 1) > 0)\n\t\t;\n\treturn 0;\n}\n";
@@ -1137,9 +1139,12 @@ static long long top_count(const char *json, const char *hex, bool zero)
 	return strtoll(q + 10, NULL, 10);
 }
 
-/* estimate --pid CHILD: the figures its known content implies. */
+/*
+ * estimate --pid CHILD: the figures its known content implies; its
+ * ksm_merging_pages, ksm_zero_pages, pages_shared and pages_sharing.
+ */
 static bool estimate_child(const struct child *c, bool zero_pages, long long *merging,
-			   long long *zero)
+			   long long *zero, long long *shared, long long *sharing)
 {
 	char pid[16];
 	struct outcome o;
@@ -1155,23 +1160,26 @@ static bool estimate_child(const struct child *c, bool zero_pages, long long *me
 	ASSERT_JNUM(o.out, "\"processes\"", "pid", &v);
 	ASSERT_EQ(v, c->pid);
 	ASSERT_JNUM(o.out, "\"processes\"", "pages", &v);
-	ASSERT_GE(v, 112);
-	/* the 64 copies are one content, found 64 times exactly */
-	if (top_count(o.out, c->hex, false) != 64)
+	ASSERT_GE(v, 348);
+	/* the 300 copies are one content, found 300 times exactly */
+	if (top_count(o.out, c->hex, false) != 300)
 		diag_text(o.out);
-	ASSERT_EQ(top_count(o.out, c->hex, false), 64);
+	ASSERT_EQ(top_count(o.out, c->hex, false), 300);
 	ASSERT_GE(top_count(o.out, "00000000000000000000000000000000", true), 16);
 	ASSERT_JNUM(o.out, "\"processes\"", "ksm_merging_pages", merging);
 	ASSERT_JNUM(o.out, "\"processes\"", "ksm_zero_pages", zero);
-	ASSERT_JNUM(o.out, "\"total\"", "pages_sharing", &v);
+	ASSERT_JNUM(o.out, "\"total\"", "pages_shared", shared);
+	ASSERT_JNUM(o.out, "\"total\"", "pages_sharing", sharing);
+	/* 300 copies at max_page_sharing 256: two KSM pages, 298 sharing */
+	ASSERT_GE(*shared, 2);
 	if (zero_pages) {
 		ASSERT_GE(*zero, 16);
-		ASSERT_GE(*merging, 64);
-		ASSERT_GE(v, 63);
+		ASSERT_GE(*merging, 300);
+		ASSERT_GE(*sharing, 298);
 	} else {
 		ASSERT_EQ(*zero, 0);
-		ASSERT_GE(*merging, 80);
-		ASSERT_GE(v, 63 + 15);
+		ASSERT_GE(*merging, 316);
+		ASSERT_GE(*sharing, 298 + 15);
 	}
 	ASSERT_JNUM(o.out, "\"total\"", "saved_mib", &v);
 	ASSERT_EQ(o.err_len, 0);
@@ -1194,6 +1202,75 @@ static long proc_long(pid_t pid, const char *name)
 	return n > 0 ? atol(buf) : -1;
 }
 
+#define PM_PRESENT	(1ULL << 63)
+#define PM_PFN_MASK	((1ULL << 55) - 1)
+#define KPF_KSM		21
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * What the kernel's KSM made of process @pid: its pages that are KSM pages
+ * (/proc/PID/maps and pagemap for the pfns, /proc/kpageflags for KPF_KSM),
+ * as distinct KSM pages (*@shared) and the rest (*@sharing): the figures
+ * /sys/kernel/mm/ksm would show if this process were KSM's only user.
+ * Return: false when they cannot be read.
+ */
+static bool kernel_ksm_pages(pid_t pid, long *shared, long *sharing)
+{
+	char path[64], line[512];
+	uint64_t *pfns = NULL, e, f;
+	size_t n = 0, cap = 0, i;
+	unsigned long long a, b;
+	int pm, kf;
+	FILE *maps;
+	bool ok;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	maps = fopen(path, "r");
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	pm = open(path, O_RDONLY);
+	kf = open("/proc/kpageflags", O_RDONLY);
+	ok = maps && pm >= 0 && kf >= 0;
+	while (ok && fgets(line, sizeof(line), maps)) {
+		if (sscanf(line, "%llx-%llx", &a, &b) != 2 || strstr(line, "[vsyscall]"))
+			continue;
+		for (; ok && a < b; a += 4096) {
+			if (pread(pm, &e, 8, (off_t)(a / 4096 * 8)) != 8 || !(e & PM_PRESENT))
+				continue;
+			if (pread(kf, &f, 8, (off_t)((e & PM_PFN_MASK) * 8)) != 8 ||
+			    !(f & (1ULL << KPF_KSM)))
+				continue;
+			if (n == cap) {
+				cap = cap ? 2 * cap : 1024;
+				pfns = realloc(pfns, cap * sizeof(*pfns));
+				ok = pfns != NULL;
+			}
+			if (ok)
+				pfns[n++] = e & PM_PFN_MASK;
+		}
+	}
+	if (ok) {
+		qsort(pfns, n, sizeof(*pfns), cmp_u64);
+		*shared = 0;
+		for (i = 0; i < n; i++)
+			*shared += !i || pfns[i] != pfns[i - 1];
+		*sharing = (long)n - *shared;
+	}
+	free(pfns);
+	if (maps)
+		fclose(maps);
+	if (pm >= 0)
+		close(pm);
+	if (kf >= 0)
+		close(kf);
+	return ok;
+}
+
 /*
  * Estimate the child, then let the host kernel's KSM merge it
  * (PR_SET_MEMORY_MERGE) and wait for it to converge: umm must have found
@@ -1204,9 +1281,9 @@ static bool estimate_vs_kernel(const char *exe, uint64_t seed, bool uz)
 {
 	struct ksm_saved saved;
 	struct child c;
-	long fs0, fs, kmerging = -1, last = -2, kzero;
-	long long merging = -1, zero = -1;
-	bool ok, interfered = false;
+	long fs0, fs, kmerging = -1, last = -2, kzero, kshared = -1, ksharing = -1;
+	long long merging = -1, zero = -1, shared = -1, sharing = -1;
+	bool ok, interfered = false, kpages = false;
 	double t0;
 	char v[32];
 
@@ -1225,7 +1302,7 @@ static bool estimate_vs_kernel(const char *exe, uint64_t seed, bool uz)
 	 * empty pages to the zero page (use_zero_pages), they are no longer
 	 * anonymous pages that anyone, kernel or umm, would scan.
 	 */
-	ok = estimate_child(&c, uz, &merging, &zero);
+	ok = estimate_child(&c, uz, &merging, &zero, &shared, &sharing);
 	fs0 = ksm_long("full_scans");
 	ok = ok && ksm_set("pages_to_scan", "5000") && ksm_set("sleep_millisecs", "10") &&
 	     ksm_set("run", "1");
@@ -1262,6 +1339,7 @@ static bool estimate_vs_kernel(const char *exe, uint64_t seed, bool uz)
 		if (f)
 			fclose(f);
 	}
+	kpages = kernel_ksm_pages(c.pid, &kshared, &ksharing);
 	stop_child(&c);
 	ksm_restore(&saved);
 	ASSERT_TRUE(ok);
@@ -1271,19 +1349,29 @@ static bool estimate_vs_kernel(const char *exe, uint64_t seed, bool uz)
 		TAP_DIAG("skipped the kernel comparison: someone else drove %s meanwhile", KSM_DIR);
 		return true;
 	}
-	TAP_DIAG("host kernel merged %ld pages of the child (%ld zero pages, use_zero_pages %d, "
-		 "full_scans %s); umm's estimate: %lld merging, %lld zero pages",
-		 kmerging, kzero, uz, v, merging, zero);
+	TAP_DIAG("host kernel merged %ld pages of the child (%ld zero pages, %ld KSM pages + %ld "
+		 "sharing, use_zero_pages %d, full_scans %s); umm's estimate: %lld merging, "
+		 "%lld zero pages, %lld shared + %lld sharing", kmerging, kzero, kshared, ksharing,
+		 uz, v, merging, zero, shared, sharing);
 	ASSERT_EQ(merging, kmerging);
 	if (kzero >= 0)
 		ASSERT_EQ(zero, kzero);
+	if (!kpages) {
+		TAP_DIAG("the kernel's KSM pages of the child not compared: no /proc/kpageflags");
+	} else if (ksm_long("max_page_sharing") != 256) {
+		TAP_DIAG("the kernel's KSM pages not compared: the host's max_page_sharing is %ld",
+			 ksm_long("max_page_sharing"));
+	} else {
+		ASSERT_EQ(shared, kshared);
+		ASSERT_EQ(sharing, ksharing);
+	}
 	return true;
 }
 
 static bool test_estimate_process(void)
 {
 	uint64_t seed = tap_seed();
-	long long merging, zero;
+	long long merging, zero, shared, sharing;
 	char dir[64], exe[128];
 	struct child c;
 	bool ok;
@@ -1295,8 +1383,8 @@ static bool test_estimate_process(void)
 		return true;
 	}
 	ASSERT_TRUE(start_child(&c, exe, false, seed));
-	ok = estimate_child(&c, false, &merging, &zero) &&
-	     estimate_child(&c, true, &merging, &zero);
+	ok = estimate_child(&c, false, &merging, &zero, &shared, &sharing) &&
+	     estimate_child(&c, true, &merging, &zero, &shared, &sharing);
 	stop_child(&c);
 	ASSERT_TRUE(ok);
 	/* the same pid again, once it is gone: exit 1, one line */
