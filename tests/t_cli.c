@@ -346,7 +346,7 @@ static bool test_run_help(void)
 		"--advisor_mode none|scan-time", "--advisor_target_scan_time S",
 		"--advisor_max_cpu PCT", "--advisor_min_pages_to_scan N",
 		"--advisor_max_pages_to_scan N", "--ksm-threads N", "--help",
-		"default /usr/lib/x86_64-linux-gnu /usr/bin", "default 4)",
+		"(default /usr/lib", " /usr/bin)", "default 4)",
 	};
 	struct outcome o, o2;
 

@@ -194,6 +194,13 @@ struct cli_image {
  * Return: CLI_EXIT_OK; CLI_EXIT_USAGE when a path does not exist or
  * nothing readable was found, CLI_EXIT_FAIL out of memory (after the line).
  */
+/*
+ * The default image: this machine's shared libraries (Debian's multiarch
+ * directory for the architecture umm was built for) and programs.
+ */
+extern const char *cli_default_image[2];
+#define CLI_DEFAULT_IMAGE { cli_default_image, 2, false }
+
 int cli_image_load(const char *cmd, const struct cli_list *paths, uint64_t max_bytes,
 		   struct cli_image *img);
 void cli_image_free(struct cli_image *img);

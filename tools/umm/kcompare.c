@@ -719,9 +719,8 @@ static int kc_parsed(struct kc *kc)
 
 int cmd_kernel_compare(int argc, char **argv)
 {
-	static const char *default_image[] = { "/usr/lib/x86_64-linux-gnu", "/usr/bin" };
 	struct kc kc = {
-		.image = { default_image, 2, false },
+		.image = CLI_DEFAULT_IMAGE,
 		.image_bytes = 4 << 20, .copies = 4, .data_pages = 256, .timeout_ms = 60000,
 		.seed = 1,
 	};

@@ -1155,14 +1155,13 @@ static int run_parsed(struct run *r)
 
 int cmd_run(int argc, char **argv)
 {
-	static const char *default_image[] = { "/usr/lib/x86_64-linux-gnu", "/usr/bin" };
 	struct run r = {
 		.plot_fd = -1,
 		.o = {
 			.phys = 0, .nodes = 1, .seed = 1, .guests = 4, .image_bytes = 8 << 20,
 			.data_pages = 1024, .threads = 2, .duration_ms = 3000, .write_pct = 20,
 			.rate = 2000,
-			.image = { default_image, 2, false },
+			.image = CLI_DEFAULT_IMAGE,
 		},
 	};
 	struct run_opts *o = &r.o;

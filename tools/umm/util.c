@@ -249,6 +249,24 @@ void cli_ksm_text(FILE *f, const char *indent, const struct cli_ksm_knobs *k)
 
 /* ---- the boot image ---- */
 
+#if defined(__x86_64__)
+#define MULTIARCH_LIBDIR "/usr/lib/x86_64-linux-gnu"
+#elif defined(__aarch64__)
+#define MULTIARCH_LIBDIR "/usr/lib/aarch64-linux-gnu"
+#elif defined(__i386__)
+#define MULTIARCH_LIBDIR "/usr/lib/i386-linux-gnu"
+#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define MULTIARCH_LIBDIR "/usr/lib/powerpc64le-linux-gnu"
+#elif defined(__s390x__)
+#define MULTIARCH_LIBDIR "/usr/lib/s390x-linux-gnu"
+#elif defined(__riscv) && __riscv_xlen == 64
+#define MULTIARCH_LIBDIR "/usr/lib/riscv64-linux-gnu"
+#else
+#define MULTIARCH_LIBDIR "/usr/lib"
+#endif
+
+const char *cli_default_image[2] = { MULTIARCH_LIBDIR, "/usr/bin" };
+
 static bool page_is_zero(const uint8_t *p)
 {
 	static const uint8_t zero[CLI_PAGE];
