@@ -628,24 +628,36 @@ static bool test_run_default(void)
 	return true;
 }
 
-/* Whether @dir holds exactly the one entry @name (no temporary file left). */
-static bool dir_holds_only(const char *dir, const char *name)
+/* Entries in @dir (not . and ..); the names go to diagnostics with @show. */
+static int dir_count(const char *dir, bool show)
 {
 	struct dirent *de;
 	DIR *d = opendir(dir);
-	int n = 0, found = 0;
+	int n = 0;
 
 	while (d && (de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		n++;
-		found += !strcmp(de->d_name, name);
-		if (strcmp(de->d_name, name))
-			TAP_DIAG("%s/%s was left behind", dir, de->d_name);
+		if (show)
+			TAP_DIAG("%s/%s", dir, de->d_name);
 	}
 	if (d)
 		closedir(d);
-	return n == 1 && found == 1;
+	return d ? n : -1;
+}
+
+/* Whether @dir holds exactly the one entry @name (no temporary file left). */
+static bool dir_holds_only(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (dir_count(dir, false) == 1 && !access(path, F_OK))
+		return true;
+	TAP_DIAG("%s should hold %s alone; it holds:", dir, name);
+	dir_count(dir, true);
+	return false;
 }
 
 /*
@@ -731,6 +743,89 @@ static bool test_run_plot(void)
 		outcome_free(&o);
 		ASSERT_TRUE(dir_holds_only(dir, "saved.png"));
 	}
+	remove_tree(dir);
+	return true;
+}
+
+/*
+ * Send @sig to `umm run --swap --plot @png` (swap file in @dir through
+ * TMPDIR) once its vCPU threads run, with @before entries in @dir then.
+ * The command dies of the signal and takes its temporary files with it:
+ * @dir holds its @before entries again.
+ */
+static bool interrupt_run(const char *dir, const char *png, int sig, bool plot, int before)
+{
+	char task[64];
+	int st, i, threads = 0;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		/* a shell's background job starts with SIGINT ignored: not this one */
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		setenv("TMPDIR", dir, 1);
+		dup2(null, 1);
+		dup2(null, 2);
+		/* 2 guests x 3 vCPUs, under memory pressure, until the signal */
+		execl(umm_path, umm_path, "run", "--guests", "2", "--threads", "3",
+		      "--image-size", "512K", "--data-pages", "256", "--duration", "600000",
+		      "--phys", "2M", "--swap", "8M", plot ? "--plot" : NULL, png, (char *)NULL);
+		_exit(127);
+	}
+	/* main, ksmd, kswapd and at least four vCPUs: the guests are running */
+	snprintf(task, sizeof(task), "/proc/%d/task", (int)pid);
+	for (i = 0; i < 6000 && (threads = dir_count(task, false)) >= 0 && threads < 7; i++)
+		usleep(10000);
+	if (threads < 7 || dir_count(dir, false) != before + 1 + plot) {
+		TAP_DIAG("%d threads; in %s:", threads, dir);
+		dir_count(dir, true);
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		return false;
+	}
+	ASSERT_EQ(kill(pid, sig), 0);
+	ASSERT_EQ(waitpid(pid, &st, 0), pid);
+	if (!WIFSIGNALED(st))
+		TAP_DIAG("exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	ASSERT_TRUE(WIFSIGNALED(st));
+	ASSERT_EQ(WTERMSIG(st), sig);
+	if (dir_count(dir, false) != before)
+		dir_count(dir, true);
+	ASSERT_EQ(dir_count(dir, false), before);
+	return true;
+}
+
+/*
+ * SIGINT, SIGTERM or SIGHUP while `umm run` runs: no temporary swap or
+ * plot file is left, --plot's file is absent or as it was, and the
+ * command ends as the signal's default action ends it.
+ */
+static bool test_run_signal(void)
+{
+	bool plot = !system("command -v gnuplot >/dev/null 2>&1");
+	char dir[64], png[96], buf[16] = "";
+	int fd;
+
+	if (!plot)
+		TAP_DIAG("no gnuplot here: the swap file alone");
+	ASSERT_TRUE(make_tmpdir(dir, sizeof(dir)));
+	snprintf(png, sizeof(png), "%s/saved.png", dir);
+	ASSERT_TRUE(interrupt_run(dir, png, SIGINT, plot, 0));
+	ASSERT_EQ(access(png, F_OK), -1);
+	ASSERT_TRUE(write_file(png, "old", 3));
+	ASSERT_TRUE(interrupt_run(dir, png, SIGTERM, plot, 1));
+	ASSERT_TRUE(interrupt_run(dir, png, SIGHUP, plot, 1));
+	fd = open(png, O_RDONLY);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(read(fd, buf, sizeof(buf)), 3);
+	close(fd);
+	ASSERT_TRUE(!strcmp(buf, "old"));
 	remove_tree(dir);
 	return true;
 }
@@ -1703,6 +1798,7 @@ int main(int argc, char **argv)
 	RUN_TEST(test_run_knobs);
 	RUN_TEST(test_run_swap);
 	RUN_TEST(test_run_plot);
+	RUN_TEST(test_run_signal);
 	RUN_TEST(test_run_default);
 	RUN_TEST(test_estimate_process);
 	RUN_TEST(test_estimate_unreadable);

@@ -144,6 +144,19 @@ FILE *cli_json_open(const char *cmd, struct cli_json *j);
 int cli_json_emit(const char *cmd, struct cli_json *j);
 
 /*
+ * Temporary files that SIGINT, SIGTERM or SIGHUP must not leave behind:
+ * cli_tmp_create() makes one from mkostemp() template @tmpl (rewritten in
+ * place) and records it; the first such signal unlinks every recorded file
+ * and ends the process as the signal's default action would.  Return: the
+ * descriptor, or -1 with errno set.  cli_tmp_forget() drops the record
+ * (the file was renamed into place); cli_tmp_remove() unlinks the file too.
+ */
+#define CLI_TMP_MAX 2
+int cli_tmp_create(char *tmpl, int flags);
+void cli_tmp_forget(const char *path);
+void cli_tmp_remove(const char *path);
+
+/*
  * The KSM knobs, one flag each, named as in /sys/kernel/mm/ksm
  * (--pages_to_scan; --pages-to-scan is the same flag), with the ranges
  * Linux's stores accept, plus umm's --ksm-threads.  Fill @k with Linux's

@@ -884,7 +884,8 @@ static bool plot_ready(void)
  * Create the file the plot is drawn into before anything runs: a hidden
  * temporary one beside --plot, renamed over it once gnuplot has succeeded,
  * so that a failure leaves no partial picture and an unwritable path is
- * found at once.  Return: true, or false after the one error line.
+ * found at once; a signal removes it (cli_tmp_create()).
+ * Return: true, or false after the one error line.
  */
 static bool plot_open(struct run *r)
 {
@@ -908,7 +909,7 @@ static bool plot_open(struct run *r)
 		cli_error(cmd, "--plot %s: the path is too long", r->o.plot);
 		return false;
 	}
-	r->plot_fd = mkostemp(r->plot_tmp, O_CLOEXEC);
+	r->plot_fd = cli_tmp_create(r->plot_tmp, O_CLOEXEC);
 	if (r->plot_fd < 0) {
 		cli_errno(cmd, -errno, "--plot %s: cannot create it", r->o.plot);
 		r->plot_tmp[0] = 0;
@@ -924,7 +925,7 @@ static void plot_close(struct run *r)
 		close(r->plot_fd);
 	r->plot_fd = -1;
 	if (r->plot_tmp[0])
-		unlink(r->plot_tmp);
+		cli_tmp_remove(r->plot_tmp);
 	r->plot_tmp[0] = 0;
 }
 
@@ -996,7 +997,8 @@ static int write_plot(struct run *r)
 		cli_errno(cmd, -errno, "--plot %s", r->o.plot);
 		err = -EIO;
 	} else {
-		r->plot_tmp[0] = 0;	/* it is r->o.plot now */
+		cli_tmp_forget(r->plot_tmp);	/* it is r->o.plot now */
+		r->plot_tmp[0] = 0;
 	}
 out:
 	if (script)
@@ -1024,7 +1026,9 @@ static const struct cli_usage run_usage = {
 		"SIZE is bytes with an optional K, M, G or T suffix (powers of 1024);\n"
 		"N is a decimal (or 0x hexadecimal) integer; --image may be repeated.\n"
 		"With --swap, a temporary swap file of that size is used: make --phys\n"
-		"small to run under memory pressure.\n"
+		"small to run under memory pressure.  SIGINT, SIGTERM or SIGHUP remove\n"
+		"the temporary swap and plot files, then end the command as the signal\n"
+		"does (--plot's file is left as it was).\n"
 		"Exit status: 0 all checks passed, 1 a check or the library failed,\n"
 		"2 bad usage (including an --image path that does not exist, or a\n"
 		"--plot file that cannot be created: nothing is run then).",
@@ -1052,7 +1056,7 @@ static int create_machine(struct run *r)
 
 		snprintf(r->swap_path, sizeof(r->swap_path), "%s/umm-swap-XXXXXX",
 			 tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-		fd = mkstemp(r->swap_path);
+		fd = cli_tmp_create(r->swap_path, O_CLOEXEC);
 		if (fd < 0) {
 			cli_errno(cmd, -errno, "--swap: creating %s", r->swap_path);
 			r->swap_path[0] = 0;
@@ -1112,7 +1116,7 @@ static int run_scenario(struct run *r)
 		umm_destroy(r->u);
 	}
 	if (r->swap_path[0])
-		unlink(r->swap_path);
+		cli_tmp_remove(r->swap_path);
 	free(r->guests);
 	free(r->vcpus);
 	free(r->samples);

@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
  * util.c - what several subcommands share: clocks, hashing, host memory,
- * JSON strings, the KSM knob flags and the boot image made of real files.
+ * JSON strings, temporary files that a signal removes, the KSM knob flags
+ * and the boot image made of real files.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -112,6 +117,99 @@ int cli_json_emit(const char *cmd, struct cli_json *j)
 	free(j->text);
 	memset(j, 0, sizeof(*j));
 	return err;
+}
+
+/* ---- temporary files ---- */
+
+/*
+ * The temporary files alive now.  The handler may run on any thread while
+ * the command creates or drops one: a slot's path is written before it is
+ * marked used, and unmarked before the slot is reused.
+ */
+static struct cli_tmp_slot {
+	atomic_int used;
+	char path[PATH_MAX];
+} tmp_slots[CLI_TMP_MAX];
+
+static const int tmp_signals[] = { SIGINT, SIGTERM, SIGHUP };
+
+/*
+ * Async-signal-safe: unlink what is recorded, then end the process as the
+ * signal would have (SA_RESETHAND gave back the default action; the signal
+ * is blocked until the handler returns).
+ */
+static void tmp_on_signal(int sig)
+{
+	int saved = errno;
+	size_t i;
+
+	for (i = 0; i < CLI_TMP_MAX; i++)
+		if (atomic_load(&tmp_slots[i].used))
+			unlink(tmp_slots[i].path);
+	raise(sig);
+	errno = saved;
+}
+
+/* Catch the signals once; one ignored when the command started stays ignored. */
+static void tmp_catch_signals(void)
+{
+	static bool done;
+	struct sigaction sa = { .sa_handler = tmp_on_signal, .sa_flags = SA_RESETHAND };
+	struct sigaction old;
+	size_t i;
+
+	if (done)
+		return;
+	done = true;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof(tmp_signals) / sizeof(tmp_signals[0]); i++)
+		if (!sigaction(tmp_signals[i], NULL, &old) && old.sa_handler != SIG_IGN)
+			sigaction(tmp_signals[i], &sa, NULL);
+}
+
+int cli_tmp_create(char *tmpl, int flags)
+{
+	sigset_t set, old;
+	size_t i;
+	int fd, err = 0;
+
+	tmp_catch_signals();
+	sigemptyset(&set);
+	for (i = 0; i < sizeof(tmp_signals) / sizeof(tmp_signals[0]); i++)
+		sigaddset(&set, tmp_signals[i]);
+	/* no signal on this thread between the file's birth and its record */
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	for (i = 0; i < CLI_TMP_MAX && atomic_load(&tmp_slots[i].used); i++)
+		;
+	if (i == CLI_TMP_MAX || strlen(tmpl) >= sizeof(tmp_slots[i].path)) {
+		fd = -1;
+		err = i == CLI_TMP_MAX ? EMFILE : ENAMETOOLONG;
+	} else {
+		fd = mkostemp(tmpl, flags);
+		err = errno;
+		if (fd >= 0) {
+			strcpy(tmp_slots[i].path, tmpl);
+			atomic_store(&tmp_slots[i].used, 1);
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = err;
+	return fd;
+}
+
+void cli_tmp_forget(const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < CLI_TMP_MAX; i++)
+		if (atomic_load(&tmp_slots[i].used) && !strcmp(tmp_slots[i].path, path))
+			atomic_store(&tmp_slots[i].used, 0);
+}
+
+void cli_tmp_remove(const char *path)
+{
+	unlink(path);	/* first: a signal in between finds nothing left to do */
+	cli_tmp_forget(path);
 }
 
 /* ---- KSM knobs ---- */
