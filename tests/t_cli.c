@@ -959,6 +959,13 @@ static const struct bad_case bad_cases[] = {
 	  "umm: run: --pages_to_scan: the scan-time advisor sets pages_to_scan itself", 2 },
 	{ { "kernel-compare", "--pages_to_scan", "5", "--advisor-mode", "scan-time" },
 	  "umm: kernel-compare: --pages_to_scan: the scan-time advisor sets pages_to_scan itself", 2 },
+	/* Linux refuses any write to pages_to_scan under the advisor, the default value too */
+	{ { "run", "--advisor_mode", "scan-time", "--pages_to_scan", "1000" },
+	  "umm: run: --pages_to_scan: the scan-time advisor sets pages_to_scan itself", 2 },
+	{ { "run", "--pages-to-scan=100", "--advisor_mode=scan-time" },
+	  "umm: run: --pages_to_scan: the scan-time advisor sets pages_to_scan itself", 2 },
+	{ { "kernel-compare", "--advisor_mode", "scan-time", "--pages_to_scan", "1000" },
+	  "umm: kernel-compare: --pages_to_scan: the scan-time advisor sets pages_to_scan itself", 2 },
 	{ { "run", "--guests", "256", "--threads", "64" }, "umm: run: --guests 256 with --threads 64", 2 },
 	{ { "run", "--", "x" }, "umm: run: unexpected argument 'x'", 2 },
 	{ { "run", "--image", "/nonexistent/umm-image" },

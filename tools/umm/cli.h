@@ -96,6 +96,12 @@ enum cli_parse_result {
 enum cli_parse_result cli_parse(const char *cmd, const struct cli_opt *opts,
 				const struct cli_usage *usage, int argc, char **argv);
 
+/*
+ * Whether the last cli_parse() met the option whose value lives at @val
+ * (a default left alone and a value given equal to it differ here).
+ */
+bool cli_given(const void *val);
+
 /* Print @cmd's help (synopsis, description, options with defaults). */
 void cli_print_help(FILE *f, const char *cmd, const struct cli_opt *opts,
 		    const struct cli_usage *usage);
@@ -175,11 +181,11 @@ void cli_ksm_defaults(struct cli_ksm_knobs *k);
 void cli_ksm_opts(struct cli_ksm_knobs *k, struct cli_opt *opts);
 /*
  * What Linux refuses among the knobs together: pages_to_scan written while
- * the scan-time advisor owns it (a value other than @default_pages_to_scan,
- * the command's default).  Return: true, or false after the line.
+ * the scan-time advisor owns it (-EINVAL, whatever the value), so any
+ * --pages_to_scan with --advisor_mode scan-time.  Return: true, or false
+ * after the line.
  */
-bool cli_ksm_check(const char *cmd, const struct cli_ksm_knobs *k,
-		   uint64_t default_pages_to_scan);
+bool cli_ksm_check(const char *cmd, const struct cli_ksm_knobs *k);
 /* advisor_mode as /sys/kernel/mm/ksm/advisor_mode spells it: "none", "scan-time" */
 const char *cli_ksm_advisor_mode(const struct cli_ksm_knobs *k);
 struct umm;

@@ -676,7 +676,7 @@ static int kc_parsed(struct kc *kc)
 	char why[160];
 	bool kernel_ok;
 
-	if (!cli_ksm_check(cmd, &kc->k, KC_PAGES_TO_SCAN))
+	if (!cli_ksm_check(cmd, &kc->k))
 		return CLI_EXIT_USAGE;
 	status = cli_image_load(cmd, &kc->image, kc->image_bytes, &kc->img);
 	if (status)

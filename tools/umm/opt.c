@@ -250,6 +250,21 @@ static bool set_text(const char *cmd, const struct cli_opt *o, const char *arg)
 	return true;
 }
 
+/* Where the values of the options the last cli_parse() met live, once each. */
+#define MAX_GIVEN 128
+static const void *given[MAX_GIVEN];
+static size_t nr_given;
+
+bool cli_given(const void *val)
+{
+	size_t i;
+
+	for (i = 0; i < nr_given; i++)
+		if (given[i] == val)
+			return true;
+	return false;
+}
+
 /* Whether option name @a is @b (@len bytes): '-' and '_' are the same letter. */
 static bool same_name(const char *a, const char *b, size_t len)
 {
@@ -335,6 +350,8 @@ static bool parse_one(const char *cmd, const struct cli_opt *opts,
 			  (int)len, name, cmd);
 		return false;
 	}
+	if (!cli_given(o->val) && nr_given < MAX_GIVEN)	/* more than any command has */
+		given[nr_given++] = o->val;
 	if (o->type == CLI_OPT_FLAG) {
 		if (eq) {
 			cli_error(cmd, "--%s takes no value", o->name);
@@ -363,6 +380,7 @@ enum cli_parse_result cli_parse(const char *cmd, const struct cli_opt *opts,
 {
 	int i;
 
+	nr_given = 0;
 	/* Help wins over any mistake elsewhere on the line, as with most tools. */
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {

@@ -1134,7 +1134,7 @@ static int run_parsed(struct run *r)
 			  (unsigned long long)(r->o.guests * r->o.threads), MAX_VCPUS);
 		return CLI_EXIT_USAGE;
 	}
-	if (!cli_ksm_check(cmd, &r->o.ksm, RUN_PAGES_TO_SCAN))
+	if (!cli_ksm_check(cmd, &r->o.ksm))
 		return CLI_EXIT_USAGE;
 	if (r->o.plot && !plot_open(r))
 		return CLI_EXIT_USAGE;

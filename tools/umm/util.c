@@ -267,11 +267,9 @@ const char *cli_ksm_advisor_mode(const struct cli_ksm_knobs *k)
 	return k->advisor_mode == UMM_KSM_ADVISOR_NONE ? "none" : "scan-time";
 }
 
-bool cli_ksm_check(const char *cmd, const struct cli_ksm_knobs *k,
-		   uint64_t default_pages_to_scan)
+bool cli_ksm_check(const char *cmd, const struct cli_ksm_knobs *k)
 {
-	if (k->advisor_mode != UMM_KSM_ADVISOR_NONE &&
-	    k->pages_to_scan != default_pages_to_scan) {
+	if (k->advisor_mode != UMM_KSM_ADVISOR_NONE && cli_given(&k->pages_to_scan)) {
 		cli_error(cmd, "--pages_to_scan: the scan-time advisor sets pages_to_scan itself "
 			  "(leave it out with --advisor_mode scan-time)");
 		return false;
