@@ -368,7 +368,7 @@ static bool test_run_help(void)
 static bool test_other_help(void)
 {
 	static const char *const est[] = { "usage: umm estimate", "--pid PID", "--all",
-					   "--use-zero-pages", "--top N", "--json" };
+					   "--use_zero_pages [0|1]", "--top N", "--json" };
 	static const char *const kc[] = { "usage: umm kernel-compare", "--copies N",
 					  "--allow-no-kernel", "--pages_to_scan N",
 					  "--advisor_mode none|scan-time", "--json",
@@ -979,7 +979,11 @@ static const struct bad_case bad_cases[] = {
 	{ { "estimate", "--pid", "0" }, "umm: estimate: --pid: '0' is not a process ID", 2 },
 	{ { "estimate", "--pid", "-5" }, "umm: estimate: --pid: '-5' is not a process ID", 2 },
 	{ { "estimate", "--all", "--top", "x" }, "umm: estimate: --top: 'x' is not a number", 2 },
-	{ { "estimate", "--use-zero-pages=1", "--all" }, "umm: estimate: --use-zero-pages takes no value", 2 },
+	{ { "estimate", "--use-zero-pages=2", "--all" },
+	  "umm: estimate: --use_zero_pages: '2' is too large (maximum 1)", 2 },
+	{ { "estimate", "--all", "--use_zero_pages", "yes" },
+	  "umm: estimate: --use_zero_pages: 'yes' is not a number", 2 },
+	{ { "estimate", "--use_zero_pages", "1", "2" }, "umm: estimate: unexpected argument '2'", 2 },
 	{ { "estimate", "1234" }, "umm: estimate: unexpected argument '1234'", 2 },
 	{ { "kernel-compare", "--copies", "0" }, "umm: kernel-compare: --copies: '0' is too small", 2 },
 	{ { "kernel-compare", "--frob" }, "umm: kernel-compare: unknown option '--frob'", 2 },
@@ -1289,6 +1293,45 @@ static bool estimate_child(const struct child *c, bool zero_pages, long long *me
 	return true;
 }
 
+/*
+ * estimate's use_zero_pages, as run and kernel-compare spell it (0|1) and
+ * as a switch, with and without '=': what each asks for is what ran.
+ */
+static bool estimate_zero_spellings(const struct child *c)
+{
+	static const struct {
+		const char *opt, *val;	/* val NULL: the option alone, before --json */
+		bool on;
+	} sp[] = {
+		{ "--use_zero_pages", "1", true }, { "--use_zero_pages", "0", false },
+		{ "--use_zero_pages=1", NULL, true }, { "--use-zero-pages=0", NULL, false },
+		{ "--use-zero-pages", NULL, true }, { "--use_zero_pages", NULL, true },
+	};
+	char pid[16];
+	struct outcome o;
+	long long zero;
+	size_t i;
+
+	snprintf(pid, sizeof(pid), "%d", (int)c->pid);
+	for (i = 0; i < sizeof(sp) / sizeof(sp[0]); i++) {
+		RUN_EXPECT(&o, 0, "estimate", "--pid", pid, sp[i].opt, sp[i].val ? sp[i].val : "--json",
+			   "--json");
+		ASSERT_JSON(o.out);
+		if (!strstr(o.out, sp[i].on ? "\"use_zero_pages\": true" : "\"use_zero_pages\": false"))
+			TAP_DIAG("%s %s: use_zero_pages is not %d", sp[i].opt,
+				 sp[i].val ? sp[i].val : "", sp[i].on);
+		ASSERT_TRUE(strstr(o.out, sp[i].on ? "\"use_zero_pages\": true" :
+				   "\"use_zero_pages\": false"));
+		ASSERT_JNUM(o.out, "\"processes\"", "ksm_zero_pages", &zero);
+		if (sp[i].on)
+			ASSERT_GE(zero, 16);
+		else
+			ASSERT_EQ(zero, 0);
+		outcome_free(&o);
+	}
+	return true;
+}
+
 static long proc_long(pid_t pid, const char *name)
 {
 	char path[64], buf[32] = "";
@@ -1486,7 +1529,8 @@ static bool test_estimate_process(void)
 	}
 	ASSERT_TRUE(start_child(&c, exe, false, seed));
 	ok = estimate_child(&c, false, &merging, &zero, &shared, &sharing) &&
-	     estimate_child(&c, true, &merging, &zero, &shared, &sharing);
+	     estimate_child(&c, true, &merging, &zero, &shared, &sharing) &&
+	     estimate_zero_spellings(&c);
 	stop_child(&c);
 	ASSERT_TRUE(ok);
 	/* the same pid again, once it is gone: exit 1, one line */

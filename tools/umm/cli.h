@@ -51,6 +51,7 @@ enum cli_opt_type {
 	CLI_OPT_STRING,	/* any non-empty text into a const char * (the last one wins) */
 	CLI_OPT_LIST,	/* non-empty text, repeatable: appended to a struct cli_list */
 	CLI_OPT_CHOICE,	/* one of the words of metavar "a|b|c": its index into a uint64_t */
+	CLI_OPT_BOOL,	/* 0 or 1 into a uint64_t; alone (no value follows), 1 */
 };
 
 /* The values of a CLI_OPT_LIST option, in command-line order. */
@@ -67,7 +68,7 @@ struct cli_list {
 struct cli_opt {
 	const char *name;	/* without the leading "--" */
 	enum cli_opt_type type;
-	void *val;		/* uint64_t * (UINT, SIZE, CHOICE), bool * (FLAG),
+	void *val;		/* uint64_t * (UINT, SIZE, CHOICE, BOOL), bool * (FLAG),
 				 * const char ** (STRING) or struct cli_list * (LIST) */
 	uint64_t min, max;	/* accepted range (UINT, SIZE) */
 	uint64_t align;		/* SIZE: must be a multiple of this (0: any) */

@@ -362,8 +362,12 @@ static bool parse_one(const char *cmd, const struct cli_opt *opts,
 	}
 	if (eq) {
 		arg = eq + 1;
-	} else if (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2)) {
+	} else if (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2) &&
+		   (o->type != CLI_OPT_BOOL || argv[*i + 1][0] != '-')) {
 		arg = argv[++*i];
+	} else if (o->type == CLI_OPT_BOOL) {
+		*(uint64_t *)o->val = 1;	/* a switch */
+		return true;
 	} else {
 		cli_error(cmd, "--%s: missing value", o->name);
 		return false;
@@ -436,7 +440,8 @@ void cli_print_help(FILE *f, const char *cmd, const struct cli_opt *opts,
 			fprintf(f, "%s\n", o->help);
 			continue;
 		}
-		snprintf(left, sizeof(left), "--%s %s", o->name, o->metavar);
+		snprintf(left, sizeof(left), o->type == CLI_OPT_BOOL ? "--%s [%s]" : "--%s %s",
+			 o->name, o->metavar);
 		if (o->type == CLI_OPT_STRING) {
 			const char *v = *(const char **)o->val;
 
