@@ -14,11 +14,13 @@
  * The binary is found next to this test's directory: build/tests/t_cli runs
  * build/umm (the same for build-asan/ and build-tsan/).  UMM_CLI overrides.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -27,6 +29,7 @@
 #include "tap.h"
 
 #define RUN_TIMEOUT_MS	(240 * 1000)
+#define KSM_DIR		"/sys/kernel/mm/ksm/"
 
 static char umm_path[PATH_MAX];
 static uid_t run_as;	/* nonzero: the command runs as this user (and group) */
@@ -337,11 +340,13 @@ static bool test_run_help(void)
 	static const char *const flags[] = {
 		"--guests N", "--image PATH", "--image-size SIZE", "--data-pages N",
 		"--threads N", "--duration MS", "--phys SIZE", "--swap SIZE", "--json",
-		"--plot FILE.png", "--seed N", "--pages-to-scan N", "--sleep-millisecs MS",
-		"--max-page-sharing N", "--merge-across-nodes 0|1", "--use-zero-pages 0|1",
-		"--smart-scan 0|1", "--stable-node-chains-prune-millisecs MS",
-		"--ksm-threads N", "--help", "default /usr/lib/x86_64-linux-gnu /usr/bin",
-		"default 4)",
+		"--plot FILE.png", "--seed N", "--pages_to_scan N", "--sleep_millisecs MS",
+		"--max_page_sharing N", "--merge_across_nodes 0|1", "--use_zero_pages 0|1",
+		"--smart_scan 0|1", "--stable_node_chains_prune_millisecs MS",
+		"--advisor_mode none|scan-time", "--advisor_target_scan_time S",
+		"--advisor_max_cpu PCT", "--advisor_min_pages_to_scan N",
+		"--advisor_max_pages_to_scan N", "--ksm-threads N", "--help",
+		"(default /usr/lib", " /usr/bin)", "default 4)",
 	};
 	struct outcome o, o2;
 
@@ -363,9 +368,10 @@ static bool test_run_help(void)
 static bool test_other_help(void)
 {
 	static const char *const est[] = { "usage: umm estimate", "--pid PID", "--all",
-					   "--use-zero-pages", "--top N", "--json" };
+					   "--use_zero_pages [0|1]", "--top N", "--json" };
 	static const char *const kc[] = { "usage: umm kernel-compare", "--copies N",
-					  "--allow-no-kernel", "--pages-to-scan N", "--json",
+					  "--allow-no-kernel", "--pages_to_scan N",
+					  "--advisor_mode none|scan-time", "--json",
 					  "run = 0" };
 	struct outcome o;
 
@@ -532,6 +538,63 @@ static bool test_run_json(void)
 	return true;
 }
 
+/*
+ * On a terminal (a pty 80 columns wide): the live progress line, rewritten
+ * in place, with elapsed time, memory saved, shared/sharing, notifier
+ * events per second and pages scanned, never wider than the terminal.
+ */
+static bool test_run_progress(void)
+{
+	struct winsize ws = { .ws_row = 24, .ws_col = 80 };
+	char *out = calloc(1, 1), *line, *save;
+	size_t len = 0;
+	int m, sl, st, lines = 0, waited = 0;
+	pid_t pid;
+
+	ASSERT_EQ(openpty(&m, &sl, NULL, NULL, &ws), 0);
+	fflush(stdout);
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		dup2(sl, 1);
+		dup2(sl, 2);
+		execl(umm_path, umm_path, "run", "--guests", "2", SMALL_RUN, "--duration", "600",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(sl);
+	while (m >= 0) {
+		struct pollfd p = { m, POLLIN, 0 };
+
+		if (poll(&p, 1, 1000) == 0 && (waited += 1000) >= RUN_TIMEOUT_MS)
+			kill(pid, SIGKILL);
+		if (p.revents)
+			drain(&m, &out, &len);	/* EIO once the command has gone */
+	}
+	waitpid(pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		diag_text(out);
+	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ASSERT_TRUE(strstr(out, "\r\033[Krun "));
+	ASSERT_TRUE(strstr(out, "\r\033[Ksettle "));
+	ASSERT_TRUE(strstr(out, "data check"));
+	for (line = strtok_r(out, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+		if (strncmp(line, "\033[K", 3))
+			continue;
+		lines++;
+		if (strlen(line + 3) > 79)
+			TAP_DIAG("progress line of %zu columns: %s", strlen(line + 3), line + 3);
+		ASSERT_TRUE(strlen(line + 3) <= 79);
+		if (strstr(line, "run ") != line + 3)
+			continue;
+		ASSERT_TRUE(strstr(line, "s: saved ") && strstr(line, " MiB, shared/sharing ") &&
+			    strstr(line, ", notifier ") && strstr(line, "/s, scanned "));
+	}
+	ASSERT_GE(lines, 3);
+	free(out);
+	return true;
+}
+
 /* Memory pressure: less RAM than the guests need, a swap file. */
 static bool test_run_swap(void)
 {
@@ -565,15 +628,55 @@ static bool test_run_default(void)
 	return true;
 }
 
+/* Entries in @dir (not . and ..); the names go to diagnostics with @show. */
+static int dir_count(const char *dir, bool show)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	while (d && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		n++;
+		if (show)
+			TAP_DIAG("%s/%s", dir, de->d_name);
+	}
+	if (d)
+		closedir(d);
+	return d ? n : -1;
+}
+
+/* Whether @dir holds exactly the one entry @name (no temporary file left). */
+static bool dir_holds_only(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (dir_count(dir, false) == 1 && !access(path, F_OK))
+		return true;
+	TAP_DIAG("%s should hold %s alone; it holds:", dir, name);
+	dir_count(dir, true);
+	return false;
+}
+
+/*
+ * --plot draws a PNG; a gnuplot that fails half-way leaves the old file
+ * as it was and no partial one; a path that cannot be created is refused
+ * before anything runs.
+ */
 static bool test_run_plot(void)
 {
-	char dir[64], png[96];
+	static const char fake[] = "#!/bin/sh\nprintf '\\211PNG partial'\n"
+				   "echo '         ^' >&2\necho 'line 7: something broke' >&2\nexit 1\n";
+	char dir[64], png[96], bin[96], path[PATH_MAX + 128], buf[16] = "";
 	unsigned char magic[8] = { 0 };
+	const char *old_path = getenv("PATH");
 	struct outcome o;
 	int fd;
 
 	if (system("command -v gnuplot >/dev/null 2>&1")) {
-		TAP_DIAG("skipped: no gnuplot here (umm run --plot installs it as root; not in a test)");
+		TAP_DIAG("skipped: no gnuplot here (the build installs it as root; not in a test)");
 		return true;
 	}
 	ASSERT_TRUE(make_tmpdir(dir, sizeof(dir)));
@@ -584,8 +687,210 @@ static bool test_run_plot(void)
 	ASSERT_EQ(read(fd, magic, 8), 8);
 	close(fd);
 	ASSERT_TRUE(!memcmp(magic, "\x89PNG\r\n\x1a\n", 8));
+	ASSERT_TRUE(dir_holds_only(dir, "saved.png"));
+	ASSERT_EQ(o.err_len, 0);
 	outcome_free(&o);
+
+	/* a gnuplot that writes half a picture and fails */
+	ASSERT_TRUE(write_file(png, "old", 3));
+	snprintf(bin, sizeof(bin), "%s/bin", dir);
+	ASSERT_EQ(mkdir(bin, 0755), 0);
+	snprintf(path, sizeof(path), "%s/gnuplot", bin);
+	ASSERT_TRUE(write_file(path, fake, strlen(fake)));
+	ASSERT_EQ(chmod(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s:%s", bin, old_path ? old_path : "/usr/bin:/bin");
+	setenv("PATH", path, 1);
+	{
+		const char *args[] = { "run", "--guests", "2", SMALL_RUN, "--plot", png, "--json", NULL };
+
+		ASSERT_TRUE(run_umm(&o, args));
+	}
+	if (old_path)
+		setenv("PATH", old_path, 1);
+	ASSERT_EQ(o.status, 1);
+	ASSERT_JSON(o.out);
+	ASSERT_EQ(count_lines(o.err), 1);
+	snprintf(path, sizeof(path), "umm: run: --plot %s: gnuplot failed: line 7: something broke\n", png);
+	if (strcmp(o.err, path))
+		diag_text(o.err);
+	ASSERT_TRUE(!strcmp(o.err, path));
+	outcome_free(&o);
+	fd = open(png, O_RDONLY);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(read(fd, buf, sizeof(buf)), 3);
+	close(fd);
+	ASSERT_TRUE(!strcmp(buf, "old"));
+	snprintf(path, sizeof(path), "rm -rf '%s'", bin);
+	ASSERT_EQ(system(path), 0);
+	ASSERT_TRUE(dir_holds_only(dir, "saved.png"));
+
+	/* a directory this user may not write into: refused at once, exit 2 */
+	if (!geteuid()) {
+		ASSERT_EQ(chmod(dir, 0755), 0);
+		run_as = 65534;
+		{
+			const char *args[] = { "run", "--plot", png, NULL };
+
+			ASSERT_TRUE(run_umm(&o, args));
+		}
+		run_as = 0;
+		if (o.status != 126) {
+			ASSERT_EQ(o.status, 2);
+			ASSERT_EQ(o.out_len, 0);
+			ASSERT_EQ(count_lines(o.err), 1);
+			ASSERT_TRUE(strstr(o.err, "cannot create it: Permission denied"));
+		}
+		outcome_free(&o);
+		ASSERT_TRUE(dir_holds_only(dir, "saved.png"));
+	}
 	remove_tree(dir);
+	return true;
+}
+
+/*
+ * Send @sig to `umm run --swap --plot @png` (swap file in @dir through
+ * TMPDIR) once its vCPU threads run, with @before entries in @dir then.
+ * The command dies of the signal and takes its temporary files with it:
+ * @dir holds its @before entries again.
+ */
+static bool interrupt_run(const char *dir, const char *png, int sig, bool plot, int before)
+{
+	char task[64];
+	int st, i, threads = 0;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		/* a shell's background job starts with SIGINT ignored: not this one */
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		setenv("TMPDIR", dir, 1);
+		dup2(null, 1);
+		dup2(null, 2);
+		/* 2 guests x 3 vCPUs, under memory pressure, until the signal */
+		execl(umm_path, umm_path, "run", "--guests", "2", "--threads", "3",
+		      "--image-size", "512K", "--data-pages", "256", "--duration", "600000",
+		      "--phys", "2M", "--swap", "8M", plot ? "--plot" : NULL, png, (char *)NULL);
+		_exit(127);
+	}
+	/* main, ksmd, kswapd and at least four vCPUs: the guests are running */
+	snprintf(task, sizeof(task), "/proc/%d/task", (int)pid);
+	for (i = 0; i < 6000 && (threads = dir_count(task, false)) >= 0 && threads < 7; i++)
+		usleep(10000);
+	if (threads < 7 || dir_count(dir, false) != before + 1 + plot) {
+		TAP_DIAG("%d threads; in %s:", threads, dir);
+		dir_count(dir, true);
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		return false;
+	}
+	ASSERT_EQ(kill(pid, sig), 0);
+	ASSERT_EQ(waitpid(pid, &st, 0), pid);
+	if (!WIFSIGNALED(st))
+		TAP_DIAG("exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	ASSERT_TRUE(WIFSIGNALED(st));
+	ASSERT_EQ(WTERMSIG(st), sig);
+	if (dir_count(dir, false) != before)
+		dir_count(dir, true);
+	ASSERT_EQ(dir_count(dir, false), before);
+	return true;
+}
+
+/*
+ * SIGINT, SIGTERM or SIGHUP while `umm run` runs: no temporary swap or
+ * plot file is left, --plot's file is absent or as it was, and the
+ * command ends as the signal's default action ends it.
+ */
+static bool test_run_signal(void)
+{
+	bool plot = !system("command -v gnuplot >/dev/null 2>&1");
+	char dir[64], png[96], buf[16] = "";
+	int fd;
+
+	if (!plot)
+		TAP_DIAG("no gnuplot here: the swap file alone");
+	ASSERT_TRUE(make_tmpdir(dir, sizeof(dir)));
+	snprintf(png, sizeof(png), "%s/saved.png", dir);
+	ASSERT_TRUE(interrupt_run(dir, png, SIGINT, plot, 0));
+	ASSERT_EQ(access(png, F_OK), -1);
+	ASSERT_TRUE(write_file(png, "old", 3));
+	ASSERT_TRUE(interrupt_run(dir, png, SIGTERM, plot, 1));
+	ASSERT_TRUE(interrupt_run(dir, png, SIGHUP, plot, 1));
+	fd = open(png, O_RDONLY);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(read(fd, buf, sizeof(buf)), 3);
+	close(fd);
+	ASSERT_TRUE(!strcmp(buf, "old"));
+	remove_tree(dir);
+	return true;
+}
+
+/*
+ * Every knob of the host's /sys/kernel/mm/ksm (a file root may write, but
+ * run: that is the command's job) is a flag of run and kernel-compare with
+ * the same name; the dashed spelling is the same flag; the scan-time
+ * advisor runs and keeps pages_to_scan within its bounds.
+ */
+static bool test_run_knobs(void)
+{
+	static const char *const cmds[] = { "run", "kernel-compare" };
+	struct outcome o, help[2];
+	struct dirent *de;
+	long long v;
+	unsigned int i, knobs = 0;
+	DIR *d;
+
+	for (i = 0; i < 2; i++)
+		RUN_EXPECT(&help[i], 0, cmds[i], "--help");
+	d = opendir(KSM_DIR);
+	while (d && (de = readdir(d))) {
+		char path[300], flag[300];
+		struct stat st;
+
+		snprintf(path, sizeof(path), KSM_DIR "%s", de->d_name);
+		if (stat(path, &st) || !S_ISREG(st.st_mode) || !(st.st_mode & S_IWUSR) ||
+		    !strcmp(de->d_name, "run"))
+			continue;
+		snprintf(flag, sizeof(flag), "--%s ", de->d_name);
+		for (i = 0; i < 2; i++) {
+			if (!strstr(help[i].out, flag))
+				TAP_DIAG("host knob %s is not a flag of umm %s", de->d_name, cmds[i]);
+			ASSERT_TRUE(strstr(help[i].out, flag));
+		}
+		knobs++;
+	}
+	if (d)
+		closedir(d);
+	TAP_DIAG("%u knobs of the host's %s are flags", knobs, KSM_DIR);
+	for (i = 0; i < 2; i++)
+		outcome_free(&help[i]);
+	RUN_EXPECT(&o, 0, "run", "--guests", "2", SMALL_RUN, "--pages-to-scan", "321", "--json");
+	ASSERT_JNUM(o.out, "\"knobs\"", "pages_to_scan", &v);
+	ASSERT_EQ(v, 321);
+	outcome_free(&o);
+	RUN_EXPECT(&o, 0, "run", "--guests", "2", SMALL_RUN, "--pages_to_scan", "0",
+		   "--stable_node_chains_prune_millisecs", "4294967295", "--json");
+	ASSERT_JSON(o.out);
+	ASSERT_JNUM(o.out, "\"knobs\"", "pages_to_scan", &v);
+	ASSERT_EQ(v, 0);
+	ASSERT_TRUE(strstr(o.out, "\"ok\": true"));
+	outcome_free(&o);
+	RUN_EXPECT(&o, 0, "run", "--guests", "2", SMALL_RUN, "--advisor_mode", "scan-time",
+		   "--advisor_target_scan_time", "1", "--advisor_min_pages_to_scan", "700",
+		   "--advisor_max_pages_to_scan", "900", "--json");
+	ASSERT_JSON(o.out);
+	ASSERT_TRUE(strstr(o.out, "\"ok\": true"));
+	ASSERT_TRUE(strstr(o.out, "\"advisor_mode\": \"scan-time\""));
+	ASSERT_JNUM(o.out, "\"knobs\"", "pages_to_scan", &v);
+	ASSERT_TRUE(v >= 700 && v <= 900);
+	ASSERT_JNUM(o.out, "\"ksm\": ", "pages_sharing", &v);
+	ASSERT_TRUE(v > 0);
+	outcome_free(&o);
 	return true;
 }
 
@@ -631,12 +936,36 @@ static const struct bad_case bad_cases[] = {
 	{ { "run", "--json=yes" }, "umm: run: --json takes no value", 2 },
 	{ { "run", "--plot" }, "umm: run: --plot: missing value", 2 },
 	{ { "run", "--image=" }, "umm: run: --image: missing value", 2 },
-	{ { "run", "--merge-across-nodes", "2" },
-	  "umm: run: --merge-across-nodes: '2' is too large (maximum 1)", 2 },
+	{ { "run", "--plot", "/nonexistent/umm-plot/x.png" },
+	  "umm: run: --plot /nonexistent/umm-plot/x.png: cannot create it: No such file or directory", 2 },
+	{ { "run", "--plot", "/tmp" }, "umm: run: --plot /tmp: is a directory", 2 },
+	{ { "run", "--plot", "/tmp/" }, "umm: run: --plot /tmp/: is a directory", 2 },
+	{ { "run", "--merge_across_nodes", "2" },
+	  "umm: run: --merge_across_nodes: '2' is too large (maximum 1)", 2 },
 	{ { "run", "--max-page-sharing", "1" },
-	  "umm: run: --max-page-sharing: '1' is too small (minimum 2)", 2 },
+	  "umm: run: --max_page_sharing: '1' is too small (minimum 2)", 2 },
+	{ { "run", "--max_page_sharing", "2147483648" },
+	  "umm: run: --max_page_sharing: '2147483648' is too large (maximum 2147483647)", 2 },
 	{ { "run", "--ksm-threads", "65" }, "umm: run: --ksm-threads: '65' is too large (maximum 64)", 2 },
-	{ { "run", "--pages-to-scan", "x" }, "umm: run: --pages-to-scan: 'x' is not a number", 2 },
+	{ { "run", "--pages-to-scan", "x" }, "umm: run: --pages_to_scan: 'x' is not a number", 2 },
+	{ { "run", "--pages_to_scan", "4294967296" },
+	  "umm: run: --pages_to_scan: '4294967296' is too large (maximum 4294967295)", 2 },
+	{ { "run", "--advisor_mode", "fast" },
+	  "umm: run: --advisor_mode: 'fast' is not one of none|scan-time", 2 },
+	{ { "run", "--advisor_mode=" }, "umm: run: --advisor_mode: missing value", 2 },
+	{ { "run", "--advisor_target_scan_time", "0" },
+	  "umm: run: --advisor_target_scan_time: '0' is too small (minimum 1)", 2 },
+	{ { "run", "--advisor_mode", "scan-time", "--pages_to_scan", "500" },
+	  "umm: run: --pages_to_scan: the scan-time advisor sets pages_to_scan itself", 2 },
+	{ { "kernel-compare", "--pages_to_scan", "5", "--advisor-mode", "scan-time" },
+	  "umm: kernel-compare: --pages_to_scan: the scan-time advisor sets pages_to_scan itself", 2 },
+	/* Linux refuses any write to pages_to_scan under the advisor, the default value too */
+	{ { "run", "--advisor_mode", "scan-time", "--pages_to_scan", "1000" },
+	  "umm: run: --pages_to_scan: the scan-time advisor sets pages_to_scan itself", 2 },
+	{ { "run", "--pages-to-scan=100", "--advisor_mode=scan-time" },
+	  "umm: run: --pages_to_scan: the scan-time advisor sets pages_to_scan itself", 2 },
+	{ { "kernel-compare", "--advisor_mode", "scan-time", "--pages_to_scan", "1000" },
+	  "umm: kernel-compare: --pages_to_scan: the scan-time advisor sets pages_to_scan itself", 2 },
 	{ { "run", "--guests", "256", "--threads", "64" }, "umm: run: --guests 256 with --threads 64", 2 },
 	{ { "run", "--", "x" }, "umm: run: unexpected argument 'x'", 2 },
 	{ { "run", "--image", "/nonexistent/umm-image" },
@@ -650,7 +979,11 @@ static const struct bad_case bad_cases[] = {
 	{ { "estimate", "--pid", "0" }, "umm: estimate: --pid: '0' is not a process ID", 2 },
 	{ { "estimate", "--pid", "-5" }, "umm: estimate: --pid: '-5' is not a process ID", 2 },
 	{ { "estimate", "--all", "--top", "x" }, "umm: estimate: --top: 'x' is not a number", 2 },
-	{ { "estimate", "--use-zero-pages=1", "--all" }, "umm: estimate: --use-zero-pages takes no value", 2 },
+	{ { "estimate", "--use-zero-pages=2", "--all" },
+	  "umm: estimate: --use_zero_pages: '2' is too large (maximum 1)", 2 },
+	{ { "estimate", "--all", "--use_zero_pages", "yes" },
+	  "umm: estimate: --use_zero_pages: 'yes' is not a number", 2 },
+	{ { "estimate", "--use_zero_pages", "1", "2" }, "umm: estimate: unexpected argument '2'", 2 },
 	{ { "estimate", "1234" }, "umm: estimate: unexpected argument '1234'", 2 },
 	{ { "kernel-compare", "--copies", "0" }, "umm: kernel-compare: --copies: '0' is too small", 2 },
 	{ { "kernel-compare", "--frob" }, "umm: kernel-compare: unknown option '--frob'", 2 },
@@ -727,8 +1060,6 @@ static bool test_runtime_einval(void)
 
 /* ---- the host kernel's KSM ---- */
 
-#define KSM_DIR "/sys/kernel/mm/ksm/"
-
 static bool kernel_ksm_usable(void)
 {
 	return !geteuid() && !access(KSM_DIR "run", W_OK);
@@ -775,13 +1106,19 @@ static bool ksm_set(const char *name, const char *val)
 	return ok;
 }
 
-/* The knobs the test writes, saved and put back with run = 0 last. */
+/*
+ * The knobs the test writes, saved and put back with run = 0 last; and
+ * advisor_mode ("[none] scan-time"), which only kernel-compare writes:
+ * saved to see that it put it back.
+ */
 struct ksm_saved {
-	char pages_to_scan[32], sleep_millisecs[32], use_zero_pages[32];
+	char pages_to_scan[32], sleep_millisecs[32], use_zero_pages[32], advisor_mode[32];
 };
 
 static void ksm_save(struct ksm_saved *s)
 {
+	if (!ksm_get("advisor_mode", s->advisor_mode, sizeof(s->advisor_mode)))
+		strcpy(s->advisor_mode, "-");
 	if (!ksm_get("pages_to_scan", s->pages_to_scan, sizeof(s->pages_to_scan)))
 		strcpy(s->pages_to_scan, "100");
 	if (!ksm_get("sleep_millisecs", s->sleep_millisecs, sizeof(s->sleep_millisecs)))
@@ -802,8 +1139,10 @@ static void ksm_restore(const struct ksm_saved *s)
 
 /*
  * The process with known content, built uninstrumented (a sanitizer's
- * shadow would only add noise): 64 identical random pages, 16 empty pages
- * (written, so they are real anonymous pages), 32 distinct random pages;
+ * shadow would only add noise): 300 identical random pages (more than one
+ * KSM page may back at max_page_sharing 256: a chain of two), 16 empty
+ * pages (written, so they are real anonymous pages), 32 distinct random
+ * pages;
  * with argv[1] "1" it asks for the kernel's KSM first (PR_SET_MEMORY_MERGE).
  * It prints "ready HEX" (the duplicated page's first 16 bytes) and waits for
  * its stdin to close.
@@ -819,13 +1158,13 @@ static const char child_src[] =
 	"\ts = strtoull(argv[2], NULL, 0) | 1;\n"
 	"\tif (argv[1][0] == '1' && prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0)) {\n"
 	"\t\tprintf(\"noprctl\\n\");\n\t\tfflush(stdout);\n\t}\n"
-	"\tm = mmap(NULL, 112 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
+	"\tm = mmap(NULL, 348 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
 	"\tif (m == MAP_FAILED)\n\t\treturn 1;\n"
-	"\tmadvise(m, 112 * 4096, MADV_NOHUGEPAGE);\n"
+	"\tmadvise(m, 348 * 4096, MADV_NOHUGEPAGE);\n"
 	"\tfor (j = 0; j < 4096; j++)\n\t\tm[j] = rnd();\n"
-	"\tfor (i = 1; i < 64; i++)\n\t\tmemcpy(m + i * 4096, m, 4096);\n"
-	"\tfor (i = 64; i < 80; i++)\n\t\tmemset(m + i * 4096, 0, 4096);\n"
-	"\tfor (i = 80; i < 112; i++)\n\t\tfor (j = 0; j < 4096; j++)\n\t\t\tm[i * 4096 + j] = rnd();\n"
+	"\tfor (i = 1; i < 300; i++)\n\t\tmemcpy(m + i * 4096, m, 4096);\n"
+	"\tfor (i = 300; i < 316; i++)\n\t\tmemset(m + i * 4096, 0, 4096);\n"
+	"\tfor (i = 316; i < 348; i++)\n\t\tfor (j = 0; j < 4096; j++)\n\t\t\tm[i * 4096 + j] = rnd();\n"
 	"\tprintf(\"ready \");\n\tfor (j = 0; j < 16; j++)\n\t\tprintf(\"%02x\", m[j]);\n"
 	"\tprintf(\"\\n\");\n\tfflush(stdout);\n"
 	"\twhile (read(0, &c, 1) > 0)\n\t\t;\n\treturn 0;\n}\n";
@@ -906,9 +1245,12 @@ static long long top_count(const char *json, const char *hex, bool zero)
 	return strtoll(q + 10, NULL, 10);
 }
 
-/* estimate --pid CHILD: the figures its known content implies. */
+/*
+ * estimate --pid CHILD: the figures its known content implies; its
+ * ksm_merging_pages, ksm_zero_pages, pages_shared and pages_sharing.
+ */
 static bool estimate_child(const struct child *c, bool zero_pages, long long *merging,
-			   long long *zero)
+			   long long *zero, long long *shared, long long *sharing)
 {
 	char pid[16];
 	struct outcome o;
@@ -924,27 +1266,69 @@ static bool estimate_child(const struct child *c, bool zero_pages, long long *me
 	ASSERT_JNUM(o.out, "\"processes\"", "pid", &v);
 	ASSERT_EQ(v, c->pid);
 	ASSERT_JNUM(o.out, "\"processes\"", "pages", &v);
-	ASSERT_GE(v, 112);
-	/* the 64 copies are one content, found 64 times exactly */
-	if (top_count(o.out, c->hex, false) != 64)
+	ASSERT_GE(v, 348);
+	/* the 300 copies are one content, found 300 times exactly */
+	if (top_count(o.out, c->hex, false) != 300)
 		diag_text(o.out);
-	ASSERT_EQ(top_count(o.out, c->hex, false), 64);
+	ASSERT_EQ(top_count(o.out, c->hex, false), 300);
 	ASSERT_GE(top_count(o.out, "00000000000000000000000000000000", true), 16);
 	ASSERT_JNUM(o.out, "\"processes\"", "ksm_merging_pages", merging);
 	ASSERT_JNUM(o.out, "\"processes\"", "ksm_zero_pages", zero);
-	ASSERT_JNUM(o.out, "\"total\"", "pages_sharing", &v);
+	ASSERT_JNUM(o.out, "\"total\"", "pages_shared", shared);
+	ASSERT_JNUM(o.out, "\"total\"", "pages_sharing", sharing);
+	/* 300 copies at max_page_sharing 256: two KSM pages, 298 sharing */
+	ASSERT_GE(*shared, 2);
 	if (zero_pages) {
 		ASSERT_GE(*zero, 16);
-		ASSERT_GE(*merging, 64);
-		ASSERT_GE(v, 63);
+		ASSERT_GE(*merging, 300);
+		ASSERT_GE(*sharing, 298);
 	} else {
 		ASSERT_EQ(*zero, 0);
-		ASSERT_GE(*merging, 80);
-		ASSERT_GE(v, 63 + 15);
+		ASSERT_GE(*merging, 316);
+		ASSERT_GE(*sharing, 298 + 15);
 	}
 	ASSERT_JNUM(o.out, "\"total\"", "saved_mib", &v);
 	ASSERT_EQ(o.err_len, 0);
 	outcome_free(&o);
+	return true;
+}
+
+/*
+ * estimate's use_zero_pages, as run and kernel-compare spell it (0|1) and
+ * as a switch, with and without '=': what each asks for is what ran.
+ */
+static bool estimate_zero_spellings(const struct child *c)
+{
+	static const struct {
+		const char *opt, *val;	/* val NULL: the option alone, before --json */
+		bool on;
+	} sp[] = {
+		{ "--use_zero_pages", "1", true }, { "--use_zero_pages", "0", false },
+		{ "--use_zero_pages=1", NULL, true }, { "--use-zero-pages=0", NULL, false },
+		{ "--use-zero-pages", NULL, true }, { "--use_zero_pages", NULL, true },
+	};
+	char pid[16];
+	struct outcome o;
+	long long zero;
+	size_t i;
+
+	snprintf(pid, sizeof(pid), "%d", (int)c->pid);
+	for (i = 0; i < sizeof(sp) / sizeof(sp[0]); i++) {
+		RUN_EXPECT(&o, 0, "estimate", "--pid", pid, sp[i].opt, sp[i].val ? sp[i].val : "--json",
+			   "--json");
+		ASSERT_JSON(o.out);
+		if (!strstr(o.out, sp[i].on ? "\"use_zero_pages\": true" : "\"use_zero_pages\": false"))
+			TAP_DIAG("%s %s: use_zero_pages is not %d", sp[i].opt,
+				 sp[i].val ? sp[i].val : "", sp[i].on);
+		ASSERT_TRUE(strstr(o.out, sp[i].on ? "\"use_zero_pages\": true" :
+				   "\"use_zero_pages\": false"));
+		ASSERT_JNUM(o.out, "\"processes\"", "ksm_zero_pages", &zero);
+		if (sp[i].on)
+			ASSERT_GE(zero, 16);
+		else
+			ASSERT_EQ(zero, 0);
+		outcome_free(&o);
+	}
 	return true;
 }
 
@@ -963,6 +1347,75 @@ static long proc_long(pid_t pid, const char *name)
 	return n > 0 ? atol(buf) : -1;
 }
 
+#define PM_PRESENT	(1ULL << 63)
+#define PM_PFN_MASK	((1ULL << 55) - 1)
+#define KPF_KSM		21
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * What the kernel's KSM made of process @pid: its pages that are KSM pages
+ * (/proc/PID/maps and pagemap for the pfns, /proc/kpageflags for KPF_KSM),
+ * as distinct KSM pages (*@shared) and the rest (*@sharing): the figures
+ * /sys/kernel/mm/ksm would show if this process were KSM's only user.
+ * Return: false when they cannot be read.
+ */
+static bool kernel_ksm_pages(pid_t pid, long *shared, long *sharing)
+{
+	char path[64], line[512];
+	uint64_t *pfns = NULL, e, f;
+	size_t n = 0, cap = 0, i;
+	unsigned long long a, b;
+	int pm, kf;
+	FILE *maps;
+	bool ok;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	maps = fopen(path, "r");
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	pm = open(path, O_RDONLY);
+	kf = open("/proc/kpageflags", O_RDONLY);
+	ok = maps && pm >= 0 && kf >= 0;
+	while (ok && fgets(line, sizeof(line), maps)) {
+		if (sscanf(line, "%llx-%llx", &a, &b) != 2 || strstr(line, "[vsyscall]"))
+			continue;
+		for (; ok && a < b; a += 4096) {
+			if (pread(pm, &e, 8, (off_t)(a / 4096 * 8)) != 8 || !(e & PM_PRESENT))
+				continue;
+			if (pread(kf, &f, 8, (off_t)((e & PM_PFN_MASK) * 8)) != 8 ||
+			    !(f & (1ULL << KPF_KSM)))
+				continue;
+			if (n == cap) {
+				cap = cap ? 2 * cap : 1024;
+				pfns = realloc(pfns, cap * sizeof(*pfns));
+				ok = pfns != NULL;
+			}
+			if (ok)
+				pfns[n++] = e & PM_PFN_MASK;
+		}
+	}
+	if (ok) {
+		qsort(pfns, n, sizeof(*pfns), cmp_u64);
+		*shared = 0;
+		for (i = 0; i < n; i++)
+			*shared += !i || pfns[i] != pfns[i - 1];
+		*sharing = (long)n - *shared;
+	}
+	free(pfns);
+	if (maps)
+		fclose(maps);
+	if (pm >= 0)
+		close(pm);
+	if (kf >= 0)
+		close(kf);
+	return ok;
+}
+
 /*
  * Estimate the child, then let the host kernel's KSM merge it
  * (PR_SET_MEMORY_MERGE) and wait for it to converge: umm must have found
@@ -973,9 +1426,9 @@ static bool estimate_vs_kernel(const char *exe, uint64_t seed, bool uz)
 {
 	struct ksm_saved saved;
 	struct child c;
-	long fs0, fs, kmerging = -1, last = -2, kzero;
-	long long merging = -1, zero = -1;
-	bool ok, interfered = false;
+	long fs0, fs, kmerging = -1, last = -2, kzero, kshared = -1, ksharing = -1;
+	long long merging = -1, zero = -1, shared = -1, sharing = -1;
+	bool ok, interfered = false, kpages = false;
 	double t0;
 	char v[32];
 
@@ -994,7 +1447,7 @@ static bool estimate_vs_kernel(const char *exe, uint64_t seed, bool uz)
 	 * empty pages to the zero page (use_zero_pages), they are no longer
 	 * anonymous pages that anyone, kernel or umm, would scan.
 	 */
-	ok = estimate_child(&c, uz, &merging, &zero);
+	ok = estimate_child(&c, uz, &merging, &zero, &shared, &sharing);
 	fs0 = ksm_long("full_scans");
 	ok = ok && ksm_set("pages_to_scan", "5000") && ksm_set("sleep_millisecs", "10") &&
 	     ksm_set("run", "1");
@@ -1031,6 +1484,7 @@ static bool estimate_vs_kernel(const char *exe, uint64_t seed, bool uz)
 		if (f)
 			fclose(f);
 	}
+	kpages = kernel_ksm_pages(c.pid, &kshared, &ksharing);
 	stop_child(&c);
 	ksm_restore(&saved);
 	ASSERT_TRUE(ok);
@@ -1040,19 +1494,29 @@ static bool estimate_vs_kernel(const char *exe, uint64_t seed, bool uz)
 		TAP_DIAG("skipped the kernel comparison: someone else drove %s meanwhile", KSM_DIR);
 		return true;
 	}
-	TAP_DIAG("host kernel merged %ld pages of the child (%ld zero pages, use_zero_pages %d, "
-		 "full_scans %s); umm's estimate: %lld merging, %lld zero pages",
-		 kmerging, kzero, uz, v, merging, zero);
+	TAP_DIAG("host kernel merged %ld pages of the child (%ld zero pages, %ld KSM pages + %ld "
+		 "sharing, use_zero_pages %d, full_scans %s); umm's estimate: %lld merging, "
+		 "%lld zero pages, %lld shared + %lld sharing", kmerging, kzero, kshared, ksharing,
+		 uz, v, merging, zero, shared, sharing);
 	ASSERT_EQ(merging, kmerging);
 	if (kzero >= 0)
 		ASSERT_EQ(zero, kzero);
+	if (!kpages) {
+		TAP_DIAG("the kernel's KSM pages of the child not compared: no /proc/kpageflags");
+	} else if (ksm_long("max_page_sharing") != 256) {
+		TAP_DIAG("the kernel's KSM pages not compared: the host's max_page_sharing is %ld",
+			 ksm_long("max_page_sharing"));
+	} else {
+		ASSERT_EQ(shared, kshared);
+		ASSERT_EQ(sharing, ksharing);
+	}
 	return true;
 }
 
 static bool test_estimate_process(void)
 {
 	uint64_t seed = tap_seed();
-	long long merging, zero;
+	long long merging, zero, shared, sharing;
 	char dir[64], exe[128];
 	struct child c;
 	bool ok;
@@ -1064,8 +1528,9 @@ static bool test_estimate_process(void)
 		return true;
 	}
 	ASSERT_TRUE(start_child(&c, exe, false, seed));
-	ok = estimate_child(&c, false, &merging, &zero) &&
-	     estimate_child(&c, true, &merging, &zero);
+	ok = estimate_child(&c, false, &merging, &zero, &shared, &sharing) &&
+	     estimate_child(&c, true, &merging, &zero, &shared, &sharing) &&
+	     estimate_zero_spellings(&c);
 	stop_child(&c);
 	ASSERT_TRUE(ok);
 	/* the same pid again, once it is gone: exit 1, one line */
@@ -1185,7 +1650,38 @@ static bool test_kernel_compare(void)
 	/* three copies of the image: every image page merges, on both sides */
 	ASSERT_GE(um, 3 * v);
 	ASSERT_EQ(um, km);
+	/* the kernel's figures are this process's own: the same KSM pages */
+	ASSERT_JNUM(o.out, "\"umm\"", "pages_shared", &um);
+	ASSERT_JNUM(o.out, "\"kernel\"", "pages_shared", &km);
+	ASSERT_EQ(um, km);
+	ASSERT_JNUM(o.out, "\"umm\"", "pages_sharing", &um);
+	ASSERT_JNUM(o.out, "\"kernel\"", "pages_sharing", &km);
+	ASSERT_EQ(um, km);
 	outcome_free(&o);
+	/* the scan-time advisor on both sides; advisor_mode and pages_to_scan come back */
+	if (strcmp(before.advisor_mode, "-")) {
+		const char *args[] = { "kernel-compare", "--copies", "2", "--image-size", "256K",
+				       "--data-pages", "64", "--advisor_mode", "scan-time",
+				       "--advisor_target_scan_time", "1", "--json", NULL };
+
+		ASSERT_TRUE(run_umm(&o, args));
+		if (o.status && !strstr(o.out, "\"interfered\": true"))
+			show(args, &o);
+		ASSERT_TRUE(o.status == 0 || strstr(o.out, "\"interfered\": true"));
+		ASSERT_JSON(o.out);
+		ASSERT_TRUE(strstr(o.out, "\"advisor_mode\": \"scan-time\""));
+		ksm_save(&after);
+		ASSERT_EQ(ksm_long("run"), 0);
+		ASSERT_TRUE(!strcmp(before.advisor_mode, after.advisor_mode));
+		ASSERT_TRUE(!strcmp(before.pages_to_scan, after.pages_to_scan));
+		ASSERT_TRUE(!strcmp(before.sleep_millisecs, after.sleep_millisecs));
+		if (!strstr(o.out, "\"interfered\": true")) {
+			ASSERT_JNUM(o.out, "\"umm\"", "ksm_merging_pages", &um);
+			ASSERT_JNUM(o.out, "\"kernel\"", "ksm_merging_pages", &km);
+			ASSERT_EQ(um, km);
+		}
+		outcome_free(&o);
+	}
 	/* the table, and the same again without permission (as nobody) */
 	RUN_EXPECT(&o, 0, "kernel-compare", "--copies", "2", "--image-size", "64K",
 		   "--data-pages", "16");
@@ -1349,8 +1845,11 @@ int main(int argc, char **argv)
 	RUN_TEST(test_run_exact);
 	RUN_TEST(test_run_small);
 	RUN_TEST(test_run_json);
+	RUN_TEST(test_run_progress);
+	RUN_TEST(test_run_knobs);
 	RUN_TEST(test_run_swap);
 	RUN_TEST(test_run_plot);
+	RUN_TEST(test_run_signal);
 	RUN_TEST(test_run_default);
 	RUN_TEST(test_estimate_process);
 	RUN_TEST(test_estimate_unreadable);

@@ -50,6 +50,8 @@ enum cli_opt_type {
 	CLI_OPT_FLAG,	/* no value; sets a bool */
 	CLI_OPT_STRING,	/* any non-empty text into a const char * (the last one wins) */
 	CLI_OPT_LIST,	/* non-empty text, repeatable: appended to a struct cli_list */
+	CLI_OPT_CHOICE,	/* one of the words of metavar "a|b|c": its index into a uint64_t */
+	CLI_OPT_BOOL,	/* 0 or 1 into a uint64_t; alone (no value follows), 1 */
 };
 
 /* The values of a CLI_OPT_LIST option, in command-line order. */
@@ -66,11 +68,11 @@ struct cli_list {
 struct cli_opt {
 	const char *name;	/* without the leading "--" */
 	enum cli_opt_type type;
-	void *val;		/* uint64_t * (UINT, SIZE), bool * (FLAG), const char **
-				 * (STRING) or struct cli_list * (LIST) */
+	void *val;		/* uint64_t * (UINT, SIZE, CHOICE, BOOL), bool * (FLAG),
+				 * const char ** (STRING) or struct cli_list * (LIST) */
 	uint64_t min, max;	/* accepted range (UINT, SIZE) */
 	uint64_t align;		/* SIZE: must be a multiple of this (0: any) */
-	const char *metavar;	/* "N", "SIZE", ... */
+	const char *metavar;	/* "N", "SIZE", ...; CHOICE: the words, "a|b|c" */
 	const char *help;	/* one line */
 };
 
@@ -94,6 +96,12 @@ enum cli_parse_result {
  */
 enum cli_parse_result cli_parse(const char *cmd, const struct cli_opt *opts,
 				const struct cli_usage *usage, int argc, char **argv);
+
+/*
+ * Whether the last cli_parse() met the option whose value lives at @val
+ * (a default left alone and a value given equal to it differ here).
+ */
+bool cli_given(const void *val);
 
 /* Print @cmd's help (synopsis, description, options with defaults). */
 void cli_print_help(FILE *f, const char *cmd, const struct cli_opt *opts,
@@ -143,20 +151,53 @@ FILE *cli_json_open(const char *cmd, struct cli_json *j);
 int cli_json_emit(const char *cmd, struct cli_json *j);
 
 /*
- * The KSM knobs, one flag each, named as in /sys/kernel/mm/ksm.  Fill
- * @k with Linux's defaults, then cli_ksm_opts() writes CLI_KSM_NR_OPTS
- * option entries pointing into @k at @opts.
+ * Temporary files that SIGINT, SIGTERM or SIGHUP must not leave behind:
+ * cli_tmp_create() makes one from mkostemp() template @tmpl (rewritten in
+ * place) and records it; the first such signal unlinks every recorded file
+ * and ends the process as the signal's default action would.  Return: the
+ * descriptor, or -1 with errno set.  cli_tmp_forget() drops the record
+ * (the file was renamed into place); cli_tmp_remove() unlinks the file too.
+ */
+#define CLI_TMP_MAX 2
+int cli_tmp_create(char *tmpl, int flags);
+void cli_tmp_forget(const char *path);
+void cli_tmp_remove(const char *path);
+
+/*
+ * The KSM knobs, one flag each, named as in /sys/kernel/mm/ksm
+ * (--pages_to_scan; --pages-to-scan is the same flag), with the ranges
+ * Linux's stores accept, plus umm's --ksm-threads.  Fill @k with Linux's
+ * defaults, then cli_ksm_opts() writes CLI_KSM_NR_OPTS option entries
+ * pointing into @k at @opts.
  */
 struct cli_ksm_knobs {
 	uint64_t pages_to_scan, sleep_millisecs, max_page_sharing, merge_across_nodes,
 		 use_zero_pages, smart_scan, stable_node_chains_prune_millisecs, nr_threads;
+	uint64_t advisor_mode;	/* index into cli_ksm_advisor_modes */
+	uint64_t advisor_max_cpu, advisor_min_pages_to_scan, advisor_max_pages_to_scan,
+		 advisor_target_scan_time;
 };
-#define CLI_KSM_NR_OPTS 8
+#define CLI_KSM_NR_OPTS 13
 void cli_ksm_defaults(struct cli_ksm_knobs *k);
 void cli_ksm_opts(struct cli_ksm_knobs *k, struct cli_opt *opts);
+/*
+ * What Linux refuses among the knobs together: pages_to_scan written while
+ * the scan-time advisor owns it (-EINVAL, whatever the value), so any
+ * --pages_to_scan with --advisor_mode scan-time.  Return: true, or false
+ * after the line.
+ */
+bool cli_ksm_check(const char *cmd, const struct cli_ksm_knobs *k);
+/* advisor_mode as /sys/kernel/mm/ksm/advisor_mode spells it: "none", "scan-time" */
+const char *cli_ksm_advisor_mode(const struct cli_ksm_knobs *k);
 struct umm;
-/* Apply @k to @u's KSM.  Return: 0 or umm_ksm_set_params()'s error. */
+/*
+ * Apply @k to @u's KSM; with the advisor on, pages_to_scan is the
+ * advisor's.  Return: 0 or umm_ksm_set_params()'s error.
+ */
 int cli_ksm_apply(struct umm *u, const struct cli_ksm_knobs *k);
+/* The knobs as the members of a JSON object (no braces); as text, one line each. */
+void cli_ksm_json(FILE *f, const struct cli_ksm_knobs *k);
+void cli_ksm_text(FILE *f, const char *indent, const struct cli_ksm_knobs *k);
 
 /*
  * A boot image assembled from real files: each file copied from a page
@@ -173,6 +214,13 @@ struct cli_image {
  * Return: CLI_EXIT_OK; CLI_EXIT_USAGE when a path does not exist or
  * nothing readable was found, CLI_EXIT_FAIL out of memory (after the line).
  */
+/*
+ * The default image: this machine's shared libraries (Debian's multiarch
+ * directory for the architecture umm was built for) and programs.
+ */
+extern const char *cli_default_image[2];
+#define CLI_DEFAULT_IMAGE { cli_default_image, 2, false }
+
 int cli_image_load(const char *cmd, const struct cli_list *paths, uint64_t max_bytes,
 		   struct cli_image *img);
 void cli_image_free(struct cli_image *img);

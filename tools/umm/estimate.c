@@ -63,7 +63,8 @@ struct group {
 };
 
 struct estimate {
-	bool all, json, use_zero_pages;
+	bool all, json;
+	uint64_t use_zero_pages;	/* 0|1, as /sys/kernel/mm/ksm/use_zero_pages */
 	uint64_t top, max_bytes;
 	struct cli_list pids;
 	struct proc *procs;
@@ -628,8 +629,8 @@ int cmd_estimate(int argc, char **argv)
 	const struct cli_opt opts[] = {
 		{ "pid", CLI_OPT_LIST, &e.pids, 0, 0, 0, "PID", "a process to read" },
 		{ "all", CLI_OPT_FLAG, &e.all, 0, 0, 0, NULL, "read every process" },
-		{ "use-zero-pages", CLI_OPT_FLAG, &e.use_zero_pages, 0, 0, 0, NULL,
-		  "ksm: map empty pages to the zero page (use_zero_pages=1)" },
+		{ "use_zero_pages", CLI_OPT_BOOL, &e.use_zero_pages, 0, 1, 0, "0|1",
+		  "ksm: map empty pages to the zero page; alone: 1" },
 		{ "top", CLI_OPT_UINT, &e.top, 0, 1000, 0, "N",
 		  "most duplicated contents to list" },
 		{ "max-size", CLI_OPT_SIZE, &e.max_bytes, 1 << 20, 1ULL << 40, 0, "SIZE",

@@ -31,6 +31,7 @@ static const char *const cmd = "kernel-compare";
 
 #define KSM_DIR		"/sys/kernel/mm/ksm/"
 #define POLL_MS		10
+#define KC_PAGES_TO_SCAN 1000	/* the default, as for umm run */
 
 /* What one side did. */
 struct side {
@@ -194,10 +195,23 @@ static int umm_side(struct kc *kc)
 
 /* ---- the kernel's side ---- */
 
-/* The knobs this command may write, and what they held before. */
+/*
+ * The knobs this command may write, and what they held before, in the
+ * order they are written back: advisor_mode first, because changing it
+ * resets pages_to_scan (to 100, or advisor_min_pages_to_scan), and
+ * pages_to_scan only while the advisor is off (Linux refuses it else).
+ * merge_across_nodes is not written: Linux refuses it while any KSM page
+ * exists on the host, and one node makes it moot.
+ */
+enum {
+	KNOB_ADVISOR_MODE, KNOB_PAGES_TO_SCAN, KNOB_SLEEP, KNOB_MAX_PAGE_SHARING,
+	KNOB_USE_ZERO_PAGES, KNOB_SMART_SCAN, KNOB_PRUNE, KNOB_ADV_TARGET, KNOB_ADV_MAX_CPU,
+	KNOB_ADV_MIN_PAGES, KNOB_ADV_MAX_PAGES,
+};
 static const char *const knob_names[] = {
-	"pages_to_scan", "sleep_millisecs", "max_page_sharing", "use_zero_pages", "smart_scan",
-	"stable_node_chains_prune_millisecs",
+	"advisor_mode", "pages_to_scan", "sleep_millisecs", "max_page_sharing", "use_zero_pages",
+	"smart_scan", "stable_node_chains_prune_millisecs", "advisor_target_scan_time",
+	"advisor_max_cpu", "advisor_min_pages_to_scan", "advisor_max_pages_to_scan",
 };
 #define NR_KNOBS (sizeof(knob_names) / sizeof(knob_names[0]))
 
@@ -220,6 +234,12 @@ static int ksm_read(const char *name, char *buf, size_t len)
 		return -EIO;
 	buf[n] = 0;
 	buf[strcspn(buf, "\n")] = 0;
+	if (strchr(buf, '[')) {	/* "[none] scan-time": the one in brackets */
+		char *w = strchr(buf, '[') + 1;
+
+		w[strcspn(w, "]")] = 0;
+		memmove(buf, w, strlen(w) + 1);
+	}
 	return 0;
 }
 
@@ -245,7 +265,11 @@ static int ksm_write(const char *name, const char *val)
 	return err;
 }
 
-/* Write every saved knob back and stop ksmd.  Safe to call twice. */
+/*
+ * Write every saved knob back, in knob_names' order, and stop ksmd.  Safe
+ * to call twice.  pages_to_scan cannot be written back while the advisor
+ * that was on before owns it.
+ */
 static void kernel_restore(void)
 {
 	size_t i;
@@ -332,30 +356,132 @@ static unsigned long self_ksm(const char *field)
 	return v;
 }
 
-static int kernel_set_knobs(const struct kc *kc)
+/* Save knob @i and write @v into it unless it holds that already.  Return: 0 or -errno. */
+static int kernel_set_knob(size_t i, const char *v)
 {
-	const uint64_t vals[NR_KNOBS] = {
-		kc->k.pages_to_scan, kc->k.sleep_millisecs, kc->k.max_page_sharing,
-		kc->k.use_zero_pages, kc->k.smart_scan, kc->k.stable_node_chains_prune_millisecs,
-	};
-	char v[32];
-	size_t i;
 	int err;
 
-	for (i = 0; i < NR_KNOBS; i++) {
-		if (ksm_read(knob_names[i], saved[i], sizeof(saved[i])))
-			continue;	/* an older kernel without this knob */
-		snprintf(v, sizeof(v), "%llu", (unsigned long long)vals[i]);
-		if (!strcmp(v, saved[i]))
+	if (ksm_read(knob_names[i], saved[i], sizeof(saved[i])))
+		return 0;	/* an older kernel without this knob */
+	if (!strcmp(v, saved[i]))
+		return 0;
+	have_saved[i] = true;
+	err = ksm_write(knob_names[i], v);
+	if (err)
+		cli_errno(cmd, err, "writing %s%s = %s", KSM_DIR, knob_names[i], v);
+	return err;
+}
+
+/*
+ * Set the host's knobs to @kc's.  With the advisor asked for, pages_to_scan
+ * is left to it and advisor_mode is written last; without it, advisor_mode
+ * is written first.  Either way pages_to_scan is saved when advisor_mode
+ * changes, since that change resets it.
+ */
+static int kernel_set_knobs(const struct kc *kc)
+{
+	const struct cli_ksm_knobs *k = &kc->k;
+	const uint64_t vals[NR_KNOBS] = {
+		[KNOB_PAGES_TO_SCAN] = k->pages_to_scan, [KNOB_SLEEP] = k->sleep_millisecs,
+		[KNOB_MAX_PAGE_SHARING] = k->max_page_sharing,
+		[KNOB_USE_ZERO_PAGES] = k->use_zero_pages, [KNOB_SMART_SCAN] = k->smart_scan,
+		[KNOB_PRUNE] = k->stable_node_chains_prune_millisecs,
+		[KNOB_ADV_TARGET] = k->advisor_target_scan_time,
+		[KNOB_ADV_MAX_CPU] = k->advisor_max_cpu,
+		[KNOB_ADV_MIN_PAGES] = k->advisor_min_pages_to_scan,
+		[KNOB_ADV_MAX_PAGES] = k->advisor_max_pages_to_scan,
+	};
+	const char *mode = cli_ksm_advisor_mode(k);
+	bool advisor = k->advisor_mode != UMM_KSM_ADVISOR_NONE;
+	char v[32];
+	size_t i;
+	int err = 0;
+
+	if (!ksm_read(knob_names[KNOB_PAGES_TO_SCAN], saved[KNOB_PAGES_TO_SCAN], sizeof(saved[0])) &&
+	    !ksm_read(knob_names[KNOB_ADVISOR_MODE], v, sizeof(v)) && strcmp(v, mode))
+		have_saved[KNOB_PAGES_TO_SCAN] = true;
+	if (!advisor)
+		err = kernel_set_knob(KNOB_ADVISOR_MODE, mode);
+	for (i = KNOB_PAGES_TO_SCAN; !err && i < NR_KNOBS; i++) {
+		if (i == KNOB_PAGES_TO_SCAN && advisor)
 			continue;
-		have_saved[i] = true;
-		err = ksm_write(knob_names[i], v);
-		if (err) {
-			cli_errno(cmd, err, "writing %s%s = %s", KSM_DIR, knob_names[i], v);
-			return err;
-		}
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)vals[i]);
+		err = kernel_set_knob(i, v);
 	}
-	return 0;
+	if (!err && advisor)
+		err = kernel_set_knob(KNOB_ADVISOR_MODE, mode);
+	return err;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+#define PM_PRESENT	(1ULL << 63)
+#define PM_PFN_MASK	((1ULL << 55) - 1)
+#define KPF_KSM		21
+
+/*
+ * This process's own share of the kernel's pages_shared and pages_sharing:
+ * the pages of @maps that are KSM pages (/proc/self/pagemap for the pfn,
+ * /proc/kpageflags for KPF_KSM, root), as distinct KSM pages and the rest.
+ * The host-wide counters would also move with other processes' KSM pages
+ * (and with stale stable nodes ksmd prunes), so they are not used when
+ * these files can be read.  Return: false when they cannot.
+ */
+static bool kernel_own_counts(const struct kc *kc, uint8_t *const *maps, long *shared,
+			      long *sharing)
+{
+	uint64_t n = 0, i, c, p, e, f, *pfns;
+	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int kf = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	bool ok = pm >= 0 && kf >= 0;
+
+	pfns = cli_xcalloc(cmd, kc->copies * kc->pages_per_copy, sizeof(*pfns));
+	for (c = 0; ok && c < kc->copies; c++)
+		for (p = 0; ok && p < kc->pages_per_copy; p++) {
+			uintptr_t va = (uintptr_t)maps[c] + p * CLI_PAGE;
+
+			ok = pread(pm, &e, 8, (off_t)(va / CLI_PAGE * 8)) == 8;
+			if (!ok || !(e & PM_PRESENT))
+				continue;
+			if (!(e & PM_PFN_MASK)) {
+				ok = false;	/* pfns hidden: not root */
+				break;
+			}
+			ok = pread(kf, &f, 8, (off_t)((e & PM_PFN_MASK) * 8)) == 8;
+			if (ok && (f & (1ULL << KPF_KSM)))
+				pfns[n++] = e & PM_PFN_MASK;
+		}
+	if (ok) {
+		qsort(pfns, n, sizeof(*pfns), cmp_u64);
+		*shared = 0;
+		for (i = 0; i < n; i++)
+			*shared += !i || pfns[i] != pfns[i - 1];
+		*sharing = (long)n - *shared;
+	}
+	free(pfns);
+	if (pm >= 0)
+		close(pm);
+	if (kf >= 0)
+		close(kf);
+	return ok;
+}
+
+/* Whether someone else drove the host's KSM while this side ran. */
+static bool kernel_interfered(const struct kc *kc)
+{
+	char mode[32];
+
+	if (ksm_ul("run") != 1)
+		return true;
+	if (kc->k.advisor_mode == UMM_KSM_ADVISOR_NONE)
+		return ksm_ul("pages_to_scan") != kc->k.pages_to_scan;
+	return !ksm_read("advisor_mode", mode, sizeof(mode)) &&
+	       strcmp(mode, cli_ksm_advisor_mode(&kc->k));
 }
 
 static int kernel_side(struct kc *kc)
@@ -408,7 +534,7 @@ static int kernel_side(struct kc *kc)
 		unsigned long fs, merging;
 
 		sleep_ms(POLL_MS);
-		if (ksm_ul("run") != 1 || ksm_ul("pages_to_scan") != kc->k.pages_to_scan) {
+		if (kernel_interfered(kc)) {
 			s->interfered = true;
 			break;
 		}
@@ -429,16 +555,18 @@ static int kernel_side(struct kc *kc)
 	s->seconds = cli_now() - t0;
 	s->cpu_seconds = cpu0 < 0 ? -1 : ksmd_cpu() - cpu0;
 	ksm_write("run", "0");
-	/* host-wide counters, as deltas: others' KSM pages may come and go meanwhile */
-	s->pages_shared = ksm_ul("pages_shared") - base_shared;
-	s->pages_sharing = ksm_ul("pages_sharing") - base_sharing;
+	if (!kernel_own_counts(kc, maps, &s->pages_shared, &s->pages_sharing)) {
+		/* host-wide counters, as deltas: others' KSM pages may come and go meanwhile */
+		s->pages_shared = ksm_ul("pages_shared") - base_shared;
+		s->pages_sharing = ksm_ul("pages_sharing") - base_sharing;
+	}
 	s->ksm_zero_pages = self_ksm("ksm_zero_pages");
 	s->full_scans = ksm_ul("full_scans") - fs0;
 	s->general_profit = self_ksm("ksm_process_profit");
 	s->merging = self_ksm("ksm_merging_pages");
 	if (s->interfered)
-		snprintf(s->why, sizeof(s->why), "someone else changed %s meanwhile (run or "
-			 "pages_to_scan): no comparison", KSM_DIR);
+		snprintf(s->why, sizeof(s->why), "someone else changed %s meanwhile (run, "
+			 "pages_to_scan or advisor_mode): no comparison", KSM_DIR);
 	else if (!s->done)
 		snprintf(s->why, sizeof(s->why), got_signal ? "interrupted" :
 			 "did not converge within --timeout");
@@ -471,11 +599,9 @@ static void report_text(const struct kc *kc)
 	       (unsigned long long)kc->copies, (unsigned long long)kc->img.pages,
 	       (unsigned long long)kc->img.files, (unsigned long long)kc->data_pages,
 	       (unsigned long long)(kc->copies * kc->pages_per_copy));
-	printf("knobs: pages_to_scan %llu, sleep_millisecs %llu, max_page_sharing %llu, "
-	       "use_zero_pages %llu, smart_scan %llu\n\n",
-	       (unsigned long long)kc->k.pages_to_scan, (unsigned long long)kc->k.sleep_millisecs,
-	       (unsigned long long)kc->k.max_page_sharing, (unsigned long long)kc->k.use_zero_pages,
-	       (unsigned long long)kc->k.smart_scan);
+	printf("knobs: ");
+	cli_ksm_text(stdout, "       ", &kc->k);
+	printf("\n");
 	printf("  %-22s %14s %14s\n", "", "umm", "host kernel");
 	row("pages_shared", k, u->pages_shared, k->pages_shared);
 	row("pages_sharing", k, u->pages_sharing, k->pages_sharing);
@@ -512,10 +638,12 @@ static int report_json(const struct kc *kc)
 	if (!f)
 		return -ENOMEM;
 	fprintf(f, "{\"command\": \"kernel-compare\", \"copies\": %llu, \"image_pages\": %llu, "
-		"\"data_pages\": %llu, \"pages\": %llu,\n \"umm\": ",
+		"\"data_pages\": %llu, \"pages\": %llu,\n \"knobs\": {",
 		(unsigned long long)kc->copies, (unsigned long long)kc->img.pages,
 		(unsigned long long)kc->data_pages,
 		(unsigned long long)(kc->copies * kc->pages_per_copy));
+	cli_ksm_json(f, &kc->k);
+	fprintf(f, "},\n \"umm\": ");
 	json_side(f, &kc->umm);
 	fprintf(f, ",\n \"kernel\": ");
 	json_side(f, &kc->kern);
@@ -548,6 +676,8 @@ static int kc_parsed(struct kc *kc)
 	char why[160];
 	bool kernel_ok;
 
+	if (!cli_ksm_check(cmd, &kc->k))
+		return CLI_EXIT_USAGE;
 	status = cli_image_load(cmd, &kc->image, kc->image_bytes, &kc->img);
 	if (status)
 		return status;
@@ -589,9 +719,8 @@ static int kc_parsed(struct kc *kc)
 
 int cmd_kernel_compare(int argc, char **argv)
 {
-	static const char *default_image[] = { "/usr/lib/x86_64-linux-gnu", "/usr/bin" };
 	struct kc kc = {
-		.image = { default_image, 2, false },
+		.image = CLI_DEFAULT_IMAGE,
 		.image_bytes = 4 << 20, .copies = 4, .data_pages = 256, .timeout_ms = 60000,
 		.seed = 1,
 	};
@@ -616,7 +745,7 @@ int cmd_kernel_compare(int argc, char **argv)
 	while (opts[n].name)
 		n++;
 	cli_ksm_defaults(&kc.k);
-	kc.k.pages_to_scan = 1000;
+	kc.k.pages_to_scan = KC_PAGES_TO_SCAN;
 	cli_ksm_opts(&kc.k, &opts[n]);
 	switch (cli_parse(cmd, opts, &kc_usage, argc, argv)) {
 	case CLI_PARSE_HELP:

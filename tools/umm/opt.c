@@ -250,11 +250,83 @@ static bool set_text(const char *cmd, const struct cli_opt *o, const char *arg)
 	return true;
 }
 
+/* Where the values of the options the last cli_parse() met live, once each. */
+#define MAX_GIVEN 128
+static const void *given[MAX_GIVEN];
+static size_t nr_given;
+
+bool cli_given(const void *val)
+{
+	size_t i;
+
+	for (i = 0; i < nr_given; i++)
+		if (given[i] == val)
+			return true;
+	return false;
+}
+
+/* Whether option name @a is @b (@len bytes): '-' and '_' are the same letter. */
+static bool same_name(const char *a, const char *b, size_t len)
+{
+	size_t i;
+
+	if (strlen(a) != len)
+		return false;
+	for (i = 0; i < len; i++)
+		if (a[i] != b[i] && !(strchr("-_", a[i]) && strchr("-_", b[i])))
+			return false;
+	return true;
+}
+
+/*
+ * The option called @name (@len bytes).  A KSM knob is spelt as in
+ * /sys/kernel/mm/ksm (--pages_to_scan); --pages-to-scan finds it too, and
+ * --image_size finds --image-size.
+ */
+/*
+ * The @i-th word of CHOICE option @o's metavar ("a|b|c") into @buf.
+ * Return: @buf, or NULL when there are fewer words.
+ */
+static const char *choice_word(const struct cli_opt *o, uint64_t i, char *buf, size_t len)
+{
+	const char *w = o->metavar;
+	size_t n;
+
+	for (; i; i--) {
+		w = strchr(w, '|');
+		if (!w)
+			return NULL;
+		w++;
+	}
+	n = strcspn(w, "|");
+	snprintf(buf, len, "%.*s", (int)n, w);
+	return buf;
+}
+
+/* Store the index of word @arg in @o's metavar.  Return: true, or false after the line. */
+static bool set_choice(const char *cmd, const struct cli_opt *o, const char *arg)
+{
+	char w[64];
+	uint64_t i;
+
+	if (!*arg) {
+		cli_error(cmd, "--%s: missing value", o->name);
+		return false;
+	}
+	for (i = 0; choice_word(o, i, w, sizeof(w)); i++)
+		if (!strcmp(w, arg)) {
+			*(uint64_t *)o->val = i;
+			return true;
+		}
+	cli_error(cmd, "--%s: '%s' is not one of %s", o->name, arg, o->metavar);
+	return false;
+}
+
 static const struct cli_opt *find_opt(const struct cli_opt *opts, const char *name,
 				      size_t len)
 {
 	for (; opts->name; opts++)
-		if (strlen(opts->name) == len && !strncmp(opts->name, name, len))
+		if (same_name(opts->name, name, len))
 			return opts;
 	return NULL;
 }
@@ -278,6 +350,8 @@ static bool parse_one(const char *cmd, const struct cli_opt *opts,
 			  (int)len, name, cmd);
 		return false;
 	}
+	if (!cli_given(o->val) && nr_given < MAX_GIVEN)	/* more than any command has */
+		given[nr_given++] = o->val;
 	if (o->type == CLI_OPT_FLAG) {
 		if (eq) {
 			cli_error(cmd, "--%s takes no value", o->name);
@@ -288,14 +362,20 @@ static bool parse_one(const char *cmd, const struct cli_opt *opts,
 	}
 	if (eq) {
 		arg = eq + 1;
-	} else if (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2)) {
+	} else if (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2) &&
+		   (o->type != CLI_OPT_BOOL || argv[*i + 1][0] != '-')) {
 		arg = argv[++*i];
+	} else if (o->type == CLI_OPT_BOOL) {
+		*(uint64_t *)o->val = 1;	/* a switch */
+		return true;
 	} else {
 		cli_error(cmd, "--%s: missing value", o->name);
 		return false;
 	}
 	if (o->type == CLI_OPT_STRING || o->type == CLI_OPT_LIST)
 		return set_text(cmd, o, arg);
+	if (o->type == CLI_OPT_CHOICE)
+		return set_choice(cmd, o, arg);
 	return set_value(cmd, o, arg);
 }
 
@@ -304,6 +384,7 @@ enum cli_parse_result cli_parse(const char *cmd, const struct cli_opt *opts,
 {
 	int i;
 
+	nr_given = 0;
 	/* Help wins over any mistake elsewhere on the line, as with most tools. */
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -359,7 +440,8 @@ void cli_print_help(FILE *f, const char *cmd, const struct cli_opt *opts,
 			fprintf(f, "%s\n", o->help);
 			continue;
 		}
-		snprintf(left, sizeof(left), "--%s %s", o->name, o->metavar);
+		snprintf(left, sizeof(left), o->type == CLI_OPT_BOOL ? "--%s [%s]" : "--%s %s",
+			 o->name, o->metavar);
 		if (o->type == CLI_OPT_STRING) {
 			const char *v = *(const char **)o->val;
 
@@ -376,6 +458,10 @@ void cli_print_help(FILE *f, const char *cmd, const struct cli_opt *opts,
 			for (i = 0; i < l->n; i++)
 				fprintf(f, "%s%s", i ? " " : " (default ", l->v[i]);
 			fprintf(f, "%s\n", l->n ? ")" : "");
+		} else if (o->type == CLI_OPT_CHOICE) {
+			print_left(f, left);
+			fprintf(f, "%s (default %s)\n", o->help,
+				choice_word(o, *(uint64_t *)o->val, def, sizeof(def)));
 		} else {
 			print_left(f, left);
 			fprintf(f, "%s (default %s)\n", o->help,

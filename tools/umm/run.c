@@ -27,12 +27,16 @@
  * every access.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <umm/umm.h>
@@ -48,6 +52,7 @@
 #define MAX_VCPUS	1024	/* guests x threads */
 #define MAX_REPORTED	5	/* mismatches described on stderr */
 #define SAMPLE_MS	100	/* progress and plot resolution */
+#define RUN_PAGES_TO_SCAN 1000	/* Linux's 100 needs minutes for a few guests */
 
 static const char *const cmd = "run";
 
@@ -98,6 +103,8 @@ struct run {
 	struct cli_image img;
 	struct umm *u;
 	char swap_path[64];
+	char plot_tmp[4096];	/* where the plot is drawn before it replaces --plot */
+	int plot_fd;
 	uint64_t nr_pages, image_pages;	/* per guest */
 	struct guest *guests;
 	unsigned int nr_guests;		/* created so far */
@@ -541,14 +548,25 @@ static void take_sample(struct run *r)
 		? (s->invalidations - prev->invalidations) / (s->t - prev->t) : 0;
 }
 
+/*
+ * The progress line, cut to the terminal's width: a line that wrapped
+ * could not be rewritten in place by the next one.
+ */
 static void print_progress(const struct run *r, const char *phase)
 {
 	const struct sample *s = &r->samples[r->nr_samples - 1];
+	struct winsize ws;
+	char line[256];
+	int width = sizeof(line) - 1;
 
-	printf("\r\033[K%-6s %6.1fs  scanned %9lu  full scans %3lu  shared %7lu  sharing %7lu  "
-	       "saved %7.1f MiB  notifier %8.0f/s", phase, s->t, s->ks.pages_scanned,
-	       s->ks.full_scans, s->ks.pages_shared, s->ks.pages_sharing, s->saved_mib,
-	       s->notify_rate);
+	if (!ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) && ws.ws_col > 1 && ws.ws_col < width)
+		width = ws.ws_col - 1;
+	/* most telling first: a narrow terminal loses the end */
+	snprintf(line, sizeof(line), "%s %.1fs: saved %.1f MiB, shared/sharing %lu/%lu, "
+		 "notifier %.0f/s, scanned %lu, full scans %lu", phase, s->t, s->saved_mib,
+		 s->ks.pages_shared, s->ks.pages_sharing, s->notify_rate, s->ks.pages_scanned,
+		 s->ks.full_scans);
+	printf("\r\033[K%.*s", width, line);
 	fflush(stdout);
 }
 
@@ -602,6 +620,12 @@ static int phase_settle(struct run *r, bool progress)
 	if (err)
 		cli_errno(cmd, err, "settle: ksm scan");
 	umm_ksm_get_stats(r->u, &r->ks);
+	if (r->o.ksm.advisor_mode != UMM_KSM_ADVISOR_NONE) {
+		struct umm_ksm_params p;
+
+		if (!umm_ksm_get_params(r->u, &p))
+			r->o.ksm.pages_to_scan = p.pages_to_scan;	/* the advisor's last choice */
+	}
 	r->t_settle = cli_now() - t0;
 	return err;
 }
@@ -673,19 +697,6 @@ static void phase_exit(struct run *r)
 
 /* ---- the report ---- */
 
-static void print_knobs(FILE *f, const struct cli_ksm_knobs *k)
-{
-	fprintf(f, "pages_to_scan %llu, sleep_millisecs %llu, max_page_sharing %llu,\n"
-		"  %-22s merge_across_nodes %llu, use_zero_pages %llu, smart_scan %llu,\n"
-		"  %-22s stable_node_chains_prune_millisecs %llu, nr_threads %llu\n",
-		(unsigned long long)k->pages_to_scan, (unsigned long long)k->sleep_millisecs,
-		(unsigned long long)k->max_page_sharing, "",
-		(unsigned long long)k->merge_across_nodes, (unsigned long long)k->use_zero_pages,
-		(unsigned long long)k->smart_scan, "",
-		(unsigned long long)k->stable_node_chains_prune_millisecs,
-		(unsigned long long)k->nr_threads);
-}
-
 static bool run_ok(const struct run *r)
 {
 	return !atomic_load(&r->mismatches) && !r->validate_err && !r->leaked;
@@ -710,7 +721,7 @@ static void report_text(const struct run *r)
 	       cli_fmt_size(sz, sizeof(sz), r->st.nr_frames * PAGE),
 	       (unsigned long long)r->st.nr_frames, r->o.swap ? cli_fmt_size(sz, sizeof(sz), r->o.swap) : "none");
 	printf("  %-22s ", "ksm knobs");
-	print_knobs(stdout, &r->o.ksm);
+	cli_ksm_text(stdout, "                         ", &r->o.ksm);
 	printf("  %-22s %10s %10s\n", "ksm", "after run", "settled");
 #define ROW(name, field) printf("    %-20s %10lu %10lu\n", name, r->ks_run.field, ks->field)
 	ROW("pages_shared", pages_shared);
@@ -777,7 +788,6 @@ static void json_ksm(FILE *f, const struct umm_ksm_stats *k)
 /* The report as one JSON object, built in memory and written in one go. */
 static int report_json(const struct run *r)
 {
-	const struct cli_ksm_knobs *k = &r->o.ksm;
 	struct cli_json j;
 	FILE *f = cli_json_open(cmd, &j);
 	size_t i;
@@ -799,14 +809,9 @@ static int report_json(const struct run *r)
 	fprintf(f, " \"machine\": {\"frames\": %llu, \"phys_bytes\": %llu, \"swap_bytes\": %llu},\n",
 		(unsigned long long)r->st.nr_frames, (unsigned long long)r->o.phys,
 		(unsigned long long)r->o.swap);
-	fprintf(f, " \"knobs\": {\"pages_to_scan\": %llu, \"sleep_millisecs\": %llu, "
-		"\"max_page_sharing\": %llu, \"merge_across_nodes\": %llu, \"use_zero_pages\": %llu, "
-		"\"smart_scan\": %llu, \"stable_node_chains_prune_millisecs\": %llu, \"nr_threads\": %llu},\n",
-		(unsigned long long)k->pages_to_scan, (unsigned long long)k->sleep_millisecs,
-		(unsigned long long)k->max_page_sharing, (unsigned long long)k->merge_across_nodes,
-		(unsigned long long)k->use_zero_pages, (unsigned long long)k->smart_scan,
-		(unsigned long long)k->stable_node_chains_prune_millisecs,
-		(unsigned long long)k->nr_threads);
+	fprintf(f, " \"knobs\": {");
+	cli_ksm_json(f, &r->o.ksm);
+	fprintf(f, "},\n");
 	fprintf(f, " \"ksm_after_run\": ");
 	json_ksm(f, &r->ks_run);
 	fprintf(f, ",\n \"ksm\": ");
@@ -875,44 +880,133 @@ static bool plot_ready(void)
 	return true;
 }
 
-/* Draw saved memory and scan progress over time into r->o.plot. */
-static int write_plot(const struct run *r)
+/*
+ * Create the file the plot is drawn into before anything runs: a hidden
+ * temporary one beside --plot, renamed over it once gnuplot has succeeded,
+ * so that a failure leaves no partial picture and an unwritable path is
+ * found at once; a signal removes it (cli_tmp_create()).
+ * Return: true, or false after the one error line.
+ */
+static bool plot_open(struct run *r)
 {
-	char data[] = "/tmp/umm-plot-XXXXXX";
-	char script[1024 + 4096];
-	FILE *f;
-	size_t i;
-	int fd, st;
+	const char *base = strrchr(r->o.plot, '/');
+	struct stat st;
+	int n;
 
-	fd = mkstemp(data);
-	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+	if (!stat(r->o.plot, &st) && S_ISDIR(st.st_mode)) {
+		cli_error(cmd, "--plot %s: is a directory", r->o.plot);
+		return false;
+	}
+	base = base ? base + 1 : r->o.plot;
+	if (!*base) {
+		cli_error(cmd, "--plot %s: no file name", r->o.plot);
+		return false;
+	}
+	n = snprintf(r->plot_tmp, sizeof(r->plot_tmp), "%.*s.%s.XXXXXX",
+		     (int)(base - r->o.plot), r->o.plot, base);
+	if (n >= (int)sizeof(r->plot_tmp)) {
+		r->plot_tmp[0] = 0;
+		cli_error(cmd, "--plot %s: the path is too long", r->o.plot);
+		return false;
+	}
+	r->plot_fd = cli_tmp_create(r->plot_tmp, O_CLOEXEC);
+	if (r->plot_fd < 0) {
+		cli_errno(cmd, -errno, "--plot %s: cannot create it", r->o.plot);
+		r->plot_tmp[0] = 0;
+		return false;
+	}
+	return true;
+}
+
+/* Drop the temporary plot file, if it is still there. */
+static void plot_close(struct run *r)
+{
+	if (r->plot_fd >= 0)
+		close(r->plot_fd);
+	r->plot_fd = -1;
+	if (r->plot_tmp[0])
+		cli_tmp_remove(r->plot_tmp);
+	r->plot_tmp[0] = 0;
+}
+
+/* The first line gnuplot wrote on @f (its stderr), into @buf. */
+static const char *first_line(FILE *f, char *buf, size_t len)
+{
+	rewind(f);
+	while (fgets(buf, (int)len, f)) {
+		buf[strcspn(buf, "\n")] = 0;
+		if (buf[strspn(buf, " \t^")])
+			return buf;
+	}
+	return "no message";
+}
+
+/*
+ * Draw saved memory and scan progress over time: gnuplot reads its script
+ * (the samples inline) on stdin and writes the PNG on stdout, into the file
+ * plot_open() made, which then replaces r->o.plot.  No file name reaches
+ * gnuplot or a shell.
+ */
+static int write_plot(struct run *r)
+{
+	FILE *script = tmpfile(), *errs = tmpfile();
+	char msg[256];
+	struct stat st;
+	size_t i;
+	pid_t pid;
+	int wst = 0, err = 0;
+
+	if (!script || !errs) {
 		cli_errno(cmd, -errno, "--plot: a temporary file");
-		return -EIO;
+		err = -EIO;
+		goto out;
 	}
+	fprintf(script, "set terminal png size 900,500\n"
+		"set title 'umm run: %llu guests, same image, ksmd merging'\n"
+		"set xlabel 'seconds'\nset ylabel 'MiB saved'\nset y2label 'pages scanned'\n"
+		"set ytics nomirror\nset y2tics\nset key left top\nset grid\n$samples << EOD\n",
+		(unsigned long long)r->o.guests);
 	for (i = 0; i < r->nr_samples; i++)
-		fprintf(f, "%.3f %.3f %lu %lu\n", r->samples[i].t, r->samples[i].saved_mib,
+		fprintf(script, "%.3f %.3f %lu %lu\n", r->samples[i].t, r->samples[i].saved_mib,
 			r->samples[i].ks.pages_scanned, r->samples[i].ks.full_scans);
-	fclose(f);
-	if (strchr(r->o.plot, '\'')) {
-		unlink(data);
-		cli_error(cmd, "--plot %s: a file name with a quote", r->o.plot);
-		return -EINVAL;
+	fprintf(script, "EOD\nplot $samples using 1:2 with lines lw 2 title 'saved (MiB)', "
+		"$samples using 1:3 axes x1y2 with lines title 'pages scanned'\n");
+	if (fflush(script) || ftruncate(r->plot_fd, 0)) {
+		cli_errno(cmd, -errno, "--plot: writing the script");
+		err = -EIO;
+		goto out;
 	}
-	snprintf(script, sizeof(script),
-		 "gnuplot -e \"set terminal png size 900,500; set output '%s'; "
-		 "set title 'umm run: %llu guests, same image, ksmd merging'; "
-		 "set xlabel 'seconds'; set ylabel 'MiB saved'; set y2label 'pages scanned'; "
-		 "set ytics nomirror; set y2tics; set key left top; set grid; "
-		 "plot '%s' using 1:2 with lines lw 2 title 'saved (MiB)', "
-		 "'' using 1:3 axes x1y2 with lines title 'pages scanned'\" 2>&1 >&2",
-		 r->o.plot, (unsigned long long)r->o.guests, data);
-	st = system(script);
-	unlink(data);
-	if (st) {
-		cli_error(cmd, "--plot %s: gnuplot failed", r->o.plot);
-		return -EIO;
+	rewind(script);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fileno(script), 0);
+		dup2(r->plot_fd, 1);
+		dup2(fileno(errs), 2);
+		execlp("gnuplot", "gnuplot", (char *)NULL);
+		_exit(127);
 	}
-	return 0;
+	if (pid < 0 || waitpid(pid, &wst, 0) < 0) {
+		cli_errno(cmd, -errno, "--plot: running gnuplot");
+		err = -EIO;
+	} else if (!WIFEXITED(wst) || WEXITSTATUS(wst) || fstat(r->plot_fd, &st) || !st.st_size) {
+		cli_error(cmd, "--plot %s: gnuplot failed: %s", r->o.plot,
+			  first_line(errs, msg, sizeof(msg)));
+		err = -EIO;
+	} else if (fsync(r->plot_fd) || rename(r->plot_tmp, r->o.plot)) {
+		cli_errno(cmd, -errno, "--plot %s", r->o.plot);
+		err = -EIO;
+	} else {
+		cli_tmp_forget(r->plot_tmp);	/* it is r->o.plot now */
+		r->plot_tmp[0] = 0;
+	}
+out:
+	if (script)
+		fclose(script);
+	if (errs)
+		fclose(errs);
+	plot_close(r);
+	return err;
 }
 
 /* ---- the command ---- */
@@ -932,9 +1026,12 @@ static const struct cli_usage run_usage = {
 		"SIZE is bytes with an optional K, M, G or T suffix (powers of 1024);\n"
 		"N is a decimal (or 0x hexadecimal) integer; --image may be repeated.\n"
 		"With --swap, a temporary swap file of that size is used: make --phys\n"
-		"small to run under memory pressure.\n"
+		"small to run under memory pressure.  SIGINT, SIGTERM or SIGHUP remove\n"
+		"the temporary swap and plot files, then end the command as the signal\n"
+		"does (--plot's file is left as it was).\n"
 		"Exit status: 0 all checks passed, 1 a check or the library failed,\n"
-		"2 bad usage (including an --image path that does not exist).",
+		"2 bad usage (including an --image path that does not exist, or a\n"
+		"--plot file that cannot be created: nothing is run then).",
 };
 
 /* Size the machine: every guest's pages, a quarter more, and 8 MiB. */
@@ -959,7 +1056,7 @@ static int create_machine(struct run *r)
 
 		snprintf(r->swap_path, sizeof(r->swap_path), "%s/umm-swap-XXXXXX",
 			 tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-		fd = mkstemp(r->swap_path);
+		fd = cli_tmp_create(r->swap_path, O_CLOEXEC);
 		if (fd < 0) {
 			cli_errno(cmd, -errno, "--swap: creating %s", r->swap_path);
 			r->swap_path[0] = 0;
@@ -1019,7 +1116,7 @@ static int run_scenario(struct run *r)
 		umm_destroy(r->u);
 	}
 	if (r->swap_path[0])
-		unlink(r->swap_path);
+		cli_tmp_remove(r->swap_path);
 	free(r->guests);
 	free(r->vcpus);
 	free(r->samples);
@@ -1037,29 +1134,38 @@ static int run_parsed(struct run *r)
 			  (unsigned long long)(r->o.guests * r->o.threads), MAX_VCPUS);
 		return CLI_EXIT_USAGE;
 	}
-	if (r->o.plot && !plot_ready())
+	if (!cli_ksm_check(cmd, &r->o.ksm))
+		return CLI_EXIT_USAGE;
+	if (r->o.plot && !plot_open(r))
+		return CLI_EXIT_USAGE;
+	if (r->o.plot && !plot_ready()) {
+		plot_close(r);
 		return CLI_EXIT_FAIL;
+	}
 	status = cli_image_load(cmd, &r->o.image, r->o.image_bytes, &r->img);
-	if (status)
+	if (status) {
+		plot_close(r);
 		return status;
+	}
 	r->image_pages = r->img.pages;
 	r->nr_pages = r->image_pages + r->o.data_pages;
 	if (!r->o.phys)
 		r->o.phys = auto_phys(r);
 	status = run_scenario(r);
+	plot_close(r);
 	cli_image_free(&r->img);
 	return status;
 }
 
 int cmd_run(int argc, char **argv)
 {
-	static const char *default_image[] = { "/usr/lib/x86_64-linux-gnu", "/usr/bin" };
 	struct run r = {
+		.plot_fd = -1,
 		.o = {
 			.phys = 0, .nodes = 1, .seed = 1, .guests = 4, .image_bytes = 8 << 20,
 			.data_pages = 1024, .threads = 2, .duration_ms = 3000, .write_pct = 20,
 			.rate = 2000,
-			.image = { default_image, 2, false },
+			.image = CLI_DEFAULT_IMAGE,
 		},
 	};
 	struct run_opts *o = &r.o;
@@ -1097,7 +1203,7 @@ int cmd_run(int argc, char **argv)
 	while (opts[n].name)
 		n++;
 	cli_ksm_defaults(&o->ksm);
-	o->ksm.pages_to_scan = 1000;	/* Linux's 100 needs minutes for a few guests */
+	o->ksm.pages_to_scan = RUN_PAGES_TO_SCAN;
 	cli_ksm_opts(&o->ksm, &opts[n]);
 	switch (cli_parse(cmd, opts, &run_usage, argc, argv)) {
 	case CLI_PARSE_HELP:
