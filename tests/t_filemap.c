@@ -1041,6 +1041,14 @@ static bool test_mmap_errors(void)
 	ASSERT_OK(umm_msync(x.mm[0], AT(20), PG(2), UMM_MS_INVALIDATE));
 	ASSERT_OK(umm_msync(x.mm[0], AT(20), 0, UMM_MS_SYNC));
 	ASSERT_OK(umm_msync(x.mm[0], AT(20), 100, UMM_MS_SYNC));	/* len rounds up */
+	/* as Linux: MS_INVALIDATE of an mlocked mapping is -EBUSY; a plain sync is not */
+	ASSERT_OK(umm_mlock(x.mm[0], AT(21), PS));
+	ASSERT_ERR(umm_msync(x.mm[0], AT(20), PG(2), UMM_MS_INVALIDATE), EBUSY);
+	ASSERT_ERR(umm_msync(x.mm[0], AT(20), PG(2), UMM_MS_SYNC | UMM_MS_INVALIDATE), EBUSY);
+	ASSERT_OK(umm_msync(x.mm[0], AT(20), PG(2), UMM_MS_SYNC));
+	ASSERT_OK(umm_msync(x.mm[0], AT(20), PS, UMM_MS_INVALIDATE));
+	ASSERT_OK(umm_munlock(x.mm[0], AT(21), PS));
+	ASSERT_OK(umm_msync(x.mm[0], AT(20), PG(2), UMM_MS_INVALIDATE));
 	/* a hole between two mappings: -ENOMEM, and the mapped parts written */
 	ASSERT_TRUE(put_byte(x.mm[0], AT(20), 0xfe));
 	ASSERT_OK(map_file(x.mm[0], AT(23), 1, RW, SHARED, x.f[1], PS));
