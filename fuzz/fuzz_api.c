@@ -27,9 +27,11 @@
  * model's file bytes.  After every operation the VMA layout the
  * engine reports must equal the model's (when the operation succeeded; a
  * failed one may have done part of its work, as on Linux, and the layout is
- * taken from the engine, but bytes never are).  Every CHECK_EVERY steps and
- * at the end umm_validate(EXACT|RMAP) must pass; after every mm has exited
- * no frame may leak.  The recording subscriber checks that starts and ends
+ * taken from the engine, but bytes never are).  After every operation and
+ * at the end umm_validate(EXACT|RMAP) must pass (DESIGN.md §4); every
+ * CHECK_EVERY operations every page of every mm is read back; after every
+ * mm has exited no frame may leak and the protocol checker must have
+ * counted nothing.  The recording subscriber checks that starts and ends
  * pair and that nothing arrives after unregister or a start after release;
  * it also caches the translations of the pages GUP returns and reports
  * them to the protocol checker (UMM_CONFIG_NOTIFIER_CHECKER), which logs an
@@ -1679,6 +1681,9 @@ static void op_interval(void)
 	r = umm_get_user_page(m->mm, addr, f & 0x80 ? UMM_GUP_WRITE : 0, &page);
 	if (r)
 		return;			/* op_gup checks GUP's answers */
+	/* the lockless hint may miss an invalidation, never invent one */
+	if (umm_mmu_interval_check_retry(&v->mn, seq) && !umm_mmu_interval_read_retry(&v->mn, seq))
+		fail("check_retry saw an invalidation read_retry did not");
 	if (!umm_mmu_interval_read_retry(&v->mn, seq)) {
 		if (v->xvalid)
 			umm_mmu_interval_check_unmap(&v->mn, v->xaddr, v->xaddr + PS);
@@ -1892,6 +1897,9 @@ static void run_teardown(void)
 	leaked = umm_leak_check(F.u, NULL, NULL);
 	if (leaked)
 		fail("%ld frames leaked after every mm exited", leaked);
+	if (umm_mmu_notifier_checker_violations(F.u))
+		fail("the protocol checker counted %lu violations",
+		     umm_mmu_notifier_checker_violations(F.u));
 	umm_destroy(F.u);
 	F.u = NULL;
 }
@@ -1953,8 +1961,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 31: op_interval(); break;
 		}
 		check_recs();
+		check_validate(false);		/* DESIGN.md §4, after every step */
 		if (++F.step % CHECK_EVERY == 0) {
-			check_validate(false);
 			for (int k = 0; k < NR_MMS; k++)
 				if (F.mms[k].mm)
 					check_all(&F.mms[k]);
