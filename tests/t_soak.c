@@ -141,6 +141,7 @@ static struct soak {
 	atomic_ulong violations;
 	unsigned long validations;
 	unsigned long max_sharing, max_shared;	/* KSM, as seen at meeting points */
+	uint64_t min_free, min_swap_free;	/* frames and swap slots, likewise */
 	unsigned long shadow_faults, shadow_zaps, shadow_retries;	/* the clients' figures */
 	unsigned long dev_hits, dev_misses, dev_flushed;
 	struct worker w[MAX_THREADS];
@@ -693,6 +694,8 @@ static void client_finish(struct worker *w)
 static void checkpoint(bool running)
 {
 	struct umm_ksm_stats ks;
+	struct umm_stat st;
+	struct umm_vmscan_stat vs;
 	char msg[256] = "";
 	int r;
 
@@ -701,6 +704,12 @@ static void checkpoint(bool running)
 		usleep(100);
 	umm_ksm_set_run(S.u, 0);
 	umm_ksm_get_stats(S.u, &ks);
+	umm_get_stat(S.u, &st);
+	umm_get_vmscan_stat(S.u, &vs);
+	if (!S.validations || st.nr_free < S.min_free)
+		S.min_free = st.nr_free;
+	if (!S.validations || vs.swap_free < S.min_swap_free)
+		S.min_swap_free = vs.swap_free;
 	if (ks.pages_sharing > S.max_sharing)
 		S.max_sharing = ks.pages_sharing;
 	if (ks.pages_shared > S.max_shared)
@@ -767,6 +776,8 @@ static void report(double secs)
 		 " write errors %" PRIu64 "; kswapd runs %" PRIu64 ", direct reclaims %" PRIu64,
 		 vs.pswpout, vs.pswpin, vs.swap_read_errors, vs.swap_write_errors, vs.kswapd_runs,
 		 vs.direct_reclaims);
+	TAP_DIAG("lowest at a meeting point: %" PRIu64 " free frames, %" PRIu64 " of %" PRIu64
+		 " swap slots free", S.min_free, S.min_swap_free, vs.swap_slots);
 	TAP_DIAG("migration: %" PRIu64 " moved, %" PRIu64 " failed", vs.pgmigrate_success,
 		 vs.pgmigrate_fail);
 	TAP_DIAG("ksm: full scans %lu; pages_shared %lu, pages_sharing %lu at the end, "
@@ -793,6 +804,7 @@ static unsigned long soak(uint64_t seed, double secs, int nthreads, bool corrupt
 {
 	struct umm_config cfg;
 	struct umm_ksm_params kp;
+	struct umm_vmscan_stat vs;
 	double t0, next;
 	long leaked;
 
@@ -892,6 +904,16 @@ static unsigned long soak(uint64_t seed, double secs, int nthreads, bool corrupt
 	leaked = umm_leak_check(S.u, leak_diag, NULL);
 	if (leaked)
 		violation(NULL, "%ld frames leaked", leaked);
+	/*
+	 * With every mm gone no swap slot may still be taken but by the swap
+	 * cache (a page whose last user went while it was locked stays there,
+	 * as on Linux, until reclaim drops it).
+	 */
+	umm_get_vmscan_stat(S.u, &vs);
+	if (vs.swap_slots - vs.swap_free != vs.nr_swapcache)
+		violation(NULL, "%" PRIu64 " swap slots taken after every mm exited, %" PRIu64
+			  " of them by the swap cache", vs.swap_slots - vs.swap_free,
+			  vs.nr_swapcache);
 	if (umm_mmu_notifier_checker_violations(S.u))
 		violation(NULL, "the notifier protocol checker reported %lu",
 			  umm_mmu_notifier_checker_violations(S.u));
