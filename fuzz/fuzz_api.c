@@ -256,6 +256,27 @@ static bool page_backed(const struct mpage *p)
 	return !p->file || p->fpg < FPAGES;
 }
 
+/*
+ * Populating a private writable file mapping (MAP_POPULATE, MAP_LOCKED,
+ * mlock) breaks COW as Linux's populate does, and so does a write GUP: the
+ * page gets its copy of the file's bytes now, and later writes of the file
+ * no longer show there.  Whether it did (an injected failure may have
+ * stopped it) is the engine's to say: an anonymous or swapped page.
+ */
+static void model_sync_cow(struct fmm *m, unsigned int first, unsigned int n)
+{
+	for (unsigned int i = first; i < first + n && i < WIN; i++) {
+		struct mpage *p = &m->pg[i];
+		struct umm_pageinfo pi;
+
+		if (!p->file || p->shared || p->data || p->unknown || !page_backed(p))
+			continue;
+		if (umm_pagemap(m->mm, AT(i), &pi) == 0 &&
+		    (pi.flags & (UMM_PI_ANON | UMM_PI_SWAPPED)))
+			mpage_store(p);
+	}
+}
+
 /* ---- checks ---- */
 
 /* The engine's layout of @m's window must be the model's; with @resync, take it. */
@@ -945,6 +966,8 @@ static void op_mlock(bool lock)
 	TRACE("%s mm%ld page %u +%u bad %d", lock ? "mlock" : "munlock", (long)(m - F.mms), a.first,
 	      a.n, a.bad);
 	r = lock ? umm_mlock(m->mm, a.addr, a.len) : umm_munlock(m->mm, a.addr, a.len);
+	if (lock)
+		model_sync_cow(m, a.first, a.n);
 	if (a.bad) {
 		/* mlock(2) rounds an unaligned start down: 0 or -ENOMEM are answers too */
 		if (a.bad != 1 || (r != 0 && r != -ENOMEM))
@@ -1184,6 +1207,7 @@ static void op_gup(void)
 	    ((flags & UMM_GUP_WRITE) && !(p->prot & UMM_PROT_WRITE)))
 		fail("gup of page %u (mapped %d prot %d) flags %u succeeded", i, p->mapped,
 		     p->prot, flags);
+	model_sync_cow(m, i, 1);
 	check_bytes(m, i, 0, umm_page_address(page), PS, "gup");
 	if (m->rec && !m->rec->released)
 		rec_cache(m->rec, AT(i), umm_page_pfn(page));
@@ -1481,6 +1505,7 @@ static void op_mmap_file(void)
 		p->ro_file = shared && ro;
 		p->fpg = fpg + (i - first);
 	}
+	model_sync_cow(m, first, n);
 	check_layout(m, false, "mmap file");
 }
 
@@ -1681,6 +1706,7 @@ static void op_interval(void)
 	r = umm_get_user_page(m->mm, addr, f & 0x80 ? UMM_GUP_WRITE : 0, &page);
 	if (r)
 		return;			/* op_gup checks GUP's answers */
+	model_sync_cow(m, (addr - BASE) / PS, 1);
 	/* the lockless hint may miss an invalidation, never invent one */
 	if (umm_mmu_interval_check_retry(&v->mn, seq) && !umm_mmu_interval_read_retry(&v->mn, seq))
 		fail("check_retry saw an invalidation read_retry did not");

@@ -267,6 +267,12 @@ def scenarios():
     s["file_faults"] = P().fault(0, 3).mmap_file(0, 0, 8, 0).write(0, 0, 8, 2) \
         .fault(5, 3).mmap_file(1, 0, 8, 0, shared=False).write(1, 0, 8, 3).fork(1) \
         .faults_off().read(0, 0, 8).read(1, 0, 8).msync(0, 0, 8).file(F_REOPEN)
+    s["file_populate_cow"] = P().mmap_file(0, 0, 4, 0, shared=False, populate=True) \
+        .mmap_file(1, 0, 4, 0).write(1, 0, 4, 6).read(0, 0, 4) \
+        .mmap_file(0, 8, 4, 0, shared=False, locked=True).write(1, 1, 1, 7).read(0, 8, 4) \
+        .mmap_file(0, 12, 4, 0, shared=False).mlock(0, 12, 4).gup(0, 14, 0, True) \
+        .write(1, 2, 2, 8).read(0, 12, 4).mmap_file(0, 16, 2, 2, shared=False, prot=RO, populate=True) \
+        .write(1, 2, 1, 9).read(0, 16, 2)
     s["interval"] = P().mmap(0, 0, 8).write(0, 0, 8, 1).interval(0, 2, 4) \
         .interval(0, f=0x00).interval(0, f=0x84).fork(0).interval(0, f=0x88).write(0, 3, 1) \
         .madvise(0, 2, 2, DONTNEED).interval(0, f=0x0c).move(0, [2, 3, 4, 5], 0xf) \
