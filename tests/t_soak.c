@@ -11,9 +11,12 @@
  * small "version", so pages across workers are often equal and KSM merges
  * them), read one back and compare, DONTNEED and PAGEOUT ranges, mprotect
  * read-only and back, mlock/munlock, move_pages to the other node, GUP,
- * munmap + mmap again, and fork: the child checks its copy, writes its own,
+ * munmap + mmap again, fork: the child checks its copy, writes its own,
  * is OOM-reaped half of the time, and exits, and the parent's data must not
- * have moved.  Every mm carries a
+ * have moved; and its own real file, mapped MAP_SHARED: write and read
+ * pages, msync and pread() them back from the file, page out, zap and
+ * migrate page-cache pages while kswapd writes them back.  At the end the
+ * file, unmapped and put, must hold every page's last version.  Every mm carries a
  * recording MMU-notifier subscriber that sometimes sleeps in a blockable
  * start and refuses a non-blockable one with -EAGAIN.
  *
@@ -46,9 +49,11 @@
  * the host's).  The suite runs it for 3 s (1.5 s short); `make soak
  * DURATION=600` is the long form.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #include "tap.h"
 #include "fixture.h"
@@ -63,17 +68,19 @@
 #define NVERS		12		/* content versions: few, so KSM finds equal pages */
 #define CPAGES		32		/* pages of each client region */
 #define CBASE(t)	(WBASE(t) + PG(WPAGES + 64))	/* above the window, past a gap */
+#define FPAGES		16		/* pages of each worker's file */
+#define FBASE(t)	(CBASE(t) + PG(CPAGES + 64))	/* its shared mapping */
 
 enum op {
 	OP_WRITE, OP_READ, OP_DONTNEED, OP_PAGEOUT, OP_MPROTECT, OP_MLOCK, OP_MOVE, OP_GUP,
-	OP_REMAP, OP_FORK, OP_MERGEABLE, OP_NR
+	OP_REMAP, OP_FORK, OP_MERGEABLE, OP_FILE, OP_NR
 };
 static const char *const op_names[OP_NR] = {
 	"write", "read", "dontneed", "pageout", "mprotect", "mlock", "move_pages", "gup",
-	"munmap+mmap", "fork+exit", "mergeable",
+	"munmap+mmap", "fork+exit", "mergeable", "file",
 };
 /* How often each runs, in percent. */
-static const unsigned char op_weight[OP_NR] = { 40, 30, 4, 5, 3, 2, 4, 5, 2, 2, 3 };
+static const unsigned char op_weight[OP_NR] = { 36, 28, 4, 5, 3, 2, 4, 5, 2, 2, 3, 6 };
 enum cop {
 	COP_VCPU_WRITE, COP_VCPU_READ, COP_DEV_WRITE, COP_DEV_READ, COP_CPU_READ, COP_DONTNEED,
 	COP_PAGEOUT, COP_MOVE, COP_NR
@@ -122,6 +129,12 @@ struct worker {
 	struct umm_mm *mm;
 	struct rec rec;
 	struct client c;
+	/* a real file of FPAGES pages, mapped MAP_SHARED at FBASE */
+	struct umm_file *file;
+	char fpath[256];
+	int fd;				/* plain read-only fd: pread() of what reached it */
+	uint8_t fver[FPAGES];		/* version of each file page; 0 = zeros */
+	uint64_t fsyncs;		/* msyncs whose pages were read back from the file */
 	uint8_t ver[WPAGES];		/* version of each page; 0 = zeros */
 	bool unknown[WPAGES];		/* a write that stopped part way: not checked */
 	uint64_t ops[OP_NR];
@@ -471,6 +484,123 @@ static void do_fork(struct worker *w)
 	umm_mm_exit(child);
 }
 
+/* ---- the worker's file ---- */
+
+static uint64_t faddr(struct worker *w, unsigned int p)
+{
+	return FBASE(w->id) + PG(p);
+}
+
+/* What pread() finds of file page @p must be its version. */
+static void check_file_page(struct worker *w, unsigned int p, const char *what)
+{
+	uint64_t buf[PS / 8];
+
+	if (pread(w->fd, buf, PS, (off_t)PG(p)) != PS)
+		violation(w, "%s: pread of file page %u failed", what, p);
+	else if (!holds(buf, w->fver[p]))
+		violation(w, "%s: the file's page %u does not hold version %u", what, p, w->fver[p]);
+}
+
+/*
+ * The shared file mapping: write a page, read one back, msync a range and
+ * pread() it from the real file, page a range out or zap it (the page
+ * cache keeps the bytes), or migrate a page-cache page - while kswapd
+ * writes dirty file pages back and drops clean ones.
+ */
+static void do_file(struct worker *w, unsigned int p, unsigned int n)
+{
+	uint64_t buf[PS / 8], a;
+	unsigned int ver;
+	int node = tap_rand(&w->rnd) & 1, status;
+	ssize_t r = 0;
+
+	p %= FPAGES;
+	if (p + n > FPAGES)
+		n = FPAGES - p;
+	a = faddr(w, p);
+	switch (tap_rand(&w->rnd) % 6) {
+	case 0:
+	case 1:
+		ver = 1 + tap_rand(&w->rnd) % NVERS;
+		fill(buf, ver);
+		r = umm_write(w->mm, a, buf, PS);
+		if (r == PS) {
+			w->fver[p] = ver;
+			r = 0;
+		}
+		break;
+	case 2:
+		r = umm_read(w->mm, a, buf, PS);
+		if (r == PS) {
+			w->checked++;
+			if (!holds(buf, w->fver[p]))
+				violation(w, "file page %u does not hold version %u", p, w->fver[p]);
+			r = 0;
+		}
+		break;
+	case 3:
+		r = umm_msync(w->mm, a, PG(n), UMM_MS_SYNC);
+		for (unsigned int i = p; i < p + n && r == 0; i++)
+			check_file_page(w, i, "after msync");
+		w->fsyncs += r == 0;
+		break;
+	case 4:
+		r = umm_madvise(w->mm, a, PG(n), tap_rand(&w->rnd) & 1 ? UMM_MADV_PAGEOUT :
+			       UMM_MADV_DONTNEED);
+		break;
+	case 5:
+		r = umm_move_pages(w->mm, 1, &a, &node, &status);
+		if (r == 0 && status < 0 && status != -ENOENT && status != -EBUSY &&
+		    status != -ENOMEM)
+			violation(w, "move_pages of a file page: status %d", status);
+		break;
+	}
+	if (r == 0)
+		return;
+	if (r < 0 && allowed(r))
+		w->errs++;
+	else
+		violation(w, "file operation at page %u: %zd", p, r);
+}
+
+/* A file of FPAGES zero pages, opened and mapped MAP_SHARED read-write at FBASE. */
+static bool file_setup(struct worker *w)
+{
+	char name[32];
+	int fd;
+
+	snprintf(name, sizeof(name), "file-%d", w->id);
+	snprintf(w->fpath, sizeof(w->fpath), "%s", tmp_path(name));
+	fd = open(w->fpath, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || ftruncate(fd, PG(FPAGES)) < 0)
+		return false;
+	close(fd);
+	w->fd = open(w->fpath, O_RDONLY);
+	return w->fd >= 0 && umm_file_open(S.u, w->fpath, O_RDWR, &w->file) == 0 &&
+	       map_file(w->mm, FBASE(w->id), FPAGES, RW, UMM_MAP_SHARED, w->file, 0) == 0;
+}
+
+/* Read the file back through the mapping; unmap and put it: the file itself must agree. */
+static void file_finish(struct worker *w)
+{
+	uint64_t buf[PS / 8];
+
+	for (unsigned int p = 0; p < FPAGES; p++) {
+		ssize_t r = umm_read(w->mm, faddr(w, p), buf, PS);
+
+		if (r != PS || !holds(buf, w->fver[p]))
+			violation(w, "final: file page %u (read %zd) does not hold version %u", p, r,
+				  w->fver[p]);
+	}
+	if (umm_munmap(w->mm, FBASE(w->id), PG(FPAGES)))
+		violation(w, "munmap of the file");
+	umm_file_put(w->file);		/* the last reference: everything written back */
+	for (unsigned int p = 0; p < FPAGES; p++)
+		check_file_page(w, p, "after the last put");
+	close(w->fd);
+}
+
 static void *worker_fn(void *arg)
 {
 	struct worker *w = arg;
@@ -510,6 +640,9 @@ static void *worker_fn(void *arg)
 			break;
 		case OP_FORK:
 			do_fork(w);
+			break;
+		case OP_FILE:
+			do_file(w, p, n);
 			break;
 		default:
 			do_range(w, op, p, n);
@@ -735,7 +868,7 @@ static void report(double secs)
 	struct umm_ksm_stats ks;
 	struct umm_vmscan_stat vs;
 	uint64_t tot = 0, errs = 0, checked = 0, starts = 0, eagain = 0, sleeps = 0;
-	uint64_t reaps = 0, reap_eagain = 0, reap_refused = 0;
+	uint64_t reaps = 0, reap_eagain = 0, reap_refused = 0, fsyncs = 0;
 
 	for (int o = 0; o < OP_NR; o++) {
 		uint64_t n = 0;
@@ -758,6 +891,7 @@ static void report(double secs)
 		reaps += S.w[t].reaps;
 		reap_eagain += S.w[t].reap_eagain;
 		reap_refused += S.w[t].reap_refused;
+		fsyncs += S.w[t].fsyncs;
 		checked += S.w[t].checked + S.w[t].c.checked;
 		starts += atomic_load(&S.w[t].rec.starts);
 		eagain += atomic_load(&S.w[t].rec.eagain);
@@ -780,6 +914,8 @@ static void report(double secs)
 		 " swap slots free", S.min_free, S.min_swap_free, vs.swap_slots);
 	TAP_DIAG("migration: %" PRIu64 " moved, %" PRIu64 " failed", vs.pgmigrate_success,
 		 vs.pgmigrate_fail);
+	TAP_DIAG("files: %" PRIu64 " msyncs read back from the file; reclaim wrote back %" PRIu64
+		 " pages", fsyncs, vs.pgwriteback);
 	TAP_DIAG("ksm: full scans %lu; pages_shared %lu, pages_sharing %lu at the end, "
 		 "at most %lu and %lu at a meeting point", ks.full_scans, ks.pages_shared,
 		 ks.pages_sharing, S.max_shared, S.max_sharing);
@@ -842,7 +978,7 @@ static unsigned long soak(uint64_t seed, double secs, int nthreads, bool corrupt
 		w->rnd = seed + t * 0x100000001ULL;
 		w->c.rnd = seed ^ (t + 1) * 0x9e3779b97f4a7c15ULL;
 		if (umm_mm_create(S.u, &w->mm) || map_at(w->mm, WBASE(t), WPAGES, RW, PRIV) ||
-		    umm_mm_set_merge_any(w->mm, t & 1) || !client_setup(w))
+		    umm_mm_set_merge_any(w->mm, t & 1) || !client_setup(w) || !file_setup(w))
 			violation(w, "set-up");
 	}
 	umm_ksm_set_run(S.u, 1);
@@ -874,6 +1010,7 @@ static unsigned long soak(uint64_t seed, double secs, int nthreads, bool corrupt
 		for (unsigned int p = 0; p < WPAGES; p++)
 			check_page(&S.w[t], S.w[t].mm, p, S.w[t].ver[p], "final");
 		client_finish(&S.w[t]);
+		file_finish(&S.w[t]);
 	}
 	checkpoint(false);
 	umm_ksm_set_run(S.u, 0);
