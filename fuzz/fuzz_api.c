@@ -158,6 +158,8 @@ static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	unlink(F.swap_path);		/* abort() skips the run's own cleanup */
+	unlink(F.file_path);
 	abort();
 }
 
