@@ -158,7 +158,7 @@ FUZZ_OK   := $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned lo
 	       $(FUZZ_CC) -x c -fsanitize=fuzzer,address,undefined -o /dev/null - >/dev/null 2>&1 && echo ok)
 VALGRIND_TESTS ?= t_interval_tree t_phys t_mmap t_fault t_rmap t_errors t_filemap \
 		  t_mmu_notifier t_interval_notifier t_notifier_checker t_ksm_engine t_ksm \
-		  t_fault_inject
+		  t_fault_inject t_migrate t_swap t_shmem_swap t_clients
 
 ifeq ($(SAN),fuzz)
 ALL_CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \

@@ -9,20 +9,29 @@
  * working in a window of WIN pages at BASE: mmap, munmap, mprotect, mremap,
  * madvise (every advice, and unknown ones), mlock, munlock with good and bad
  * arguments, reads and writes, fork and exit, GUP get/put, pagemap, the rmap
- * operations, KSM scans and merge-any, reclaim, move_pages, compaction, the
- * OOM reaper, MMU notifier register/unregister of a recording subscriber,
- * and fault injection switched on and off (every kind up to UMM_FAULT_NR).
+ * operations, KSM scans, full scans, merge-any and merge domains, reclaim,
+ * move_pages, compaction, the OOM reaper, MMU notifier register/unregister
+ * and get/put of a recording subscriber, interval notifiers with the
+ * read_begin/read_retry protocol, the statistics calls, a real file (opened
+ * read-write and read-only, mapped shared and private, past its end and at
+ * bad offsets, msync'd, its handles dropped and opened again), and fault
+ * injection switched on and off (every kind up to UMM_FAULT_NR).
  *
  * The reference model knows, for each mm and page of the window, whether it
  * is mapped, its protection, whether it is mlocked, and its bytes: private
- * bytes of its own (copied at fork), or a page of a shared object that every
- * MAP_SHARED mapping of it sees.  Every read, and every page a GUP returns,
- * is compared with the model.  After every operation the VMA layout the
+ * bytes of its own (copied at fork), a page of a shared object that every
+ * MAP_SHARED mapping of it sees, or a page of the file (a private mapping's
+ * until it writes its COW copy).  Every read, and every page a GUP returns,
+ * is compared with the model; after msync, and after the last handle goes
+ * with nothing mapping the file, pread() of the real file must give the
+ * model's file bytes.  After every operation the VMA layout the
  * engine reports must equal the model's (when the operation succeeded; a
  * failed one may have done part of its work, as on Linux, and the layout is
- * taken from the engine, but bytes never are).  Every CHECK_EVERY steps and
- * at the end umm_validate(EXACT|RMAP) must pass; after every mm has exited
- * no frame may leak.  The recording subscriber checks that starts and ends
+ * taken from the engine, but bytes never are).  After every operation and
+ * at the end umm_validate(EXACT|RMAP) must pass (DESIGN.md §4); every
+ * CHECK_EVERY operations every page of every mm is read back; after every
+ * mm has exited no frame may leak and the protocol checker must have
+ * counted nothing.  The recording subscriber checks that starts and ends
  * pair and that nothing arrives after unregister or a start after release;
  * it also caches the translations of the pages GUP returns and reports
  * them to the protocol checker (UMM_CONFIG_NOTIFIER_CHECKER), which logs an
@@ -36,6 +45,7 @@
  * then fail, which is how tests/t_fuzz.c shows that the checks check.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -55,6 +65,7 @@
 #define MAX_STEPS	200
 #define CHECK_EVERY	16
 #define RW		(UMM_PROT_READ | UMM_PROT_WRITE)
+#define FPAGES		8			/* pages of the real file behind file mappings */
 
 /* ---- the model ---- */
 
@@ -68,10 +79,14 @@ struct mpage {
 	bool mapped, shared, locked;
 	bool unknown;			/* content not modelled (after a partial failure) */
 	bool maybe_zero;		/* either the bytes below or zeros (DONTNEED that failed) */
+	bool file;			/* a mapping of the file, page fpg of it */
+	bool ro_file;			/* shared, through the O_RDONLY handle: never writable */
+	bool ro_unknown;		/* shared file page taken from the engine: ro_file unknown */
+	unsigned int fpg;
 	int prot;
 	struct sobj *obj;		/* shared: the object and the page in it */
 	unsigned int objpg;
-	uint8_t *data;			/* private: NULL means zeros */
+	uint8_t *data;			/* private: NULL means zeros (a file page: the file's bytes) */
 };
 
 #define REC_XLATS	8
@@ -86,10 +101,23 @@ struct rec {				/* the recording MMU-notifier subscriber */
 	bool xvalid[REC_XLATS];
 };
 
+struct ivl {				/* an interval notifier over part of the window */
+	struct umm_mmu_interval_notifier mn;
+	uint64_t start, end;
+	bool inserted, fail_nonblock;
+	unsigned long invalidations;
+	/* one cached translation, as a secondary MMU without page references */
+	uint64_t xaddr, xpfn;
+	bool xvalid;
+};
+
 struct fmm {
 	struct umm_mm *mm;
 	struct mpage pg[WIN];
 	struct rec *rec;		/* registered subscriber, or NULL */
+	struct ivl *ivl;		/* inserted interval notifier, or NULL */
+	struct rec *gsub;		/* the umm_mmu_notifier_get() subscription, or NULL */
+	int gsub_refs;
 	bool merge_any;
 	bool reaped;			/* the OOM reaper went over it: faults get -EFAULT */
 };
@@ -110,6 +138,12 @@ static struct fuzz {
 	bool trace;
 	bool corrupt;			/* UMM_FUZZ_CORRUPT: the checker's own test */
 	char swap_path[64];
+	/* the file: a real temporary file, its model, and two handles on it */
+	char file_path[64];
+	struct umm_file *file, *rofile;	/* O_RDWR and O_RDONLY; NULL after a failed reopen */
+	int check_fd;			/* plain read-only fd: pread() of what reached the file */
+	unsigned long gsub_freed;	/* free_notifier calls */
+	uint8_t fbytes[FPAGES * PS];
 	uint8_t buf[2 * PS], want[2 * PS];
 } F;
 
@@ -124,6 +158,8 @@ static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	unlink(F.swap_path);		/* abort() skips the run's own cleanup */
+	unlink(F.file_path);
 	abort();
 }
 
@@ -177,13 +213,23 @@ static void mpage_clear(struct mpage *p)
 /* The bytes @p must hold (NULL: zeros). */
 static const uint8_t *mpage_bytes(const struct mpage *p)
 {
+	if (p->file)
+		return p->data ? p->data : p->fpg < FPAGES ? F.fbytes + (size_t)p->fpg * PS : NULL;
 	return p->shared ? p->obj->pages[p->objpg] : p->data;
 }
 
 /* Writable storage for @p's bytes. */
 static uint8_t *mpage_store(struct mpage *p)
 {
-	uint8_t **slot = p->shared ? &p->obj->pages[p->objpg] : &p->data;
+	uint8_t **slot;
+
+	if (p->file && p->shared)
+		return F.fbytes + (size_t)p->fpg * PS;
+	if (p->file && !p->data) {		/* the COW copy of the file's page */
+		p->data = malloc(PS);
+		memcpy(p->data, F.fbytes + (size_t)p->fpg * PS, PS);
+	}
+	slot = p->shared ? &p->obj->pages[p->objpg] : &p->data;
 
 	if (!*slot)
 		*slot = calloc(1, PS);
@@ -206,6 +252,33 @@ static bool page_readable(const struct mpage *p)
 	return p->mapped && (p->prot & (UMM_PROT_READ | UMM_PROT_WRITE | UMM_PROT_EXEC));
 }
 
+/* A file page past the file's end has nothing behind it: -EFAULT (SIGBUS). */
+static bool page_backed(const struct mpage *p)
+{
+	return !p->file || p->fpg < FPAGES;
+}
+
+/*
+ * Populating a private writable file mapping (MAP_POPULATE, MAP_LOCKED,
+ * mlock) breaks COW as Linux's populate does, and so does a write GUP: the
+ * page gets its copy of the file's bytes now, and later writes of the file
+ * no longer show there.  Whether it did (an injected failure may have
+ * stopped it) is the engine's to say: an anonymous or swapped page.
+ */
+static void model_sync_cow(struct fmm *m, unsigned int first, unsigned int n)
+{
+	for (unsigned int i = first; i < first + n && i < WIN; i++) {
+		struct mpage *p = &m->pg[i];
+		struct umm_pageinfo pi;
+
+		if (!p->file || p->shared || p->data || p->unknown || !page_backed(p))
+			continue;
+		if (umm_pagemap(m->mm, AT(i), &pi) == 0 &&
+		    (pi.flags & (UMM_PI_ANON | UMM_PI_SWAPPED)))
+			mpage_store(p);
+	}
+}
+
 /* ---- checks ---- */
 
 /* The engine's layout of @m's window must be the model's; with @resync, take it. */
@@ -215,27 +288,41 @@ static void check_layout(struct fmm *m, bool resync, const char *what)
 		struct mpage *p = &m->pg[i];
 		struct umm_vma_info vi;
 		bool mapped = umm_mm_vma_next(m->mm, AT(i), &vi) == 0 && vi.start <= AT(i);
+		bool file = mapped && !vi.anonymous;
+		unsigned int fpg = file ? vi.pgoff + (AT(i) - vi.start) / PS : 0;
 
 		if (!resync) {
 			if (mapped != p->mapped)
 				fail("%s: page %u is %smapped, the model says %smapped", what, i,
 				     mapped ? "" : "not ", p->mapped ? "" : "not ");
 			if (mapped && (vi.prot != p->prot || vi.shared != p->shared ||
-				       vi.locked != p->locked || !vi.anonymous))
-				fail("%s: page %u: vma prot %d shared %d locked %d, model %d %d %d",
-				     what, i, vi.prot, vi.shared, vi.locked, p->prot, p->shared,
-				     p->locked);
+				       vi.locked != p->locked || file != p->file))
+				fail("%s: page %u: vma prot %d shared %d locked %d file %d, model "
+				     "%d %d %d %d", what, i, vi.prot, vi.shared, vi.locked, file,
+				     p->prot, p->shared, p->locked, p->file);
+			if (file && fpg != p->fpg)
+				fail("%s: page %u maps file page %u, the model says %u", what, i,
+				     fpg, p->fpg);
 			continue;
 		}
 		if (!mapped) {
 			mpage_clear(p);
 			continue;
 		}
-		if (!p->mapped || vi.shared != p->shared) {
+		if (!p->mapped || vi.shared != p->shared || file != p->file ||
+		    (file && fpg != p->fpg)) {
 			mpage_clear(p);
 			p->mapped = true;
-			p->unknown = true;
-			p->shared = false;	/* not modelled: never treated as shared */
+			p->file = file;
+			p->fpg = fpg;
+			if (file && vi.shared) {
+				/* the file's bytes, whoever mapped it */
+				p->shared = true;
+				p->ro_unknown = true;
+			} else {
+				p->unknown = true;
+				p->shared = false;	/* not modelled: never treated as shared */
+			}
 		}
 		p->prot = vi.prot;
 		p->locked = vi.locked;
@@ -287,11 +374,12 @@ static void check_validate(bool final)
 static void check_recs(void)
 {
 	for (int k = 0; k < NR_MMS; k++) {
-		struct rec *r = F.mms[k].rec;
+		struct rec *subs[] = { F.mms[k].rec, F.mms[k].gsub };
 
-		if (r && r->active)
-			fail("subscriber of mm %d: %d invalidations started and not ended", k,
-			     r->active);
+		for (int j = 0; j < 2; j++)
+			if (subs[j] && subs[j]->active)
+				fail("%s of mm %d: %d invalidations started and not ended",
+				     j ? "get() subscription" : "subscriber", k, subs[j]->active);
 	}
 }
 
@@ -302,8 +390,9 @@ static void check_all(struct fmm *m)
 		struct mpage *p = &m->pg[i];
 		ssize_t r = umm_read(m->mm, AT(i), F.buf, PS);
 
-		if (!page_readable(p)) {
-			if (r != -EFAULT)
+		if (!page_readable(p) || !page_backed(p)) {
+			/* past EOF the fault needs its page table first: -ENOMEM under injection */
+			if (r != -EFAULT && !(page_readable(p) && F.faults_on && r == -ENOMEM))
 				fail("read of unreadable page %u: %zd", i, r);
 			continue;
 		}
@@ -399,12 +488,30 @@ static int rec_young(struct umm_mmu_notifier *sub, struct umm_mm *mm, uint64_t s
 	return 0;
 }
 
+/* umm_mmu_notifier_get() allocates a recording subscriber; its last put() frees it. */
+static struct umm_mmu_notifier *rec_alloc(struct umm_mm *mm)
+{
+	struct rec *r = calloc(1, sizeof(*r));
+
+	r->registered = true;
+	return &r->mn;
+}
+
+static void rec_free(struct umm_mmu_notifier *sub)
+{
+	F.gsub_freed++;
+	free(to_rec(sub));
+}
+
+/* Both for umm_mmu_notifier_register() (which ignores alloc/free) and get(). */
 static const struct umm_mmu_notifier_ops rec_ops = {
 	.release = rec_release,
 	.invalidate_range_start = rec_start,
 	.invalidate_range_end = rec_end,
 	.clear_flush_young = rec_young,
 	.clear_young = rec_young,
+	.alloc_notifier = rec_alloc,
+	.free_notifier = rec_free,
 };
 
 static void rec_unregister(struct fmm *m)
@@ -510,6 +617,17 @@ static bool range_has_hole(struct fmm *m, unsigned int first, unsigned int n)
 	return false;
 }
 
+/* The model's side of a successful mmap of pages [first, first + n): fresh pages. */
+static void model_map(struct fmm *m, unsigned int first, unsigned int n, int prot, int flags)
+{
+	for (unsigned int i = first; i < first + n; i++) {
+		mpage_clear(&m->pg[i]);
+		m->pg[i].mapped = true;
+		m->pg[i].prot = prot;
+		m->pg[i].locked = flags & UMM_MAP_LOCKED;
+	}
+}
+
 static void op_mmap(void)
 {
 	struct fmm *m = pick_mm();
@@ -563,20 +681,15 @@ static void op_mmap(void)
 	if (out != addr)
 		fail("MAP_FIXED at %#llx returned %#llx", (unsigned long long)addr,
 		     (unsigned long long)out);
+	model_map(m, first, n, prot, flags);
 	struct sobj *o = shared ? sobj_new(n) : NULL;
-	for (i = first; i < first + n; i++) {
+	for (i = first; o && i < first + n; i++) {
 		struct mpage *p = &m->pg[i];
 
-		mpage_clear(p);
-		p->mapped = true;
-		p->prot = prot;
-		p->locked = flags & UMM_MAP_LOCKED;
-		if (o) {
-			p->shared = true;
-			p->obj = o;
-			p->objpg = i - first;
-			o->refs++;
-		}
+		p->shared = true;
+		p->obj = o;
+		p->objpg = i - first;
+		o->refs++;
 	}
 	check_layout(m, false, "mmap");
 }
@@ -626,10 +739,30 @@ static void op_mprotect(void)
 		return;
 	}
 	if (range_has_hole(m, a.first, a.n)) {
-		if (r != -ENOMEM)
+		bool ro = false;
+
+		/* VMAs go in order: one that may not be written, before the hole, answers */
+		for (unsigned int i = a.first; i < a.first + a.n && m->pg[i].mapped; i++)
+			ro |= (prot & UMM_PROT_WRITE) && (m->pg[i].ro_file || m->pg[i].ro_unknown);
+		if (r != -ENOMEM && !(ro && r == -EACCES))
 			fail("mprotect over a hole: %d, not -ENOMEM", r);
 		check_layout(m, true, "mprotect over a hole");
 		return;
+	}
+	if (prot & UMM_PROT_WRITE) {
+		bool ro = false, maybe = false;
+
+		/* a shared mapping of a file opened read-only can never be written */
+		for (unsigned int i = a.first; i < a.first + a.n; i++) {
+			ro |= m->pg[i].ro_file;
+			maybe |= m->pg[i].ro_unknown;
+		}
+		if (ro || (maybe && r == -EACCES)) {
+			if (r != -EACCES && !(F.faults_on && r == -ENOMEM))
+				fail("mprotect(WRITE) of a read-only file's shared mapping: %d", r);
+			check_layout(m, true, "mprotect -EACCES");
+			return;
+		}
 	}
 	if (failed_under_faults(m, r, "mprotect"))
 		return;
@@ -711,8 +844,8 @@ static void op_mremap(void)
 		nnum = WIN - nfirst;
 	if (!bad) {
 		for (unsigned int i = ofirst; i < ofirst + onum; i++)
-			any_shared |= m->pg[i].shared || m->pg[i].unknown;
-		/* growing a shared object, or DONTUNMAP of one: not modelled */
+			any_shared |= m->pg[i].shared || m->pg[i].unknown || m->pg[i].file;
+		/* growing a shared object or a file mapping, or DONTUNMAP of one: not modelled */
 		if (any_shared && (nnum > onum || (flags & UMM_MREMAP_DONTUNMAP)))
 			return;
 	}
@@ -801,6 +934,9 @@ static void op_madvise(void)
 				free(p->data);
 				p->data = NULL;
 				p->maybe_zero = false;
+			} else if (p->file) {
+				/* its COW copy may be gone: the file's bytes again, or not */
+				p->unknown |= p->data != NULL;
 			} else {
 				p->maybe_zero = true;
 			}
@@ -832,6 +968,8 @@ static void op_mlock(bool lock)
 	TRACE("%s mm%ld page %u +%u bad %d", lock ? "mlock" : "munlock", (long)(m - F.mms), a.first,
 	      a.n, a.bad);
 	r = lock ? umm_mlock(m->mm, a.addr, a.len) : umm_munlock(m->mm, a.addr, a.len);
+	if (lock)
+		model_sync_cow(m, a.first, a.n);
 	if (a.bad) {
 		/* mlock(2) rounds an unaligned start down: 0 or -ENOMEM are answers too */
 		if (a.bad != 1 || (r != 0 && r != -ENOMEM))
@@ -843,6 +981,15 @@ static void op_mlock(bool lock)
 		if (r != -ENOMEM)
 			fail("%s over a hole: %d, not -ENOMEM", lock ? "mlock" : "munlock", r);
 		check_layout(m, true, "mlock over a hole");
+		return;
+	}
+	for (unsigned int i = a.first; i < a.first + a.n && lock; i++) {
+		if (page_backed(&m->pg[i]))
+			continue;
+		/* as Linux: the VMAs are locked, populating past EOF fails: -ENOMEM */
+		if (r && r != -ENOMEM)
+			fail("mlock over a file's end: %d", r);
+		check_layout(m, true, "mlock past EOF");
 		return;
 	}
 	if (r) {
@@ -865,7 +1012,8 @@ static size_t reachable(struct fmm *m, unsigned int i, unsigned int off, size_t 
 		struct mpage *p = &m->pg[i];
 		size_t chunk = PS - off;
 
-		if (!p->mapped || !(write ? p->prot & UMM_PROT_WRITE : page_readable(p)))
+		if (!p->mapped || !(write ? p->prot & UMM_PROT_WRITE : page_readable(p)) ||
+		    !page_backed(p))
 			break;
 		if (chunk > len - done)
 			chunk = len - done;
@@ -970,6 +1118,9 @@ static void op_fork(void)
 	check_layout(child, false, "fork");
 }
 
+static void ivl_remove(struct fmm *m);
+static void gsub_put_all(struct fmm *m);
+
 static void mm_gone(struct fmm *m)
 {
 	if (m->rec) {
@@ -977,10 +1128,17 @@ static void mm_gone(struct fmm *m)
 			fail("mm exited without ->release");
 		rec_unregister(m);
 	}
+	if (m->gsub && !m->gsub->released)
+		fail("mm exited without ->release of its get() subscription");
+	if (m->ivl)
+		ivl_remove(m);		/* after exit, as a driver may: the interval holds the mm */
+	if (m->gsub_refs)
+		gsub_put_all(m);
 	for (unsigned int i = 0; i < WIN; i++)
 		mpage_clear(&m->pg[i]);
 	m->mm = NULL;
 	m->reaped = false;
+	m->merge_any = false;
 }
 
 static void op_exit(void)
@@ -1038,7 +1196,7 @@ static void op_gup(void)
 	r = umm_get_user_page(m->mm, AT(i) + (f & 0x40 ? 123 : 0), flags, &page);
 	if (r) {
 		/* GUP wants VM_READ (or VM_WRITE for a write), unlike a CPU access */
-		bool may = !p->mapped || !(p->prot & UMM_PROT_READ) ||
+		bool may = !p->mapped || !(p->prot & UMM_PROT_READ) || !page_backed(p) ||
 			   ((flags & UMM_GUP_WRITE) && !(p->prot & UMM_PROT_WRITE));
 		if (r != -EFAULT || !(may || m->reaped)) {
 			if (!F.faults_on || (r != -ENOMEM && r != -EIO))
@@ -1047,10 +1205,11 @@ static void op_gup(void)
 		}
 		return;
 	}
-	if (!p->mapped || !page_readable(p) ||
+	if (!p->mapped || !page_readable(p) || !page_backed(p) ||
 	    ((flags & UMM_GUP_WRITE) && !(p->prot & UMM_PROT_WRITE)))
 		fail("gup of page %u (mapped %d prot %d) flags %u succeeded", i, p->mapped,
 		     p->prot, flags);
+	model_sync_cow(m, i, 1);
 	check_bytes(m, i, 0, umm_page_address(page), PS, "gup");
 	if (m->rec && !m->rec->released)
 		rec_cache(m->rec, AT(i), umm_page_pfn(page));
@@ -1188,9 +1347,9 @@ static void op_move_pages(void)
 
 /*
  * The OOM reaper over an mm: private ranges go (their pages then fault with
- * -EFAULT), shared ones stay; a subscriber refusing the non-blockable start
- * keeps its range mapped (-EAGAIN).  Bytes still readable must be the
- * model's.
+ * -EFAULT), shared ones stay; a subscriber or interval notifier refusing the
+ * non-blockable start keeps its range mapped (-EAGAIN).  Bytes still
+ * readable must be the model's.
  */
 static void op_oom_reap(void)
 {
@@ -1203,7 +1362,8 @@ static void op_oom_reap(void)
 	r = umm_mm_oom_reap(m->mm);
 	if (r && r != -EAGAIN)
 		fail("umm_mm_oom_reap: %d", r);
-	if (r == -EAGAIN && !(m->rec && m->rec->fail_nonblock) && !F.faults_on)
+	if (r == -EAGAIN && !(m->rec && m->rec->fail_nonblock) &&
+	    !(m->ivl && m->ivl->fail_nonblock) && !F.faults_on)
 		fail("umm_mm_oom_reap: -EAGAIN with no subscriber refusing");
 	m->reaped = true;
 	check_layout(m, false, "oom_reap");
@@ -1252,6 +1412,423 @@ static void op_notifier(void)
 	}
 }
 
+/* ---- files ---- */
+
+/* What reached the real file (pread) must be the model's bytes of file page @fpg. */
+static void check_file_page(unsigned int fpg, const char *what)
+{
+	uint8_t got[PS];
+	ssize_t n = pread(F.check_fd, got, PS, (off_t)fpg * PS);
+
+	if (n != PS)
+		fail("%s: pread of file page %u: %zd", what, fpg, n);
+	for (unsigned int k = 0; k < PS; k++)
+		if (got[k] != F.fbytes[(size_t)fpg * PS + k])
+			fail("%s: file page %u offset %u: the file holds %#x, model %#x", what, fpg,
+			     k, got[k], F.fbytes[(size_t)fpg * PS + k]);
+}
+
+/* Does any mm map the file (or something the model does not know)? */
+static bool file_maybe_mapped(void)
+{
+	for (int k = 0; k < NR_MMS; k++)
+		for (unsigned int i = 0; F.mms[k].mm && i < WIN; i++)
+			if (F.mms[k].pg[i].file || F.mms[k].pg[i].unknown)
+				return true;
+	return false;
+}
+
+static int file_reopen(void)
+{
+	int r = 0;
+
+	if (!F.file)
+		r = umm_file_open(F.u, F.file_path, O_RDWR, &F.file);
+	if (!r && !F.rofile)
+		r = umm_file_open(F.u, F.file_path, O_RDONLY, &F.rofile);
+	if (r && !(F.faults_on && r == -ENOMEM))
+		fail("umm_file_open(%s): %d", F.file_path, r);
+	return r;
+}
+
+/* Drop both handles; with no mapping left the last put writes everything back. */
+static void file_put_all(const char *what)
+{
+	bool mapped = file_maybe_mapped();
+
+	umm_file_put(F.file);
+	umm_file_put(F.rofile);
+	F.file = F.rofile = NULL;
+	if (mapped)
+		return;
+	for (unsigned int fpg = 0; fpg < FPAGES; fpg++)
+		check_file_page(fpg, what);
+}
+
+/*
+ * mmap of the file at a page offset (maybe past its end, maybe unaligned),
+ * shared or private, through the read-write or the read-only handle.
+ */
+static void op_mmap_file(void)
+{
+	struct fmm *m = pick_mm();
+	uint8_t f = in8();
+	int prot = in8() & 7, flags, r;
+	unsigned int fpg = in8() % (FPAGES + 4), first, n, i;
+	bool shared = f & 1, ro = f & 0x10, bad = f & 0x20;
+	struct umm_file *file = ro ? F.rofile : F.file;
+	uint64_t off = (uint64_t)fpg * PS + (bad ? 1 + (f >> 6) * 1000 : 0), out = 0;
+
+	pick_range(&first, &n);
+	if (!m || !file)
+		return;
+	flags = (shared ? UMM_MAP_SHARED : UMM_MAP_PRIVATE) | UMM_MAP_FIXED |
+		(f & 2 ? UMM_MAP_POPULATE : 0) | (f & 4 ? UMM_MAP_LOCKED : 0);
+	TRACE("mmap file mm%ld page %u +%u file page %u%s prot %d flags %#x%s", (long)(m - F.mms),
+	      first, n, fpg, bad ? " (unaligned)" : "", prot, flags, ro ? " read-only" : "");
+	r = umm_mmap(m->mm, AT(first), (uint64_t)n * PS, prot, flags, file, off, &out);
+	if (bad || (shared && ro && (prot & UMM_PROT_WRITE))) {
+		int want = bad ? -EINVAL : -EACCES;
+
+		if (r != want)
+			fail("mmap of the file (%s): %d, not %d", bad ? "unaligned offset" :
+			     "shared writable, read-only file", r, want);
+		check_layout(m, false, "bad file mmap");
+		return;
+	}
+	if (failed_under_faults(m, r, "mmap file"))
+		return;
+	model_map(m, first, n, prot, flags);
+	for (i = first; i < first + n; i++) {
+		struct mpage *p = &m->pg[i];
+
+		p->file = true;
+		p->shared = shared;
+		p->ro_file = shared && ro;
+		p->fpg = fpg + (i - first);
+	}
+	model_sync_cow(m, first, n);
+	check_layout(m, false, "mmap file");
+}
+
+static const int msync_flags[] = {
+	UMM_MS_SYNC, UMM_MS_ASYNC, UMM_MS_SYNC | UMM_MS_INVALIDATE, UMM_MS_INVALIDATE, 0,
+	UMM_MS_SYNC, UMM_MS_ASYNC | UMM_MS_SYNC, 0x10,
+};
+
+/*
+ * msync: errors as Linux (-EINVAL for bad flags or start, -ENOMEM over a
+ * hole, -EBUSY for MS_INVALIDATE of a locked mapping); afterwards every
+ * shared file page of the range must have reached the file.
+ */
+static void op_msync(void)
+{
+	struct fmm *m = pick_mm();
+	int flags = msync_flags[in8() % 8], r;
+	bool bad_flags = (flags & ~7) || (flags & 5) == 5, locked = false;
+	struct rargs a;
+
+	pick_rargs(&a);
+	if (!m)
+		return;
+	TRACE("msync mm%ld page %u +%u flags %#x bad %d", (long)(m - F.mms), a.first, a.n, flags,
+	      a.bad);
+	r = umm_msync(m->mm, a.addr, a.len, flags);
+	if (bad_flags) {
+		if (r != -EINVAL)
+			fail("msync with flags %#x: %d, not -EINVAL", flags, r);
+		return;
+	}
+	if (a.bad) {
+		/* a wrapping length: Linux says -ENOMEM */
+		if (!(a.bad == 3 && r == -ENOMEM))
+			expect_err(r, a.bad, "msync");
+		return;
+	}
+	for (unsigned int i = a.first; i < a.first + a.n; i++)
+		locked |= m->pg[i].mapped && m->pg[i].locked;
+	if (locked && (flags & UMM_MS_INVALIDATE)) {
+		if (r != -EBUSY)
+			fail("msync(MS_INVALIDATE) of a locked mapping: %d, not -EBUSY", r);
+		return;
+	}
+	if (range_has_hole(m, a.first, a.n)) {
+		if (r != -ENOMEM)
+			fail("msync over a hole: %d, not -ENOMEM", r);
+		return;
+	}
+	if (r) {
+		if (!F.faults_on || (r != -ENOMEM && r != -EIO))
+			fail("msync: %d", r);
+		return;
+	}
+	for (unsigned int i = a.first; i < a.first + a.n; i++) {
+		struct mpage *p = &m->pg[i];
+
+		if (p->file && p->shared && page_backed(p))
+			check_file_page(p->fpg, "after msync");
+	}
+}
+
+/*
+ * The handles: bad opens answer their errno; O_TRUNC of the live file is
+ * refused; both handles dropped and opened again (with nothing mapping the
+ * file, the last put writes it back and the cache goes: what the mappings
+ * read next comes from the file itself); a third handle taken and dropped.
+ */
+static void op_file(void)
+{
+	struct umm_file *f = NULL;
+	int r;
+
+	switch (in8() % 4) {
+	case 0:
+		TRACE("file: bad opens");
+		if ((r = umm_file_open(F.u, F.file_path, O_WRONLY, &f)) != -EINVAL ||
+		    (r = umm_file_open(F.u, F.file_path, O_RDONLY | O_TRUNC, &f)) != -EINVAL ||
+		    (r = umm_file_open(F.u, F.file_path, O_RDWR | O_APPEND, &f)) != -EINVAL ||
+		    (r = umm_file_open(F.u, "/nonexistent/umm-fuzz", O_RDONLY, &f)) != -ENOENT ||
+		    (r = umm_file_open(F.u, "/tmp", O_RDONLY, &f)) != -EISDIR)
+			fail("umm_file_open with a bad argument: %d", r);
+		if (F.file && (r = umm_file_open(F.u, F.file_path, O_RDWR | O_TRUNC, &f)) != -EBUSY)
+			fail("O_TRUNC of a file the machine has open: %d, not -EBUSY", r);
+		break;
+	case 1:
+		TRACE("file: put both handles, open again");
+		file_put_all("after the last put");
+		file_reopen();
+		break;
+	case 2:
+		TRACE("file: a third handle");
+		r = umm_file_open(F.u, F.file_path, O_RDWR, &f);
+		if (r && !(F.faults_on && r == -ENOMEM))
+			fail("umm_file_open: %d", r);
+		if (!r && umm_file_size(f) != FPAGES * PS)
+			fail("umm_file_size: %lld", (long long)umm_file_size(f));
+		umm_file_put(f);
+		break;
+	case 3:
+		if (F.file && umm_file_size(F.file) != FPAGES * PS)
+			fail("umm_file_size: %lld", (long long)umm_file_size(F.file));
+		if (umm_file_size(NULL) != -EINVAL)
+			fail("umm_file_size(NULL) is not -EINVAL");
+		break;
+	}
+}
+
+/* ---- the interval notifier ---- */
+
+static bool ivl_invalidate(struct umm_mmu_interval_notifier *sub,
+			   const struct umm_mmu_notifier_range *range, unsigned long cur_seq)
+{
+	struct ivl *v = (struct ivl *)sub;
+
+	if (!v->inserted)
+		fail("interval invalidate after remove");
+	if (range->end <= v->start || range->start >= v->end)
+		fail("interval [%#llx, %#llx) told of [%#llx, %#llx)",
+		     (unsigned long long)v->start, (unsigned long long)v->end,
+		     (unsigned long long)range->start, (unsigned long long)range->end);
+	if (v->fail_nonblock && !(range->flags & UMM_MMU_NOTIFIER_RANGE_BLOCKABLE))
+		return false;
+	umm_mmu_interval_set_seq(sub, cur_seq);
+	if (v->xvalid && v->xaddr >= range->start && v->xaddr < range->end) {
+		umm_mmu_interval_check_unmap(sub, v->xaddr, v->xaddr + PS);
+		v->xvalid = false;
+	}
+	v->invalidations++;
+	return true;
+}
+
+static const struct umm_mmu_interval_notifier_ops ivl_ops = { .invalidate = ivl_invalidate };
+
+static void ivl_remove(struct fmm *m)
+{
+	struct ivl *v = m->ivl;
+
+	if (v->xvalid)
+		umm_mmu_interval_check_unmap(&v->mn, v->xaddr, v->xaddr + PS);
+	umm_mmu_interval_notifier_remove(&v->mn);
+	v->inserted = false;
+	free(v);
+	m->ivl = NULL;
+}
+
+/*
+ * Insert an interval notifier over pages of the window (mapped or not),
+ * remove it, or fault one page of it into its "secondary TLB" as
+ * hmm_range_fault users do: read_begin, GUP, and keep the translation only
+ * if read_retry says no invalidation came in between (a write GUP that
+ * breaks COW is one).  The checker sees every translation kept.
+ */
+static void op_interval(void)
+{
+	struct fmm *m = pick_mm();
+	uint8_t f = in8();
+	unsigned int first, n;
+	struct umm_page *page;
+	unsigned long seq;
+	struct ivl *v;
+	uint64_t addr;
+	int r;
+
+	pick_range(&first, &n);
+	if (!m)
+		return;
+	v = m->ivl;
+	if (!v) {
+		TRACE("interval insert mm%ld page %u +%u", (long)(m - F.mms), first, n);
+		v = calloc(1, sizeof(*v));
+		v->start = AT(first);
+		v->end = AT(first + n);
+		v->inserted = true;
+		v->fail_nonblock = f & 2;
+		r = umm_mmu_interval_notifier_insert(&v->mn, m->mm, v->start, v->end - v->start,
+						     &ivl_ops);
+		if (r) {
+			if (!F.faults_on || r != -ENOMEM)
+				fail("umm_mmu_interval_notifier_insert: %d", r);
+			free(v);
+			return;
+		}
+		if (umm_mmu_interval_notifier_insert(&(struct ivl){ 0 }.mn, m->mm, v->start, 0,
+						     &ivl_ops) != -EINVAL)
+			fail("an interval of length 0 was accepted");
+		m->ivl = v;
+		return;
+	}
+	if (f & 1) {
+		TRACE("interval remove mm%ld", (long)(m - F.mms));
+		ivl_remove(m);
+		return;
+	}
+	addr = v->start + (uint64_t)(f >> 2) % ((v->end - v->start) / PS) * PS;
+	TRACE("interval fault mm%ld %#llx", (long)(m - F.mms), (unsigned long long)addr);
+	seq = umm_mmu_interval_read_begin(&v->mn);
+	r = umm_get_user_page(m->mm, addr, f & 0x80 ? UMM_GUP_WRITE : 0, &page);
+	if (r)
+		return;			/* op_gup checks GUP's answers */
+	model_sync_cow(m, (addr - BASE) / PS, 1);
+	/* the lockless hint may miss an invalidation, never invent one */
+	if (umm_mmu_interval_check_retry(&v->mn, seq) && !umm_mmu_interval_read_retry(&v->mn, seq))
+		fail("check_retry saw an invalidation read_retry did not");
+	if (!umm_mmu_interval_read_retry(&v->mn, seq)) {
+		if (v->xvalid)
+			umm_mmu_interval_check_unmap(&v->mn, v->xaddr, v->xaddr + PS);
+		v->xaddr = addr;
+		v->xpfn = umm_page_pfn(page);
+		v->xvalid = true;
+		umm_mmu_interval_check_map(&v->mn, addr, v->xpfn, seq);
+	}
+	umm_put_page(page);
+}
+
+/* ---- umm_mmu_notifier_get()/put() ---- */
+
+/* Drop every get() reference of @m; after synchronize the subscription is freed. */
+static void gsub_put_all(struct fmm *m)
+{
+	unsigned long freed = F.gsub_freed;
+
+	if (m->gsub && m->gsub->active)
+		fail("get() subscription put with %d invalidations open", m->gsub->active);
+	while (m->gsub_refs) {
+		umm_mmu_notifier_put(&m->gsub->mn);
+		m->gsub_refs--;
+	}
+	m->gsub = NULL;
+	umm_mmu_notifier_synchronize(F.u);
+	if (F.gsub_freed != freed + 1)
+		fail("the last put of a get() subscription freed %lu", F.gsub_freed - freed);
+}
+
+/* get(): the same subscription while one is held; put() them all after two. */
+static void op_gsub(void)
+{
+	struct fmm *m = pick_mm();
+	struct umm_mmu_notifier *sub;
+	int r;
+
+	if (!m)
+		return;
+	if (m->gsub_refs == 2) {
+		TRACE("notifier put x2 mm%ld", (long)(m - F.mms));
+		gsub_put_all(m);
+		return;
+	}
+	TRACE("notifier get mm%ld", (long)(m - F.mms));
+	r = umm_mmu_notifier_get(&rec_ops, m->mm, &sub);
+	if (r) {
+		if (!F.faults_on || r != -ENOMEM)
+			fail("umm_mmu_notifier_get: %d", r);
+		return;
+	}
+	if (m->gsub && sub != &m->gsub->mn)
+		fail("umm_mmu_notifier_get: a second subscription with the same ops");
+	m->gsub = to_rec(sub);
+	m->gsub_refs++;
+}
+
+/* ---- figures ---- */
+
+/*
+ * The statistics calls: an mm's total_vm and locked_vm are what the model
+ * maps and locks, its RSS no more than it maps; its KSM status what was
+ * set.  Also KSM merge domains (the bytes must not care) and full scans.
+ */
+static void op_stats(void)
+{
+	struct fmm *m = pick_mm();
+	uint8_t f = in8();
+	struct umm_mm_stat ms;
+	struct umm_mm_ksm_stat ks;
+	struct umm_stat st;
+	struct umm_ksm_stats kst;
+	struct umm_vmscan_stat vs;
+	uint64_t mapped = 0, locked = 0;
+	int r;
+
+	umm_get_stat(F.u, &st);
+	umm_ksm_get_stats(F.u, &kst);
+	umm_get_vmscan_stat(F.u, &vs);
+	if (st.pgfree > st.pgalloc)
+		fail("umm_get_stat: %llu frames freed, %llu allocated",
+		     (unsigned long long)st.pgfree, (unsigned long long)st.pgalloc);
+	if (!m)
+		return;
+	for (unsigned int i = 0; i < WIN; i++) {
+		mapped += m->pg[i].mapped;
+		locked += m->pg[i].mapped && m->pg[i].locked;
+	}
+	umm_mm_get_stat(m->mm, &ms);
+	if (ms.total_vm != mapped || ms.locked_vm != locked ||
+	    ms.rss_anon + ms.rss_file + ms.rss_shmem > mapped)
+		fail("umm_mm_get_stat of mm %ld: total_vm %llu locked_vm %llu rss %llu, "
+		     "the model maps %llu, locks %llu", (long)(m - F.mms),
+		     (unsigned long long)ms.total_vm, (unsigned long long)ms.locked_vm,
+		     (unsigned long long)(ms.rss_anon + ms.rss_file + ms.rss_shmem),
+		     (unsigned long long)mapped, (unsigned long long)locked);
+	umm_mm_get_ksm_stat(m->mm, &ks);
+	if (ks.ksm_merge_any != m->merge_any)
+		fail("ksm_merge_any %d, the model says %d", ks.ksm_merge_any, m->merge_any);
+	switch (f % 4) {
+	case 1:
+		TRACE("ksm domain mm%ld %u", (long)(m - F.mms), f / 4 % 3);
+		r = umm_mm_set_ksm_domain(m->mm, f / 4 % 3);
+		if (r && !(F.faults_on && r == -ENOMEM))
+			fail("umm_mm_set_ksm_domain: %d", r);
+		break;
+	case 2:
+		/* an rmap_item that cannot be allocated is retried: no scan would end */
+		if (F.faults_on)
+			break;
+		TRACE("ksm full scan");
+		if ((r = umm_ksm_full_scans(F.u, 1)))
+			fail("umm_ksm_full_scans: %d", r);
+		break;
+	}
+}
+
 static const unsigned int fault_ppm[] = { 0, 1000, 20000, 200000 };
 
 static void op_fault(void)
@@ -1280,6 +1857,23 @@ static void faults_off(void)
 
 /* ---- one run ---- */
 
+/* A fresh file of FPAGES pages of a known pattern, and its two handles. */
+static void file_setup(void)
+{
+	int fd = open(F.file_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+
+	for (size_t k = 0; k < sizeof(F.fbytes); k++)
+		F.fbytes[k] = (uint8_t)(k * 131 + (k >> 12) * 17 + 5);
+	if (fd < 0 || pwrite(fd, F.fbytes, sizeof(F.fbytes), 0) != (ssize_t)sizeof(F.fbytes))
+		fail("writing %s", F.file_path);
+	close(fd);
+	F.check_fd = open(F.file_path, O_RDONLY);
+	if (F.check_fd < 0)
+		fail("opening %s", F.file_path);
+	if (file_reopen())
+		fail("umm_file_open(%s)", F.file_path);
+}
+
 static void run_setup(void)
 {
 	struct umm_config cfg;
@@ -1301,6 +1895,7 @@ static void run_setup(void)
 	}
 	if (umm_mm_create(F.u, &F.mms[0].mm) || umm_mm_create(F.u, &F.mms[1].mm))
 		fail("umm_mm_create");
+	file_setup();
 }
 
 static void run_teardown(void)
@@ -1324,10 +1919,15 @@ static void run_teardown(void)
 			mm_gone(&F.mms[k]);
 		}
 	umm_ksm_set_run(F.u, 2);	/* KSM's stable pages outlive their mms otherwise */
+	file_put_all("at the end");	/* nothing maps it: everything must be in the file */
+	close(F.check_fd);
 	check_validate(true);
 	leaked = umm_leak_check(F.u, NULL, NULL);
 	if (leaked)
 		fail("%ld frames leaked after every mm exited", leaked);
+	if (umm_mmu_notifier_checker_violations(F.u))
+		fail("the protocol checker counted %lu violations",
+		     umm_mmu_notifier_checker_violations(F.u));
 	umm_destroy(F.u);
 	F.u = NULL;
 }
@@ -1335,6 +1935,7 @@ static void run_teardown(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	snprintf(F.swap_path, sizeof(F.swap_path), "/tmp/umm-fuzz-swap-%d", (int)getpid());
+	snprintf(F.file_path, sizeof(F.file_path), "/tmp/umm-fuzz-file-%d", (int)getpid());
 	F.trace = getenv("UMM_FUZZ_TRACE") != NULL;
 	F.corrupt = getenv("UMM_FUZZ_CORRUPT") != NULL;
 	return 0;
@@ -1351,7 +1952,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (F.pos < F.len && F.step < MAX_STEPS) {
 		uint8_t op = in8();
 
-		switch (op % 24) {
+		switch (op % 32) {
 		case 0: case 1: op_mmap(); break;
 		case 2: op_munmap(); break;
 		case 3: op_mprotect(); break;
@@ -1379,10 +1980,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			default: op_fault(); break;
 			}
 			break;
+		case 24: case 25: op_mmap_file(); break;
+		case 26: op_msync(); break;
+		case 27: op_file(); break;
+		case 28: op_interval(); break;
+		case 29: op_gsub(); break;
+		case 30: op_stats(); break;
+		case 31: op_interval(); break;
 		}
 		check_recs();
+		check_validate(false);		/* DESIGN.md §4, after every step */
 		if (++F.step % CHECK_EVERY == 0) {
-			check_validate(false);
 			for (int k = 0; k < NR_MMS; k++)
 				if (F.mms[k].mm)
 					check_all(&F.mms[k]);
@@ -1390,5 +1998,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	run_teardown();
 	unlink(F.swap_path);
+	unlink(F.file_path);
 	return 0;
 }

@@ -4,9 +4,10 @@
 gen_corpus.py - write fuzz/corpus/: small programs for fuzz_api.c, each a
 scenario worth starting from (COW after fork, shared mappings, KSM merges,
 swap out and in, migration, notifiers over unmaps, fault injection, mremap
-moves, bad arguments), plus a few seeded random ones.
+moves, bad arguments, file mappings and msync, interval notifiers,
+notifier get/put, the statistics calls), plus a few seeded random ones.
 
-The encoding mirrors fuzz_api.c: one opcode byte (taken modulo 24), then the
+The encoding mirrors fuzz_api.c: one opcode byte (taken modulo 32), then the
 operation's argument bytes in the order the C code reads them.  Run from the
 repository's top: python3 fuzz/gen_corpus.py
 """
@@ -18,6 +19,12 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 MMAP, MUNMAP, MPROTECT, MREMAP, MADVISE = 0, 2, 3, 4, 5
 MLOCK, MUNLOCK, READ, WRITE, FORK, EXIT, CREATE = 7, 8, 9, 11, 13, 14, 15
 GUP, PAGEMAP, RMAP, KSM, RECLAIM, MOVE, NOTIFIER, MISC = 16, 17, 18, 19, 20, 21, 22, 23
+MMAP_FILE, MSYNC, FILE, INTERVAL, GSUB, STATS = 24, 26, 27, 28, 29, 30
+
+# indexes into fuzz_api.c's msync_flags[]
+MS_SYNC, MS_ASYNC, MS_SYNC_INVAL, MS_INVAL, MS_NONE, MS_BAD_BOTH, MS_BAD_UNKNOWN = 0, 1, 2, 3, 4, 6, 7
+# op_file's cases
+F_BAD_OPENS, F_REOPEN, F_THIRD, F_SIZE = 0, 1, 2, 3
 
 # indexes into fuzz_api.c's advices[]
 NORMAL, WILLNEED, DONTNEED, MERGEABLE, UNMERGEABLE, COLD, PAGEOUT = 0, 1, 2, 3, 4, 5, 6
@@ -120,6 +127,29 @@ class P:
     def oom_reap(self, mm):
         return self.op(MISC, 4, mm)
 
+    def mmap_file(self, mm, first, n, fpg, prot=RW, shared=True, populate=False,
+                  locked=False, ro=False, unaligned=False):
+        f = (1 if shared else 0) | (2 if populate else 0) | (4 if locked else 0) | \
+            (0x10 if ro else 0) | (0x20 if unaligned else 0)
+        return self.op(MMAP_FILE, mm, f, prot, fpg, first, n - 1)
+
+    def msync(self, mm, first, n, flags=MS_SYNC, bad=0):
+        return self.op(MSYNC, mm, flags, first, n - 1, 200 + bad - 1 if bad else 0)
+
+    def file(self, what):
+        return self.op(FILE, what)
+
+    def interval(self, mm, first=0, n=1, f=0):
+        # no interval yet: insert over [first, first + n); f & 1 removes it;
+        # otherwise faults page (f >> 2) of it in (f & 0x80: for writing)
+        return self.op(INTERVAL, mm, f, first, n - 1)
+
+    def gsub(self, mm):
+        return self.op(GSUB, mm)
+
+    def stats(self, mm, what=0):
+        return self.op(STATS, mm, what)
+
 
 def scenarios():
     s = {}
@@ -209,6 +239,49 @@ def scenarios():
     s["partial_page"] = P().mmap(0, 0, 3).access(True, 0, 0, 4000, 300, 7) \
         .access(False, 0, 0, 3990, 4096 + 60).mprotect(0, 1, 1, NONE) \
         .access(False, 0, 0, 4000, 300).access(True, 0, 2, 100, 50)
+    s["file_shared_msync"] = P().mmap_file(0, 0, 4, 0).write(0, 0, 4, 3).msync(0, 0, 4) \
+        .mmap_file(1, 0, 4, 2).read(1, 0, 4).write(1, 1, 1, 9).msync(1, 0, 2) \
+        .read(0, 0, 4).msync(0, 0, 4, MS_ASYNC).msync(0, 0, 4, MS_BAD_BOTH) \
+        .msync(0, 0, 4, MS_BAD_UNKNOWN).msync(0, 0, 4, bad=1).msync(0, 0, 8)
+    s["file_private_cow"] = P().mmap_file(0, 0, 4, 0, shared=False).read(0, 0, 4) \
+        .mmap_file(1, 0, 4, 0).write(1, 0, 2, 5).read(0, 0, 4).write(0, 1, 2, 7) \
+        .write(1, 1, 2, 8).read(0, 0, 4).madvise(0, 0, 4, DONTNEED).read(0, 0, 4) \
+        .fork(0).write(2, 3, 1, 4).read(0, 0, 4).msync(1, 0, 4).file(F_REOPEN)
+    s["file_reopen"] = P().mmap_file(0, 0, 8, 0).write(0, 0, 8, 2).munmap(0, 0, 8) \
+        .file(F_REOPEN).mmap_file(0, 4, 8, 0, shared=False).read(0, 4, 8) \
+        .mmap_file(1, 0, 2, 6).write(1, 0, 2, 6).file(F_REOPEN).read(1, 0, 2).exit(1) \
+        .file(F_REOPEN).read(0, 4, 8)
+    s["file_eof_errors"] = P().mmap_file(0, 0, 8, 4).read(0, 0, 8).write(0, 3, 2, 1) \
+        .gup(0, 5, 0).mlock(0, 0, 8).mmap_file(0, 10, 2, 0, ro=True) \
+        .mmap_file(0, 12, 2, 0, ro=True, prot=RO).mprotect(0, 12, 2, RW) \
+        .mmap_file(0, 14, 2, 0, ro=True, shared=False).write(0, 14, 1) \
+        .mmap_file(0, 16, 2, 1, unaligned=True).file(F_BAD_OPENS).file(F_THIRD).file(F_SIZE)
+    s["file_locked_invalidate"] = P().mmap_file(0, 0, 4, 0, locked=True).write(0, 0, 4) \
+        .msync(0, 0, 4, MS_SYNC_INVAL).msync(0, 0, 4, MS_INVAL).mlock(0, 0, 4, False) \
+        .msync(0, 0, 4, MS_SYNC_INVAL).mmap_file(0, 6, 2, 1, populate=True).read(0, 6, 2)
+    s["file_swap_migrate"] = P().mmap_file(0, 0, 8, 0).write(0, 0, 8, 4) \
+        .mmap_file(1, 0, 8, 0, shared=False).write(1, 2, 2, 9).reclaim(64) \
+        .madvise(0, 0, 8, PAGEOUT).madvise(1, 0, 8, PAGEOUT).read(1, 0, 8) \
+        .move(0, [0, 1, 2, 3], 0xf).move(1, [0, 2, 4, 6], 0x5).rmap(0, 1, 2).rmap(1, 0, 1) \
+        .compact(4).read(0, 0, 8).msync(0, 0, 8)
+    s["file_faults"] = P().fault(0, 3).mmap_file(0, 0, 8, 0).write(0, 0, 8, 2) \
+        .fault(5, 3).mmap_file(1, 0, 8, 0, shared=False).write(1, 0, 8, 3).fork(1) \
+        .faults_off().read(0, 0, 8).read(1, 0, 8).msync(0, 0, 8).file(F_REOPEN)
+    s["file_populate_cow"] = P().mmap_file(0, 0, 4, 0, shared=False, populate=True) \
+        .mmap_file(1, 0, 4, 0).write(1, 0, 4, 6).read(0, 0, 4) \
+        .mmap_file(0, 8, 4, 0, shared=False, locked=True).write(1, 1, 1, 7).read(0, 8, 4) \
+        .mmap_file(0, 12, 4, 0, shared=False).mlock(0, 12, 4).gup(0, 14, 0, True) \
+        .write(1, 2, 2, 8).read(0, 12, 4).mmap_file(0, 16, 2, 2, shared=False, prot=RO, populate=True) \
+        .write(1, 2, 1, 9).read(0, 16, 2)
+    s["interval"] = P().mmap(0, 0, 8).write(0, 0, 8, 1).interval(0, 2, 4) \
+        .interval(0, f=0x00).interval(0, f=0x84).fork(0).interval(0, f=0x88).write(0, 3, 1) \
+        .madvise(0, 2, 2, DONTNEED).interval(0, f=0x0c).move(0, [2, 3, 4, 5], 0xf) \
+        .reclaim(64).interval(0, f=0x04).oom_reap(0).interval(0, f=1).interval(1, 0, 8, 2) \
+        .mmap(1, 0, 8).write(1, 0, 8).interval(1, f=0x10).oom_reap(1).exit(1)
+    s["gsub_stats"] = P().gsub(0).gsub(0).mmap(0, 0, 6).write(0, 0, 6, 3).stats(0) \
+        .gsub(0).gsub(1).mlock(0, 0, 2).stats(0).merge_any(0).stats(0, 1).stats(0, 2) \
+        .mmap(1, 0, 6).write(1, 0, 6, 3).stats(1, 5).ksm_scan().ksm_scan().read(0, 0, 6) \
+        .exit(1).gsub(0).stats(0, 2)
     return s
 
 

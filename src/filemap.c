@@ -9,6 +9,11 @@
  * largest index, protected by the object's i_pages_lock.  An object is
  * freed after an RCU grace period, so rmap walkers may reach it from a
  * page without holding a reference (see rmap_walk_file).
+ *
+ * Lock order for writeback: the page lock, then the object's
+ * writeback_lock (held only around one page's pwrite()).  Reclaim writes a
+ * page it has locked; msync and the last put lock each page in turn, so
+ * they never hold writeback_lock while waiting for a page lock.
  */
 #include <fcntl.h>
 #include <sched.h>
@@ -558,27 +563,35 @@ static void collect_page(uint64_t index, void *item, void *arg)
 	b->pages[b->nr++] = item;
 }
 
+/*
+ * write_page - write @page's bytes to the file (none past EOF).
+ * Return: 0 or -EIO.  Context: page locked; takes writeback_lock.
+ */
 static int write_page(struct address_space *as, struct umm_page *page)
 {
 	uint64_t pos = page->index << PAGE_SHIFT;
 	int64_t size = atomic_load(&as->size);
 	const char *src = page_address(as->u, page);
 	size_t len, done = 0;
+	int err = 0;
 
 	if ((int64_t)pos >= size)
 		return 0;	/* wholly past EOF: nothing of it belongs to the file */
 	len = (size_t)min_t(int64_t, PAGE_SIZE, size - (int64_t)pos);
-	while (done < len) {
+	pthread_mutex_lock(&as->writeback_lock);
+	while (as->wfd >= 0 && done < len) {
 		ssize_t n = pwrite(as->wfd, src + done, len - done, (off_t)(pos + done));
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -EIO;
+			err = -EIO;
+			break;
 		}
 		done += (size_t)n;
 	}
-	return 0;
+	pthread_mutex_unlock(&as->writeback_lock);
+	return err;
 }
 
 /*
@@ -589,15 +602,10 @@ int filemap_write_page(struct umm_page *page)
 {
 	struct address_space *as = (struct address_space *)
 		atomic_load_explicit(&page->mapping, memory_order_relaxed);
-	int err = 0;
 
 	if (!as || mapping_is_shmem(as))
 		return -EIO;
-	pthread_mutex_lock(&as->writeback_lock);
-	if (as->wfd >= 0)
-		err = write_page(as, page);
-	pthread_mutex_unlock(&as->writeback_lock);
-	return err;
+	return write_page(as, page);
 }
 
 /*
@@ -609,15 +617,16 @@ int filemap_write_page(struct umm_page *page)
 int filemap_write_range(struct address_space *as, uint64_t first, uint64_t last)
 {
 	struct wb_batch b = { .first = first, .last = last };
+	bool writable;
 	int err = 0;
 
 	if (mapping_is_shmem(as))
 		return 0;
 	pthread_mutex_lock(&as->writeback_lock);
-	if (as->wfd < 0) {		/* never opened for writing: nothing can be dirty */
-		pthread_mutex_unlock(&as->writeback_lock);
+	writable = as->wfd >= 0;
+	pthread_mutex_unlock(&as->writeback_lock);
+	if (!writable)			/* never opened for writing: nothing can be dirty */
 		return 0;
-	}
 	pthread_mutex_lock(&as->i_pages_lock);
 	radix_for_each(&as->i_pages, collect_page, &b);
 	pthread_mutex_unlock(&as->i_pages_lock);
@@ -637,7 +646,6 @@ int filemap_write_range(struct address_space *as, uint64_t first, uint64_t last)
 		unlock_page(page);
 		put_page(as->u, page);
 	}
-	pthread_mutex_unlock(&as->writeback_lock);
 	free(b.pages);
 	return err;
 }

@@ -221,6 +221,7 @@ struct ksm {
 		struct ksm_rmap_item **rmap_list;
 		_Atomic unsigned long seqnr;	/* full scans done */
 		bool pass_done;
+		bool nomem;			/* stopped: an rmap_item could not be allocated */
 		unsigned long batch_gen;	/* batches gathered */
 		unsigned long merged_gen;	/* the last batch merged */
 	} scan;
@@ -1850,6 +1851,7 @@ next_mm:
 				item = get_next_rmap_item(k, slot, k->scan.rmap_list, addr);
 				if (!item) {
 					k->scan.address = addr;	/* -ENOMEM: retry later */
+					k->scan.nomem = true;
 					pthread_rwlock_unlock(&mm->mmap_lock);
 					return true;
 				}
@@ -2607,10 +2609,14 @@ int umm_ksm_scan(struct umm *u, unsigned long nr_pages)
 	return 0;
 }
 
+/* Scans that an rmap_item allocation stops, in a row, before full_scans gives up. */
+#define KSM_FULL_SCAN_NOMEM_TRIES	1000
+
 int umm_ksm_full_scans(struct umm *u, unsigned long nr)
 {
 	struct ksm *k = umm_ksm(u);
 	unsigned long target;
+	int tries = 0, err = 0;
 
 	if (!k)
 		return -EINVAL;
@@ -2620,13 +2626,23 @@ int umm_ksm_full_scans(struct umm *u, unsigned long nr)
 	while (k->scan.seqnr < target) {
 		unsigned long before = k->scan.seqnr;
 
+		k->scan.nomem = false;
 		ksm_do_scan(k, ULONG_MAX);
+		if (k->scan.seqnr != before) {
+			tries = 0;
+			continue;
+		}
 		/* nothing registered: no scan can ever complete */
-		if (k->scan.seqnr == before)
+		if (!k->scan.nomem)
 			break;
+		/* out of rmap_items: go on from the same page, as ksmd would */
+		if (++tries == KSM_FULL_SCAN_NOMEM_TRIES) {
+			err = -ENOMEM;
+			break;
+		}
 	}
 	pthread_mutex_unlock(&k->thread_mutex);
-	return 0;
+	return err;
 }
 
 int umm_ksm_get_params(struct umm *u, struct umm_ksm_params *p)

@@ -920,6 +920,10 @@ int umm_msync(struct umm_mm *mm, uint64_t addr, uint64_t len, int flags)
 		}
 		if (vma->vm_start > pos)
 			err = -ENOMEM;		/* a hole: go on, report it at the end */
+		if ((flags & UMM_MS_INVALIDATE) && (vma->vm_flags & VM_LOCKED)) {
+			err = -EBUSY;		/* as Linux: locked pages cannot be invalidated */
+			break;
+		}
 		pos = max_t(uint64_t, pos, vma->vm_start);
 		to = min_t(uint64_t, vma->vm_end, end);
 		if ((vma->vm_flags & VM_SHARED) && vma->vm_mapping &&

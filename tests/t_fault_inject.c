@@ -141,6 +141,57 @@ static bool test_anon_vma_alloc(void)
 	return fix_fini(&f);
 }
 
+/*
+ * KSM cannot allocate an rmap_item: the scan leaves that page for a later
+ * pass (as ksmd does on -ENOMEM) and reports no error; nothing merges
+ * while the failures last, everything merges once they stop, and no byte
+ * changes on the way.
+ */
+static bool test_rmap_item_alloc(void)
+{
+	struct fix f;
+	struct umm_mm *other;
+	struct umm_ksm_stats ks;
+
+	ASSERT_TRUE(fix_init(&f));
+	ASSERT_OK(umm_mm_create(f.u, &other));
+	/* the pattern depends on the address: page i of one mm equals page i of the other */
+	ASSERT_TRUE(map_pat(f.mm, AT(0), 4, RW, PRIV, 7));
+	ASSERT_TRUE(map_pat(other, AT(0), 4, RW, PRIV, 7));
+	ASSERT_OK(umm_madvise(f.mm, AT(0), PG(4), UMM_MADV_MERGEABLE));
+	ASSERT_OK(umm_madvise(other, AT(0), PG(4), UMM_MADV_MERGEABLE));
+
+	ASSERT_OK(umm_fault_inject(f.u, UMM_FAULT_RMAP_ITEM_ALLOC, 1000000, -1));
+	for (int i = 0; i < 8; i++)
+		ASSERT_OK(umm_ksm_scan(f.u, 64));
+	ASSERT_TRUE(umm_fault_injected(f.u, UMM_FAULT_RMAP_ITEM_ALLOC) >= 8);
+	/* a full scan that can never finish says so */
+	ASSERT_ERR(umm_ksm_full_scans(f.u, 1), ENOMEM);
+	umm_ksm_get_stats(f.u, &ks);
+	ASSERT_EQ(ks.pages_shared, 0);
+	ASSERT_EQ(ks.pages_sharing, 0);
+	ASSERT_TRUE(check_pat(f.mm, AT(0), 4, 7));
+	ASSERT_TRUE(machine_valid(f.u));
+
+	/* one failure in the middle of a pass: that page waits, the others go on */
+	ASSERT_OK(umm_fault_inject(f.u, UMM_FAULT_RMAP_ITEM_ALLOC, 1000000, 1));
+	ASSERT_OK(umm_ksm_full_scans(f.u, 3));
+	umm_ksm_get_stats(f.u, &ks);
+	ASSERT_EQ(ks.pages_shared, 4);
+	ASSERT_EQ(ks.pages_sharing, 4);
+	ASSERT_TRUE(check_pat(f.mm, AT(0), 4, 7));
+	ASSERT_TRUE(check_pat(other, AT(0), 4, 7));
+
+	/* a write breaks the merge for its writer only */
+	ASSERT_TRUE(put_byte(other, AT(2), 0x5a));
+	ASSERT_EQ(byte_at(other, AT(2)), 0x5a);
+	ASSERT_TRUE(check_pat(f.mm, AT(0), 4, 7));
+	ASSERT_TRUE(machine_valid(f.u));
+	umm_mm_exit(other);
+	ASSERT_OK(umm_ksm_set_run(f.u, 2));
+	return fix_fini(&f);
+}
+
 static bool swap_machine(struct fix *f, const char *name)
 {
 	struct umm_config cfg;
@@ -303,6 +354,7 @@ int main(void)
 	RUN_TEST(test_vma_alloc);
 	RUN_TEST(test_pgtable_alloc);
 	RUN_TEST(test_anon_vma_alloc);
+	RUN_TEST(test_rmap_item_alloc);
 	RUN_TEST(test_swap_io);
 	RUN_TEST(test_notifier);
 	RUN_TEST(test_random_mix);

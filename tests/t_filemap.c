@@ -20,6 +20,7 @@
  * page a mapping's page shows, '.' a page of the mapping past EOF.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1041,6 +1042,14 @@ static bool test_mmap_errors(void)
 	ASSERT_OK(umm_msync(x.mm[0], AT(20), PG(2), UMM_MS_INVALIDATE));
 	ASSERT_OK(umm_msync(x.mm[0], AT(20), 0, UMM_MS_SYNC));
 	ASSERT_OK(umm_msync(x.mm[0], AT(20), 100, UMM_MS_SYNC));	/* len rounds up */
+	/* as Linux: MS_INVALIDATE of an mlocked mapping is -EBUSY; a plain sync is not */
+	ASSERT_OK(umm_mlock(x.mm[0], AT(21), PS));
+	ASSERT_ERR(umm_msync(x.mm[0], AT(20), PG(2), UMM_MS_INVALIDATE), EBUSY);
+	ASSERT_ERR(umm_msync(x.mm[0], AT(20), PG(2), UMM_MS_SYNC | UMM_MS_INVALIDATE), EBUSY);
+	ASSERT_OK(umm_msync(x.mm[0], AT(20), PG(2), UMM_MS_SYNC));
+	ASSERT_OK(umm_msync(x.mm[0], AT(20), PS, UMM_MS_INVALIDATE));
+	ASSERT_OK(umm_munlock(x.mm[0], AT(21), PS));
+	ASSERT_OK(umm_msync(x.mm[0], AT(20), PG(2), UMM_MS_INVALIDATE));
 	/* a hole between two mappings: -ENOMEM, and the mapped parts written */
 	ASSERT_TRUE(put_byte(x.mm[0], AT(20), 0xfe));
 	ASSERT_OK(map_file(x.mm[0], AT(23), 1, RW, SHARED, x.f[1], PS));
@@ -1457,6 +1466,66 @@ static bool test_random_model(void)
 	return ffix_fini(&x);
 }
 
+/*
+ * msync against reclaim writing back the same pages.  msync took the
+ * file's writeback lock and then each page's lock; reclaim writes back a
+ * page it holds locked and then took the writeback lock: an ABBA deadlock
+ * the soak found.  A thread reclaims without pause while this one writes a
+ * page, msyncs the mapping and reads back what reached the file; with the
+ * order wrong again it hangs (the runner's time limit ends it).
+ */
+struct reclaimer {
+	struct umm *u;
+	atomic_bool stop;
+	unsigned long rounds, pages;
+};
+
+static void *reclaim_loop(void *arg)
+{
+	struct reclaimer *rc = arg;
+
+	while (!atomic_load(&rc->stop)) {
+		unsigned long got = 0;
+
+		umm_reclaim(rc->u, 32, &got);
+		rc->rounds++;
+		rc->pages += got;
+	}
+	return NULL;
+}
+
+static bool test_msync_vs_reclaim(void)
+{
+	struct ffix x;
+	struct reclaimer rc = { 0 };
+	uint8_t page[PS], got[PS];
+	int rounds = tap_short() ? 500 : 5000, fd, i;
+	bool ok = true;
+	pthread_t t;
+
+	ASSERT_TRUE(ffix_file(&x, 1, "wb", PG(8), 1, NULL));
+	ASSERT_OK(map_file(x.mm[0], AT(0), 8, RW, UMM_MAP_SHARED, x.f[0], 0));
+	fd = open(tmp_path("wb"), O_RDONLY);
+	ASSERT_TRUE(fd >= 0);
+	rc.u = x.u;
+	ASSERT_OK(pthread_create(&t, NULL, reclaim_loop, &rc));
+	for (i = 0; i < rounds && ok; i++) {
+		unsigned int p = i % 8;
+
+		memset(page, (uint8_t)(i + 1), PS);
+		ok = umm_write(x.mm[0], AT(p), page, PS) == PS &&
+		     umm_msync(x.mm[0], AT(0), PG(8), UMM_MS_SYNC) == 0 &&
+		     pread(fd, got, PS, (off_t)PG(p)) == PS && memcmp(got, page, PS) == 0;
+	}
+	atomic_store(&rc.stop, true);
+	pthread_join(t, NULL);
+	close(fd);
+	TAP_DIAG("%d msyncs against %lu reclaim rounds (%lu pages reclaimed)", i, rc.rounds,
+		 rc.pages);
+	ASSERT_TRUE(ok);
+	return ffix_fini(&x);
+}
+
 int main(void)
 {
 	if (!tmp_init("filemap")) {
@@ -1489,6 +1558,7 @@ int main(void)
 	RUN_TEST(test_gup_write_file_page);
 	RUN_TEST(test_fork_private_file_mixed);
 	RUN_TEST(test_random_model);
+	RUN_TEST(test_msync_vs_reclaim);
 	tmp_cleanup();
 	return tap_done();
 }

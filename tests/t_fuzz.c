@@ -83,16 +83,21 @@ static void log_tail(const char *log, const char *prefix)
 	fclose(f);
 }
 
-/* The checks fire: a corrupted model must make a seed input fail. */
+/* The checks fire: a corrupted model must make seed inputs fail (anonymous, file). */
 static bool test_detects_corruption(void)
 {
-	char *argv[] = { (char *)fuzz_bin(), "fuzz/corpus/cow_fork", NULL };
-	const char *log = tmp_path("corrupt.log");
-	int rc = run(argv, "UMM_FUZZ_CORRUPT=1", log);
+	static const char *const inputs[] = { "fuzz/corpus/cow_fork",
+					      "fuzz/corpus/file_shared_msync" };
 
-	TAP_DIAG("with a corrupted model: exit %d", rc);
-	ASSERT_NE(rc, 0);
-	ASSERT_TRUE(log_has(log, ", model "));
+	for (int i = 0; i < 2; i++) {
+		char *argv[] = { (char *)fuzz_bin(), (char *)inputs[i], NULL };
+		const char *log = tmp_path("corrupt.log");
+		int rc = run(argv, "UMM_FUZZ_CORRUPT=1", log);
+
+		TAP_DIAG("%s with a corrupted model: exit %d", inputs[i], rc);
+		ASSERT_NE(rc, 0);
+		ASSERT_TRUE(log_has(log, ", model "));
+	}
 	return true;
 }
 

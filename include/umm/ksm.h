@@ -65,7 +65,9 @@ int  umm_ksm_scan(struct umm *u, unsigned long nr_pages);
 /*
  * Scan on the calling thread until full_scans has advanced by @nr (what
  * Linux's selftests wait for).  Returns at once when no address space is
- * registered (no scan could ever complete).  Return: 0, -EINVAL.
+ * registered (no scan could ever complete).  A page whose rmap_item cannot
+ * be allocated is scanned again, as ksmd would; -ENOMEM only when that
+ * keeps failing.  Return: 0, -EINVAL, -ENOMEM.
  */
 int  umm_ksm_full_scans(struct umm *u, unsigned long nr);
 /*

@@ -228,7 +228,8 @@ int64_t umm_file_size(struct umm_file *f);
  * msync(2): write back the dirty pages of shared file mappings in range,
  * after write-protecting and cleaning every PTE that maps them
  * (page_mkclean), so later stores fault and dirty them again.
- * Return: 0; -EINVAL (bad flags, unaligned), -ENOMEM (hole), -EIO.
+ * Return: 0; -EINVAL (bad flags, unaligned), -ENOMEM (hole), -EBUSY
+ * (MS_INVALIDATE over an mlocked mapping, as Linux), -EIO.
  */
 int  umm_msync(struct umm_mm *mm, uint64_t addr, uint64_t len, int flags);
 
