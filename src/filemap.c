@@ -242,12 +242,6 @@ static void grab_cached_page(uint64_t index, void *item, void *arg)
 	v->pages[v->nr++] = item;
 }
 
-/*
- * truncate_cache - empty the cache of a dead object.  Reclaim may be
- * working on a page (it holds the page lock while it drops a page from the
- * cache), so each page is taken out under its lock, as truncate does.
- * Return: how many pages were left (memory ran short collecting them).
- */
 struct swap_vec {
 	uint64_t *index;
 	size_t nr, cap;
@@ -293,6 +287,12 @@ static size_t truncate_swap(struct address_space *as)
 	return left;
 }
 
+/*
+ * truncate_cache - empty the cache of a dead object.  Reclaim may be
+ * working on a page (it holds the page lock while it drops a page from the
+ * cache), so each page is taken out under its lock, as truncate does.
+ * Return: how many pages were left (memory ran short collecting them).
+ */
 static size_t truncate_cache(struct address_space *as)
 {
 	struct page_vec v = { 0 };
@@ -313,6 +313,16 @@ static size_t truncate_cache(struct address_space *as)
 			pthread_mutex_unlock(&as->i_pages_lock);
 			VM_BUG_ON(page_mapcount(page) > 0);
 			atomic_store_explicit(&page->mapping, 0, memory_order_relaxed);
+			/*
+			 * A shmem page reclaim wrote out but could not free
+			 * sits in the swap cache too; with no object to come
+			 * back to, its slot names nothing.
+			 */
+			if (TestPageFlag(page, PG_swapcache)) {
+				VM_BUG_ON(swap_count(as->u, page->private));
+				delete_from_swap_cache(as->u, page);
+				put_page(as->u, page);	/* the swap cache's reference */
+			}
 			put_page(as->u, page);		/* the cache's reference */
 		} else {
 			pthread_mutex_unlock(&as->i_pages_lock);

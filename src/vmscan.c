@@ -272,17 +272,16 @@ static bool remove_mapping(struct umm *u, struct umm_page *page)
 {
 	int32_t two = 2;
 
-	if (TestPageFlag(page, PG_swapcache) && !PageAnon(page)) {
+	uintptr_t mapping = atomic_load_explicit(&page->mapping, memory_order_relaxed);
+
+	if (TestPageFlag(page, PG_swapcache) && mapping && !PageAnon(page)) {
 		/*
 		 * shmem: the page cache and the swap cache both hold it; its
 		 * slot takes its place in the page cache, with a swap count.
 		 */
-		struct address_space *as = (struct address_space *)
-			atomic_load_explicit(&page->mapping, memory_order_relaxed);
+		struct address_space *as = (struct address_space *)mapping;
 		int32_t three = 3;
 
-		if (!as)
-			return false;
 		pthread_mutex_lock(&as->i_pages_lock);
 		if (radix_lookup(&as->i_pages, page->index) != page ||
 		    !atomic_compare_exchange_strong(&page->_refcount, &three, 0)) {
@@ -301,13 +300,16 @@ static bool remove_mapping(struct umm *u, struct umm_page *page)
 		delete_from_swap_cache(u, page);
 		atomic_store_explicit(&page->mapping, 0, memory_order_relaxed);
 	} else if (TestPageFlag(page, PG_swapcache)) {
-		/* a lookup takes its reference only from a non-zero count */
+		/*
+		 * anon, or with no mapping: read in by a fault that then lost
+		 * its race, or shmem truncated while reclaim held it.  A
+		 * lookup takes its reference only from a non-zero count.
+		 */
 		if (!atomic_compare_exchange_strong(&page->_refcount, &two, 0))
 			return false;
 		delete_from_swap_cache(u, page);
 	} else {
-		struct address_space *as = (struct address_space *)
-			atomic_load_explicit(&page->mapping, memory_order_relaxed);
+		struct address_space *as = (struct address_space *)mapping;
 
 		if (!as || PageAnon(page))
 			return false;
@@ -360,6 +362,8 @@ static enum page_outcome shrink_page(struct umm *u, struct umm_page *page,
 		}
 	}
 	if (anon && !TestPageFlag(page, PG_swapcache)) {
+		if (!PageAnon(page) && !atomic_load_explicit(&page->mapping, memory_order_relaxed))
+			goto unlock;		/* shmem truncated: freed once we let go */
 		if (!PageAnon(page) && !u->swap) {
 			ret = PAGE_CULL;	/* shmem with no swap: nowhere to go */
 			goto unlock;

@@ -105,6 +105,36 @@ static bool test_no_swap_unevictable(void)
 }
 
 /*
+ * A shmem page reclaim could not free (someone held a reference) stays in
+ * the page cache and the swap cache at once; when the object goes, it
+ * leaves both and its slot is free again.
+ */
+static bool test_truncate_swapcache(void)
+{
+	struct umm_vmscan_stat v;
+	struct umm_page *held;
+	struct fix f;
+
+	ASSERT_TRUE(shm_machine(&f, "swap-trunc", 4 << 20, 4 << 20));
+	ASSERT_OK(map_at(f.mm, AT(0), 4, RW, SHRD));
+	for (int p = 0; p < 4; p++)
+		ASSERT_TRUE(put_byte(f.mm, AT(p), (uint8_t)(p + 1)));
+	ASSERT_OK(umm_get_user_page(f.mm, AT(1), 0, &held));
+	ASSERT_OK(umm_madvise(f.mm, AT(0), PG(4), UMM_MADV_PAGEOUT));
+	v = vstat(f.u);
+	ASSERT_EQ(v.pswpout, 4);		/* written, but page 1 could not go */
+	ASSERT_EQ(v.swap_free, v.swap_slots - 4);
+	ASSERT_EQ(*(uint8_t *)umm_page_address(held), 2);
+	umm_put_page(held);
+	ASSERT_TRUE(machine_valid(f.u));
+	ASSERT_OK(umm_munmap(f.mm, AT(0), PG(4)));
+	v = vstat(f.u);
+	ASSERT_EQ(v.swap_free, v.swap_slots);
+	ASSERT_TRUE(machine_valid(f.u));
+	return fix_fini(&f);
+}
+
+/*
  * umm_pagemap says SWAPPED for a shared anonymous page whose object holds
  * it in swap, in every mm that maps the object (PTE empty or not), and
  * PRESENT once it is faulted back:
@@ -224,6 +254,7 @@ int main(void)
 	RUN_TEST(test_overcommit_shared);
 	RUN_TEST(test_no_swap_unevictable);
 	RUN_TEST(test_pagemap_swapped);
+	RUN_TEST(test_truncate_swapcache);
 	RUN_TEST(test_concurrent);
 	tmp_cleanup();
 	return tap_done();
