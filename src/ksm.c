@@ -112,6 +112,7 @@ struct ksm_stable_node {
 	 */
 	struct list_head ghosts;		/* of struct ksm_ghost */
 	uint64_t chain_prune_time;		/* chain: ms of the last prune */
+	uint64_t checksum;			/* plain, chain: of the content (a hint) */
 	int rmap_hlist_len;			/* mappings; STABLE_NODE_CHAIN for a chain */
 	unsigned int domain;			/* key: merge domain, then node, then bytes */
 	int nid;
@@ -170,6 +171,12 @@ struct ksm_shard {
 	pthread_mutex_t lock;
 	struct rb_root stable;
 	struct rb_root unstable;
+	/*
+	 * The plain node or chain the last search found, and its checksum:
+	 * a page with that checksum is tried against it first, without the
+	 * walk and its compare (see stable_tree_search).
+	 */
+	struct ksm_stable_node *hint;
 } __attribute__((aligned(64)));
 
 /* One gathered page: what the checksum phase found for it. */
@@ -403,6 +410,13 @@ static struct ksm_stable_node *alloc_stable_node(struct ksm_shard *shard, unsign
 static void stable_item_gone(struct ksm *k, struct ksm_rmap_item *item,
 			     struct ksm_stable_node *node, bool last);
 
+/* @node (a plain node or chain) leaves the stable tree: its shard forgets it. */
+static inline void forget_hint(struct ksm_stable_node *node)
+{
+	if (node->shard->hint == node)
+		node->shard->hint = NULL;
+}
+
 static void remove_node_from_stable_tree(struct ksm *k, struct ksm_stable_node *node)
 {
 	struct ksm_rmap_item *item, *tmp;
@@ -413,6 +427,7 @@ static void remove_node_from_stable_tree(struct ksm *k, struct ksm_stable_node *
 		list_del_init(&node->hlist_dup);
 		atomic_fetch_sub(&k->stable_node_dups, 1);
 	} else {
+		forget_hint(node);
 		rb_erase(&node->node, &node->shard->stable);
 	}
 	if (node->anon_vma)
@@ -430,6 +445,7 @@ static void remove_node_from_stable_tree(struct ksm *k, struct ksm_stable_node *
 static void free_stable_node_chain(struct ksm *k, struct ksm_stable_node *chain)
 {
 	VM_BUG_ON(!list_empty(&chain->hlist));
+	forget_hint(chain);
 	rb_erase(&chain->node, &chain->shard->stable);
 	atomic_fetch_sub(&k->stable_node_chains, 1);
 	free(chain);
@@ -820,8 +836,8 @@ static int write_protect_page(struct vm_area_struct *vma, struct umm_page *page,
  * loses this mapping and its reference (the caller still holds its own).
  * Refused (-EBUSY) while anyone but the mappings and the caller holds a
  * reference, as write_protect_page().
- * Return: 0, -EFAULT (not mapped there any more, or the contents differ)
- * or -EBUSY.  Context: mmap_lock read, @page locked.
+ * Return: 0, -EFAULT (not mapped there any more), -ESTALE (the contents
+ * differ) or -EBUSY.  Context: mmap_lock read, @page locked.
  */
 static int replace_page(struct vm_area_struct *vma, struct umm_page *page,
 			struct umm_page *kpage, uint64_t addr)
@@ -850,7 +866,7 @@ static int replace_page(struct vm_area_struct *vma, struct umm_page *page,
 		SetPageFlag(page, PG_dirty);
 	if (!pages_identical(u, page, kpage)) {
 		atomic_store_explicit(ptep, pte, memory_order_seq_cst);
-		err = -EFAULT;
+		err = -ESTALE;
 		goto out_unlock;
 	}
 	if (kpfn != ZERO_PFN) {
@@ -1181,7 +1197,9 @@ static struct umm_page *chain_pick(struct ksm *k, struct ksm_stable_node **nodep
 			/* one dup below the limit: the chain is no longer needed */
 			list_del_init(&found->hlist_dup);
 			found->chain = NULL;
+			found->checksum = chain->checksum;
 			rb_replace_node(&chain->node, &found->node, &chain->shard->stable);
+			forget_hint(chain);
 			free(chain);
 			atomic_fetch_sub(&k->stable_node_chains, 1);
 			atomic_fetch_sub(&k->stable_node_dups, 1);
@@ -1203,19 +1221,47 @@ static struct umm_page *chain_pick(struct ksm *k, struct ksm_stable_node **nodep
 /*
  * stable_tree_search - find a KSM page identical to @page (same domain and
  * node) that can take one more mapping; @page itself if it is a KSM page.
+ * With @checksum (the page's), the shard's hint is tried first: if the
+ * node the last search found has that checksum, its page is returned
+ * without the walk and without a compare, and *@hinted says so.  That is
+ * no decision: the merge compares the whole page (replace_page) and, if
+ * they differ after all (-ESTALE), the caller searches again without the
+ * hint.  Runs of identical pages (one shard, one thread) then cost one
+ * compare each instead of two.
  * Return: the KSM page, referenced, or NULL (none, or only full ones).
  * Context: @shard locked.
  */
 static struct umm_page *stable_tree_search(struct ksm *k, struct ksm_shard *shard,
-					   struct umm_page *page, unsigned int domain, int nid)
+					   struct umm_page *page, unsigned int domain, int nid,
+					   const uint64_t *checksum, bool *hinted)
 {
+	struct ksm_stable_node *hint = shard->hint;
 	struct rb_node *n;
 
+	*hinted = false;
 	/* a KSM page mapped without an item (forked): the item joins its node,
 	 * whatever max_page_sharing says, as on Linux */
 	if (page_stable_node(page)) {
 		get_page(page);
 		return page;
+	}
+	if (checksum && hint && hint->checksum == *checksum &&
+	    !key_cmp(domain, nid, hint->domain, hint->nid)) {
+		struct ksm_stable_node *dup = hint;
+		struct umm_page *tree_page;
+
+		if (is_stable_node_chain(hint))
+			tree_page = chain_pick(k, &hint, &dup);
+		else
+			tree_page = get_ksm_page(k, hint, false);
+		if (tree_page) {
+			if (dup && is_page_sharing_candidate(k, dup) &&
+			    page_stable_node(tree_page) == dup) {
+				*hinted = true;
+				return tree_page;
+			}
+			put_page(k->u, tree_page);	/* full: the walk decides */
+		}
 	}
 again:
 	n = shard->stable.node;
@@ -1244,6 +1290,10 @@ again:
 			n = ret < 0 ? n->left : n->right;
 			continue;
 		}
+		if (checksum) {
+			shard->hint = node;	/* plain or chain: in the tree */
+			node->checksum = *checksum;
+		}
 		if (!dup || !is_page_sharing_candidate(k, dup) || page_stable_node(tree_page) != dup) {
 			/* every copy is full: merge in the unstable tree, insert a new dup */
 			put_page(k->u, tree_page);
@@ -1261,7 +1311,7 @@ again:
  */
 static struct ksm_stable_node *stable_tree_insert(struct ksm *k, struct ksm_shard *shard,
 						  struct umm_page *kpage, unsigned int domain,
-						  int nid)
+						  int nid, uint64_t checksum)
 {
 	struct rb_node **link, *parent;
 	struct ksm_stable_node *node, *chain = NULL;
@@ -1302,6 +1352,8 @@ again:
 				return NULL;
 			chain->rmap_hlist_len = STABLE_NODE_CHAIN;
 			chain->chain_prune_time = now_ms();
+			chain->checksum = t->checksum;
+			forget_hint(t);
 			rb_replace_node(&t->node, &chain->node, &shard->stable);
 			t->chain = chain;
 			list_add(&t->hlist_dup, &chain->hlist);
@@ -1318,9 +1370,13 @@ again:
 		node->chain = chain;
 		list_add(&node->hlist_dup, &chain->hlist);
 		atomic_fetch_add(&k->stable_node_dups, 1);
+		shard->hint = chain;
+		chain->checksum = checksum;
 	} else {
 		rb_link_node(&node->node, parent, link);
 		rb_insert_color(&node->node, &shard->stable);
+		shard->hint = node;
+		node->checksum = checksum;
 	}
 	set_page_stable_node(kpage, node);
 	return node;
@@ -1428,12 +1484,15 @@ static void cmp_and_merge_page(struct ksm *k, struct ksm_shard *shard, struct um
 	struct ksm_rmap_item *tree_item;
 	struct umm_page *kpage, *tree_page;
 	struct anon_vma *orig = NULL;
+	const uint64_t *hint = &checksum;
+	bool hinted;
 	int err;
 
 	if (node && item->state == ITEM_STABLE && item->head == node)
 		return;		/* merged already */
 
-	kpage = stable_tree_search(k, shard, page, item->domain, item->nid);
+again:
+	kpage = stable_tree_search(k, shard, page, item->domain, item->nid, hint, &hinted);
 	if (kpage == page && item->state == ITEM_STABLE && item->head == node) {
 		put_page(k->u, kpage);
 		return;
@@ -1441,6 +1500,12 @@ static void cmp_and_merge_page(struct ksm *k, struct ksm_shard *shard, struct um
 	remove_rmap_item_from_tree(k, item);
 	if (kpage) {
 		err = try_to_merge_with_ksm_page(k, item, page, kpage, NULL);
+		if (err == -ESTALE && hinted) {
+			/* the checksum's hint was wrong (or stale): search by content */
+			put_page(k->u, kpage);
+			hint = NULL;
+			goto again;
+		}
 		if (!err) {
 			lock_page(kpage);
 			node = page_stable_node(kpage);
@@ -1482,7 +1547,7 @@ static void cmp_and_merge_page(struct ksm *k, struct ksm_shard *shard, struct um
 	if (!kpage)
 		return;
 	lock_page(kpage);
-	node = stable_tree_insert(k, shard, kpage, item->domain, item->nid);
+	node = stable_tree_insert(k, shard, kpage, item->domain, item->nid, checksum);
 	if (node) {
 		node->anon_vma = orig;
 		node->index = kpage->index;
