@@ -172,9 +172,9 @@ struct ksm_shard {
 	struct rb_root stable;
 	struct rb_root unstable;
 	/*
-	 * The plain node or chain the last search found, and its checksum:
-	 * a page with that checksum is tried against it first, without the
-	 * walk and its compare (see stable_tree_search).
+	 * The plain node or chain the last search found: a page with its
+	 * checksum is tried against it first, without the walk and its
+	 * compare (see stable_tree_search).
 	 */
 	struct ksm_stable_node *hint;
 } __attribute__((aligned(64)));
@@ -1219,6 +1219,21 @@ static struct umm_page *chain_pick(struct ksm *k, struct ksm_stable_node **nodep
 }
 
 /*
+ * stable_node_page - the page to compare with at @nodep, a plain node or a
+ * chain (chain_pick() chooses the dup, and may collapse the chain into it:
+ * *@nodep follows), referenced, and in *@dupp the node it belongs to (NULL:
+ * a chain with only full dups).  NULL if the node was stale (removed).
+ */
+static struct umm_page *stable_node_page(struct ksm *k, struct ksm_stable_node **nodep,
+					 struct ksm_stable_node **dupp)
+{
+	if (is_stable_node_chain(*nodep))
+		return chain_pick(k, nodep, dupp);
+	*dupp = *nodep;
+	return get_ksm_page(k, *nodep, false);
+}
+
+/*
  * stable_tree_search - find a KSM page identical to @page (same domain and
  * node) that can take one more mapping; @page itself if it is a KSM page.
  * With @checksum (the page's), the shard's hint is tried first: if the
@@ -1247,13 +1262,9 @@ static struct umm_page *stable_tree_search(struct ksm *k, struct ksm_shard *shar
 	}
 	if (checksum && hint && hint->checksum == *checksum &&
 	    !key_cmp(domain, nid, hint->domain, hint->nid)) {
-		struct ksm_stable_node *dup = hint;
-		struct umm_page *tree_page;
+		struct ksm_stable_node *dup;
+		struct umm_page *tree_page = stable_node_page(k, &hint, &dup);
 
-		if (is_stable_node_chain(hint))
-			tree_page = chain_pick(k, &hint, &dup);
-		else
-			tree_page = get_ksm_page(k, hint, false);
 		if (tree_page) {
 			if (dup && is_page_sharing_candidate(k, dup) &&
 			    page_stable_node(tree_page) == dup) {
@@ -1274,14 +1285,9 @@ again:
 			n = ret < 0 ? n->left : n->right;
 			continue;
 		}
-		if (is_stable_node_chain(node)) {
-			tree_page = chain_pick(k, &node, &dup);
-			/* a chain pruned to one dup is freed; that dup took its place */
-			n = &node->node;
-		} else {
-			tree_page = get_ksm_page(k, node, false);
-			dup = node;
-		}
+		tree_page = stable_node_page(k, &node, &dup);
+		/* a chain pruned to one dup is freed; that dup took its place */
+		n = &node->node;
 		if (!tree_page)
 			goto again;	/* the tree changed under the walk */
 		ret = memcmp_pages(k->u, page, tree_page);
@@ -1329,12 +1335,8 @@ again:
 			link = ret < 0 ? &parent->left : &parent->right;
 			continue;
 		}
-		if (is_stable_node_chain(t)) {
-			tree_page = chain_pick(k, &t, &dup);
-			parent = &t->node;	/* the chain may have collapsed into t */
-		} else {
-			tree_page = get_ksm_page(k, t, false);
-		}
+		tree_page = stable_node_page(k, &t, &dup);
+		parent = &t->node;	/* a chain may have collapsed into its dup */
 		if (!tree_page)
 			goto again;
 		ret = memcmp_pages(k->u, kpage, tree_page);

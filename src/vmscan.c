@@ -270,9 +270,8 @@ static unsigned long isolate_lru_pages(struct umm *u, struct lruvec *lv, enum lr
  */
 static bool remove_mapping(struct umm *u, struct umm_page *page)
 {
-	int32_t two = 2;
-
 	uintptr_t mapping = atomic_load_explicit(&page->mapping, memory_order_relaxed);
+	int32_t two = 2;
 
 	if (TestPageFlag(page, PG_swapcache) && mapping && !PageAnon(page)) {
 		/*
@@ -362,11 +361,13 @@ static enum page_outcome shrink_page(struct umm *u, struct umm_page *page,
 		}
 	}
 	if (anon && !TestPageFlag(page, PG_swapcache)) {
-		if (!PageAnon(page) && !atomic_load_explicit(&page->mapping, memory_order_relaxed))
-			goto unlock;		/* shmem truncated: freed once we let go */
-		if (!PageAnon(page) && !u->swap) {
-			ret = PAGE_CULL;	/* shmem with no swap: nowhere to go */
-			goto unlock;
+		if (!PageAnon(page)) {
+			if (!atomic_load_explicit(&page->mapping, memory_order_relaxed))
+				goto unlock;	/* shmem truncated: freed once we let go */
+			if (!u->swap) {
+				ret = PAGE_CULL;	/* shmem with no swap: nowhere to go */
+				goto unlock;
+			}
 		}
 		if (!u->swap || !(slot = get_swap_slot(u))) {
 			ret = PAGE_ACTIVATE;
