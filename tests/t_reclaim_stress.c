@@ -46,6 +46,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include <umm/umm.h>
 
@@ -64,6 +65,7 @@
 static uint64_t seed;
 static atomic_bool stop;		/* a thread failed: everyone stops */
 static atomic_ulong ksm_sharing_max;	/* the most pages_sharing a KSM op saw */
+static struct timespec phase_deadline;	/* workers past their ops stop here at the latest */
 
 struct mmodel {
 	struct umm_mm *mm;		/* NULL: slot free */
@@ -379,11 +381,28 @@ static bool one_op(struct worker *w)
 	return op_exit(w);
 }
 
+/*
+ * Has the run done what it is for (test_stress's last checks)?  Under a
+ * loaded host the storm may get few turns while the workers do their ops:
+ * they go on until it has, or until the phase's deadline.
+ */
+static bool goals_met(struct umm *u)
+{
+	struct umm_vmscan_stat vs = vstat(u);
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec > phase_deadline.tv_sec)
+		return true;	/* give up waiting: the checks will say what is missing */
+	return vs.pswpout && vs.pswpin && (!caps.move || vs.pgmigrate_success) &&
+	       (!caps.ksm || atomic_load(&ksm_sharing_max));
+}
+
 static void *worker_fn(void *arg)
 {
 	struct worker *w = arg;
 
-	for (uint64_t i = 0; i < w->nr_ops && !stop; i++, w->op++)
+	for (uint64_t i = 0; !stop && (i < w->nr_ops || !goals_met(w->u)); i++, w->op++)
 		if (!one_op(w))
 			break;
 	return NULL;
@@ -484,6 +503,9 @@ static bool run_phase(struct run *r, uint64_t ops)
 {
 	pthread_t th[NR_WORKERS], storm;
 	bool ok = true;
+
+	clock_gettime(CLOCK_MONOTONIC, &phase_deadline);
+	phase_deadline.tv_sec += 30;
 
 	for (unsigned int i = 0; i < NR_WORKERS; i++) {
 		r->w[i].nr_ops = ops;
